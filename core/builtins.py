@@ -1,0 +1,19 @@
+"""advx's own components, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from advx.registry import hookimpl
+
+
+@hookimpl
+def advx_register_datasets() -> list[type]:
+    from advx.data.sources import DATASETS
+
+    return list(DATASETS)
+
+
+@hookimpl
+def advx_register_evaluators() -> list[type]:
+    from advx.evaluation.metrics import EVALUATORS
+
+    return list(EVALUATORS)

@@ -1,0 +1,126 @@
+"""The ``advx`` command line: parses, calls the Python API, prints. Bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from advx.errors import AdvxError
+
+
+class _Group(click.Group):
+    """Turns AdvxError into one clear line and exit code 2 (``--debug`` re-raises)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AdvxError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.version_option(package_name="advx")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """advx: adversarial-robustness experiments — attacks, training recipes, defences."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Overrides experiment.device.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: experiment.output).")
+@click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
+def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path | None, overwrite: bool,
+        report_dir: Path | None) -> None:
+    """Run (or resume) the experiment in CONFIG and print its tables."""
+    from advx import load_experiment
+    from advx.evaluation.report import print_report, write_report
+
+    exp = load_experiment(config, list(overrides))
+    output = out or Path(exp.config.experiment.output)
+    results = exp.run(output, device=device, overwrite=overwrite)
+    print_report(results, click.echo)
+    click.echo(f"results: {output}")
+    if report_dir is not None:
+        for p in write_report(results, report_dir):
+            click.echo(f"wrote {p}")
+
+
+@cli.command()
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for report.md, CSV and PNG "
+              "(default: RUN_FILE without .h5, plus _report).")
+def report(run_file: Path, out: Path | None) -> None:
+    """Print the tables of RUN_FILE and write Markdown, CSV and PNG plots."""
+    from advx import open_run
+    from advx.evaluation.report import print_report, write_report
+
+    results = open_run(run_file)
+    print_report(results, click.echo)
+    for p in write_report(results, out or run_file.with_name(run_file.stem + "_report")):
+        click.echo(f"wrote {p}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List plugins with their versions and what they register."""
+    from advx import get_registry
+
+    rows = get_registry().plugins()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})")
+        for kind, names in row["provides"].items():
+            click.echo(f"    {kind}: {', '.join(names)}")
+
+
+@cli.command(name="list")
+@click.argument("kind")
+def list_(kind: str) -> None:
+    """List the registered components of KIND (model, dataset, attack, training_augmentation,
+    inference_defense, evaluator)."""
+    from advx import get_registry
+
+    r = get_registry()
+    for name in r.names(kind):
+        doc = (r.get(kind, name).__doc__ or "").strip().splitlines()
+        click.echo(f"{name:24s} {doc[0] if doc else ''}")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("name")
+def describe(kind: str, name: str) -> None:
+    """Print the parameters, defaults and docstring of component NAME of KIND."""
+    from advx import get_registry
+
+    click.echo(get_registry().describe(kind, name))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: add plugin commands (``advx_register_commands``), then run the group."""
+    try:
+        from advx.registry import make_plugin_manager
+
+        make_plugin_manager().hook.advx_register_commands(cli=cli)
+    except AdvxError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    cli.main(args=argv, prog_name="advx")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,316 @@
+"""Experiment configuration: TOML parsed into attrs classes.
+
+Every error names the TOML path, the bad value and what would be valid. Numbers such as
+``"8/255"`` are accepted wherever a float is. ``apply_overrides`` implements
+``advx run X.toml --set model.train.epochs=2``. Component parameters (everything in a
+component table except the reserved keys) are validated against the component's attrs
+fields by the registry when the experiment is resolved.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from .errors import ComponentParameterError, ConfigError
+from .registry.resolve import coerce, field_table
+
+
+@attrs.frozen
+class ComponentSpec:
+    """A component named in the config: its registry name, parameters and TOML path."""
+
+    name: str
+    params: dict[str, Any] = attrs.field(factory=dict)
+    where: str = ""
+
+    def key(self) -> str:
+        return json.dumps({"name": self.name, "params": self.params}, sort_keys=True, default=str)
+
+    def short(self) -> str:
+        if not self.params:
+            return self.name
+        return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
+
+
+@attrs.frozen
+class ExperimentSettings:
+    name: str = "experiment"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    output: str = "runs/experiment.h5"
+    cache_dir: str = ""
+    channels_last: bool = False
+    compile: bool = False
+
+
+@attrs.frozen
+class DataSettings:
+    dataset: ComponentSpec
+    train_fraction: float = 1.0
+    val_fraction: float = 0.0
+    test_limit: int | None = None
+    splits: int = 1
+    augment: Literal["none", "crop-flip", "paper003"] = "none"
+
+
+@attrs.frozen
+class TrainSettings:
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["none", "step", "onecycle", "cosine"] = "none"
+    step_size: int = 30
+    gamma: float = 0.1
+    loss: Literal["ce", "focal"] = "ce"
+    focal_gamma: float = 2.0
+    augment: tuple[ComponentSpec, ...] = ()
+    checkpoint: str | None = None
+    init: Literal["scratch", "base"] = "scratch"
+
+
+@attrs.frozen
+class TrainVariant:
+    label: str
+    settings: TrainSettings
+
+
+@attrs.frozen
+class DefenseVariant:
+    label: str
+    chain: tuple[ComponentSpec, ...] = ()
+    repeats: int = 1
+    eot: int | None = None
+
+
+@attrs.frozen
+class AttackSpec:
+    label: str
+    component: ComponentSpec
+    target: Literal["none", "random", "least-likely"] = "none"
+    sweep_param: str | None = None
+    sweep_value: Any = None
+
+
+@attrs.frozen
+class EvaluateSettings:
+    modes: tuple[Literal["oblivious", "adaptive"], ...] = ("oblivious",)
+    batch_size: int = 256
+    chunk_size: int = 1024
+    eot: int = 1
+    save_adversarials: bool = False
+    include_undefended: bool = True
+    metrics: tuple[ComponentSpec, ...] = ()
+
+
+@attrs.frozen
+class ExperimentConfig:
+    experiment: ExperimentSettings
+    data: DataSettings
+    model: ComponentSpec
+    base_train: TrainSettings
+    trains: tuple[TrainVariant, ...]
+    defenses: tuple[DefenseVariant, ...]
+    attacks: tuple[AttackSpec, ...]
+    evaluate: EvaluateSettings
+    raw: dict[str, Any] = attrs.field(eq=False, repr=False)
+
+    def text(self) -> str:
+        """Canonical JSON of the raw config (what the store keeps and compares)."""
+        return json.dumps(self.raw, sort_keys=True, default=str)
+
+
+TOP_KEYS = {"experiment", "data", "model", "train", "defense", "attack", "evaluate"}
+
+
+def _settings(cls: type, table: Any, path: str, skip: set[str] = frozenset()) -> dict[str, Any]:
+    """Coerce ``table`` to keyword arguments of attrs class ``cls``, naming ``path`` on error."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a table, got {table!r}")
+    attrs.resolve_types(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    out = {}
+    for key, value in table.items():
+        if key in skip:
+            continue
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1)
+            did = f" did you mean {hint[0]!r}?" if hint else ""
+            valid = ", ".join(f"{n}: {t} = {d!r}" for n, t, d in field_table(cls) if n not in skip)
+            raise ConfigError(f"{path}.{key}: unknown key;{did} valid keys: {valid}")
+        try:
+            out[key] = coerce(value, fields[key].type, f"{path}.{key}")
+        except ComponentParameterError as exc:
+            raise ConfigError(str(exc)) from None
+    return out
+
+
+def _component(table: Any, path: str, reserved: set[str] = frozenset()) -> ComponentSpec:
+    if isinstance(table, str):
+        return ComponentSpec(table, {}, path)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a table with a 'name' key, got {table!r}")
+    if "name" not in table or not isinstance(table["name"], str):
+        raise ConfigError(f"{path}.name: missing or not a string (got {table.get('name')!r})")
+    params = {k: v for k, v in table.items() if k != "name" and k not in reserved}
+    return ComponentSpec(table["name"], params, path)
+
+
+def _components(value: Any, path: str) -> tuple[ComponentSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected an array of component tables, got {value!r}")
+    return tuple(_component(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _train_settings(table: dict[str, Any], path: str, base: TrainSettings | None = None) -> TrainSettings:
+    kw = _settings(TrainSettings, table, path, skip={"augment", "label"})
+    if "augment" in table:
+        kw["augment"] = _components(table["augment"], f"{path}.augment")
+    return attrs.evolve(base, **kw) if base is not None else TrainSettings(**kw)
+
+
+def _attacks(items: Any) -> tuple[AttackSpec, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"attack: expected an array of tables ([[attack]]), got {items!r}")
+    out: list[AttackSpec] = []
+    for i, table in enumerate(items):
+        path = f"attack[{i}]"
+        comp = _component(table, path, reserved={"label", "target", "sweep"})
+        label = table.get("label", comp.short()) if isinstance(table, dict) else comp.name
+        target = table.get("target", "none") if isinstance(table, dict) else "none"
+        if target not in ("none", "random", "least-likely"):
+            raise ConfigError(f"{path}.target: expected 'none', 'random' or 'least-likely', got {target!r}")
+        sweep = table.get("sweep") if isinstance(table, dict) else None
+        if sweep is None:
+            out.append(AttackSpec(str(label), comp, target))
+            continue
+        if not (isinstance(sweep, dict) and len(sweep) == 1 and isinstance(next(iter(sweep.values())), list)):
+            raise ConfigError(f"{path}.sweep: expected one parameter and a list, e.g. sweep = {{eps = [0.1, 0.2]}}, got {sweep!r}")
+        (param, values), = sweep.items()
+        for v in values:
+            params = {**comp.params, param: v}
+            out.append(AttackSpec(f"{label}[{param}={v}]", ComponentSpec(comp.name, params, path), target, param, v))
+    labels = [a.label for a in out]
+    dup = {x for x in labels if labels.count(x) > 1}
+    if dup:
+        raise ConfigError(f"attack: labels must be unique, repeated: {sorted(dup)}; set label = \"...\"")
+    return tuple(out)
+
+
+def _defenses(items: Any) -> tuple[DefenseVariant, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"defense: expected an array of tables ([[defense]]), got {items!r}")
+    out = []
+    for i, table in enumerate(items):
+        path = f"defense[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: expected a table, got {table!r}")
+        if "chain" in table:
+            chain = _components(table["chain"], f"{path}.chain")
+        elif "name" in table:
+            chain = (_component(table, path, reserved={"label", "repeats", "eot"}),)
+        else:
+            raise ConfigError(f"{path}: give either name = \"...\" (one defence) or chain = [{{name = ...}}, ...]")
+        label = table.get("label") or "+".join(c.name for c in chain)
+        kw = _settings(DefenseVariant, {k: table[k] for k in ("repeats", "eot") if k in table}, path)
+        out.append(DefenseVariant(str(label), chain, **kw))
+    return tuple(out)
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate the structure of a config dict (component names are checked on resolve)."""
+    unknown = set(raw) - TOP_KEYS
+    if unknown:
+        k = sorted(unknown)[0]
+        hint = difflib.get_close_matches(k, TOP_KEYS, n=1)
+        raise ConfigError(f"{k}: unknown section{'; did you mean ' + repr(hint[0]) + '?' if hint else ''} "
+                          f"valid sections: {', '.join(sorted(TOP_KEYS))}")
+    exp = ExperimentSettings(**_settings(ExperimentSettings, raw.get("experiment", {}), "experiment"))
+    data_t = raw.get("data", {"name": "digits"})
+    data = DataSettings(_component(data_t, "data", reserved={f.name for f in attrs.fields(DataSettings)}),
+                        **_settings(DataSettings, {k: v for k, v in data_t.items() if k in
+                                                   {f.name for f in attrs.fields(DataSettings)}}, "data"))
+    if "model" not in raw:
+        raise ConfigError("model: missing section; e.g. [model] name = \"digits-cnn\"")
+    model_t = raw["model"]
+    model = _component(model_t, "model", reserved={"train"})
+    base = _train_settings(model_t.get("train", {}) if isinstance(model_t, dict) else {}, "model.train")
+    trains = [TrainVariant("base", base)]
+    for i, t in enumerate(raw.get("train", [])):
+        if not isinstance(t, dict) or "label" not in t:
+            raise ConfigError(f"train[{i}]: expected a table with a label, e.g. [[train]] label = \"mixup\"")
+        settings = _train_settings(t, f"train[{i}]", base=attrs.evolve(base, augment=(), checkpoint=None))
+        trains.append(TrainVariant(str(t["label"]), settings))
+    labels = [t.label for t in trains]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"train: labels must be unique (and not 'base'), got {labels}")
+    eval_t = raw.get("evaluate", {})
+    ekw = _settings(EvaluateSettings, eval_t, "evaluate", skip={"metrics"})
+    if "metrics" in eval_t:
+        ekw["metrics"] = _components(eval_t["metrics"], "evaluate.metrics")
+    return ExperimentConfig(exp, data, model, base, tuple(trains), _defenses(raw.get("defense", [])),
+                            _attacks(raw.get("attack", [])), EvaluateSettings(**ekw), raw)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied (TOML-typed values;
+    integers in the path index arrays: ``attack.0.steps=5``)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.train.epochs=2")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {key}: {where} is {node!r}, not a table")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"--set {key}: index {last} out of range")
+            node[int(last)] = _parse_value(value.strip())
+        else:
+            node[last] = _parse_value(value.strip())
+    return raw
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> ExperimentConfig:
+    raw = dict(source) if isinstance(source, dict) else read_toml(source)
+    return parse_config(apply_overrides(raw, overrides or []))

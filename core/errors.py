@@ -1,0 +1,31 @@
+"""Errors a user can fix. The CLI prints their message and exits with status 2."""
+
+from __future__ import annotations
+
+
+class AdvxError(Exception):
+    """Base class: bad input from the user (config, names, data, files)."""
+
+
+class ConfigError(AdvxError):
+    """A config value is wrong; the message names its TOML path."""
+
+
+class UnknownComponentError(AdvxError):
+    """A component name is not registered."""
+
+
+class ComponentParameterError(AdvxError):
+    """A component got an unknown or ill-typed parameter."""
+
+
+class PluginError(AdvxError):
+    """A plugin registers something that breaks the registry's rules."""
+
+
+class DatasetNotFoundError(AdvxError):
+    """Data files are missing; the message says where they were looked for and how to get them."""
+
+
+class StoreError(AdvxError):
+    """The HDF5 run file is locked, foreign, corrupted or written by a different config."""

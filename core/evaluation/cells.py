@@ -1,0 +1,113 @@
+"""The grid: cells (trained model x defence x attack x mode) and their per-chunk evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advx.config import AttackSpec, DefenseVariant, ExperimentConfig
+
+CLEAN = "clean"
+NONE = "none"
+
+
+@attrs.frozen
+class Cell:
+    train: str
+    defense: str
+    attack: str
+    mode: str  # "clean" | "oblivious" | "adaptive"
+
+    def spec(self) -> dict[str, str]:
+        return attrs.asdict(self)
+
+    def key(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{self.train}__{self.defense}__{self.attack}__{self.mode}")
+        digest = hashlib.sha1(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{slug[:80]}-{digest}"
+
+
+def expand_grid(cfg: ExperimentConfig) -> list[Cell]:
+    """Clean cells for every (model, defence), then attack cells for every mode.
+
+    The undefended pipeline gets one attack cell (oblivious and adaptive coincide there).
+    """
+    defenses = ([NONE] if cfg.evaluate.include_undefended else []) + [d.label for d in cfg.defenses]
+    cells = []
+    for t in cfg.trains:
+        for d in defenses:
+            cells.append(Cell(t.label, d, CLEAN, CLEAN))
+        for a in cfg.attacks:
+            for d in defenses:
+                for mode in cfg.evaluate.modes:
+                    if d == NONE and mode == "adaptive" and "oblivious" in cfg.evaluate.modes:
+                        continue
+                    cells.append(Cell(t.label, d, a.label, "oblivious" if d == NONE else mode))
+    return list(dict.fromkeys(cells))
+
+
+def chunk_seed(seed: int, *parts: Any) -> int:
+    h = hashlib.sha256(json.dumps([seed, *parts], default=str).encode()).digest()
+    return int.from_bytes(h[:6], "little")
+
+
+def pick_targets(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                 g: torch.Generator) -> torch.Tensor | None:
+    """Targets for targeted attacks: a random other class, or the least-likely class."""
+    if kind == "none":
+        return None
+    if kind == "least-likely":
+        with torch.no_grad():
+            return model(x).argmin(1)
+    shift = torch.randint(1, num_classes, (len(y),), generator=g).to(y.device)
+    return (y + shift) % num_classes
+
+
+def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and per-sample CE loss of ``model`` on ``x`` (batched, no grad unless the
+    defence asks for it internally)."""
+    preds, losses = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            with autocast:
+                logits = model(x[i:i + batch_size]).float()
+            preds.append(logits.argmax(1))
+            losses.append(F.cross_entropy(logits, y[i:i + batch_size], reduction="none"))
+    return torch.cat(preds), torch.cat(losses)
+
+
+def per_sample_arrays(index: torch.Tensor, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                      pred: torch.Tensor, loss: torch.Tensor) -> dict[str, np.ndarray]:
+    delta = (x_adv - x).flatten(1).float()
+    return {
+        "index": index.cpu().numpy(), "label": y.cpu().numpy(), "prediction": pred.cpu().numpy(),
+        "correct": (pred == y).cpu().numpy(), "linf": delta.abs().amax(1).cpu().numpy().astype(np.float32),
+        "l2": delta.norm(dim=1).cpu().numpy().astype(np.float32), "loss": loss.cpu().numpy().astype(np.float32),
+    }
+
+
+def run_attack(attack: Callable, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+               batch_size: int, g: torch.Generator, autocast: Any) -> torch.Tensor:
+    out = []
+    for i in range(0, len(x), batch_size):
+        t = None if target is None else target[i:i + batch_size]
+        with autocast:
+            out.append(attack(model, x[i:i + batch_size], y[i:i + batch_size], target=t, generator=g))
+    return torch.cat(out).float()
+
+
+def find_attack(cfg: ExperimentConfig, label: str) -> AttackSpec:
+    return next(a for a in cfg.attacks if a.label == label)
+
+
+def find_defense(cfg: ExperimentConfig, label: str) -> DefenseVariant | None:
+    return next((d for d in cfg.defenses if d.label == label), None)

@@ -1,0 +1,34 @@
+"""Count forward and backward passes through a model (an attack's cost, per cell)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CountingModel(nn.Module):
+    """Transparent wrapper counting batched forward and backward passes."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.forwards = 0
+        self.backwards = 0
+        self.feature_layers = tuple(getattr(model, "feature_layers", ()))
+
+    def _backward(self, grad: torch.Tensor) -> torch.Tensor:
+        self.backwards += 1
+        return grad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        self.forwards += 1
+        if out.requires_grad:
+            out.register_hook(self._backward)
+        return out
+
+    def take(self) -> tuple[int, int]:
+        """Return and reset (forwards, backwards)."""
+        counts = (self.forwards, self.backwards)
+        self.forwards = self.backwards = 0
+        return counts

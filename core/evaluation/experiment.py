@@ -1,0 +1,226 @@
+"""Run an experiment: data, trained models (cached), every cell chunk by chunk into HDF5.
+
+Re-running the same command resumes: finished models come from the checkpoint cache,
+finished cells and chunks are skipped, and each chunk's randomness is seeded from
+(seed, cell, chunk), so a resumed run gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from advx.config import ExperimentConfig, load_config
+from advx.data.bundle import DataBundle, as_float
+from advx.data.splits import fold_ids, stratified_split, stratified_subset
+from advx.defense import build_defended, reseed, set_attacking
+from advx.errors import AdvxError
+from advx.progress import progress
+
+from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, find_defense, per_sample_arrays,
+                    pick_targets, predict, run_attack)
+from .counting import CountingModel
+from .models import obtain_models
+from .results import RunResults
+from .sanity import SanityLog
+from .store import RunStore
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AdvxError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def versions(registry: Any) -> dict[str, str]:
+    out = {"torch": torch.__version__}
+    for row in registry.plugins():
+        out[row["distribution"]] = row["version"]
+    return out
+
+
+class Experiment:
+    """One experiment config bound to a registry. ``run()`` does what ``advx run`` does."""
+
+    def __init__(self, config: ExperimentConfig, registry: Any = None) -> None:
+        from advx.registry import Registry
+
+        self.config = config
+        self.registry = registry if registry is not None else Registry()
+        self.components = self.resolve()
+
+    @classmethod
+    def load(cls, source: str | Path | dict, overrides: list[str] | None = None, registry: Any = None) -> "Experiment":
+        return cls(load_config(source, overrides), registry)
+
+    def resolve(self) -> dict[str, Any]:
+        """Create every component once so a bad name or parameter fails before any training."""
+        r, c = self.registry, self.config
+        out: dict[str, Any] = {"dataset": r.create("dataset", c.data.dataset.name, c.data.dataset.params, where="data"),
+                               "model": r.create("model", c.model.name, c.model.params, where="model")}
+        for t in c.trains:
+            for s in t.settings.augment:
+                r.create("training_augmentation", s.name, s.params, where=s.where)
+        out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
+                          for a in c.attacks}
+        out["defenses"] = {d.label: [r.create("inference_defense", s.name, s.params, where=s.where) for s in d.chain]
+                           for d in c.defenses}
+        out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
+        return out
+
+    # ------------------------------------------------------------------ data
+    def prepare_data(self, device: torch.device) -> tuple[DataBundle, torch.Tensor, torch.Tensor]:
+        """Load, subset and place the data; return (bundle, test dataset indices, train subset)."""
+        c, seed = self.config.data, self.config.experiment.seed
+        data: DataBundle = self.components["dataset"].load()
+        test_index = torch.arange(len(data.y_test))
+        if c.test_limit is not None and c.test_limit < len(test_index):
+            test_index = stratified_subset(data.y_test, c.test_limit / len(test_index), seed + 1)[: c.test_limit]
+        train_index = torch.arange(len(data.y_train))
+        x_val = y_val = None
+        if c.val_fraction > 0:
+            rest, held = stratified_split(data.y_train, c.val_fraction, seed + 2)
+            x_val, y_val, train_index = data.x_train[held], data.y_train[held], rest
+        if c.train_fraction < 1:
+            sub = stratified_subset(data.y_train[train_index], c.train_fraction, seed + 3)
+            train_index = train_index[sub]
+        bundle = DataBundle(data.x_train, data.y_train, data.x_test[test_index], data.y_test[test_index],
+                            data.classes, x_val, y_val).to(device)
+        return bundle, test_index, train_index
+
+    # ------------------------------------------------------------------ run
+    def run(self, output: str | Path | None = None, *, device: str | None = None, overwrite: bool = False,
+            cache_dir: str | Path | None = None) -> RunResults:
+        cfg = self.config
+        out = Path(output or cfg.experiment.output)
+        dev = resolve_device(device or cfg.experiment.device)
+        cache = Path(cache_dir or cfg.experiment.cache_dir or out.parent / "cache")
+        torch.manual_seed(cfg.experiment.seed)
+        text = cfg.text()
+        with RunStore(out) as store:
+            store.initialize(text, hashlib.sha256(text.encode()).hexdigest(), versions(self.registry),
+                             f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+                             overwrite=overwrite)
+            data, test_index, train_index = self.prepare_data(dev)
+            if not store.has("test/index"):
+                store.write_array("test/index", test_index.numpy())
+                store.write_array("test/label", data.y_test.cpu().numpy())
+                store.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
+            models = obtain_models(cfg, self.registry, data, train_index, dev, cache,
+                                   record=lambda label, info: store.set_attrs(f"models/{label}", **info))
+            runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in models.items()}, dev)
+            cells = expand_grid(cfg)
+            for cell in progress(iterable=cells, desc="cells", unit="cell"):
+                runner.run(cell)
+            results = RunResults.from_store(store)
+            results.context = {"models": models, "data": data, "train_index": train_index, "device": dev,
+                               "registry": self.registry, "experiment": self}
+            tables = []
+            for metric in self.components["metrics"]:
+                produced = metric.evaluate(results)
+                store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
+                tables.extend(produced)
+            runner.sanity.check_monotone(results, cfg)
+            store.set_attrs("/", warnings=runner.sanity.messages)
+            results = RunResults.from_store(store)
+            results.context = {"models": models, "data": data}
+        return results
+
+
+class _CellRunner:
+    """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
+
+    def __init__(self, exp: Experiment, store: RunStore, data: DataBundle, test_index: torch.Tensor,
+                 models: dict[str, CountingModel], device: torch.device) -> None:
+        self.exp, self.cfg, self.store, self.data, self.models, self.device = exp, exp.config, store, data, models, device
+        self.test_index = test_index.to(device)
+        self.x = as_float(data.x_test)
+        self.y = data.y_test
+        ev = self.cfg.evaluate
+        self.chunk, self.batch = ev.chunk_size, ev.batch_size
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
+        self.sanity = SanityLog()
+        self._defended: dict[tuple[str, str, str], nn.Module] = {}
+
+    def defended(self, train: str, defense: str, attacking: bool) -> nn.Module:
+        key = (train, defense, "attack" if attacking else "eval")
+        if key not in self._defended:
+            d = find_defense(self.cfg, defense)
+            chain = [] if d is None else self.exp.components["defenses"][defense]
+            repeats = 1 if d is None else d.repeats
+            eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
+            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot)
+        return self._defended[key]
+
+    def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of the cached adversarial examples of (model, attack) — crafted
+        once on the undefended model, reused by every defence."""
+        path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
+        while self.store.n_done(path) < stop:
+            s = self.store.n_done(path)
+            e = min(s + self.chunk, len(self.y))
+            x_adv, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, attack_label, s, e)
+            self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32)}, chunk=self.chunk,
+                              extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
+        return torch.from_numpy(self.store.read_rows(path, "x_adv", start, stop)).to(self.device)
+
+    def craft(self, target_model: nn.Module, counter: CountingModel, train: str, attack_label: str, s: int,
+              e: int) -> tuple[torch.Tensor, float, int, int]:
+        spec = find_attack(self.cfg, attack_label)
+        attack = self.exp.components["attacks"][attack_label]
+        g = torch.Generator().manual_seed(chunk_seed(self.cfg.experiment.seed, train, attack_label, s))
+        x, y = self.x[s:e], self.y[s:e]
+        target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
+        counter.take()
+        t0 = time.perf_counter()
+        x_adv = run_attack(attack, target_model, x, y, target, self.batch, g, self.autocast)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        fw, bw = counter.take()
+        return x_adv, time.perf_counter() - t0, fw, bw
+
+    def run(self, cell: Cell) -> None:
+        path = f"cells/{cell.key()}"
+        if self.store.has(path) and self.store.attrs(path).get("status") == "done":
+            return
+        self.store.set_attrs(path, spec=cell.spec(), status="running")
+        n = len(self.y)
+        counter = self.models[cell.train]
+        for s in range(self.store.n_done(path), n, self.chunk):
+            e = min(s + self.chunk, n)
+            x, y = self.x[s:e], self.y[s:e]
+            t0 = time.perf_counter()
+            fw = bw = 0
+            if cell.mode == CLEAN:
+                x_adv = x
+            elif cell.mode == "oblivious":
+                x_adv = self.oblivious(cell.train, cell.attack, s, e)
+            else:
+                model = self.defended(cell.train, cell.defense, attacking=True)
+                set_attacking(model, True)
+                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eot"))
+                x_adv, _, fw, bw = self.craft(model, counter, cell.train, cell.attack, s, e)
+                set_attacking(model, False)
+            model = self.defended(cell.train, cell.defense, attacking=False)
+            reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
+            if s == 0 and cell.mode == CLEAN:
+                self.sanity.check_cell(cell, model, x, y, self.autocast)
+            counter.take()
+            pred, loss = predict(model, x_adv, y, self.batch, self.autocast)
+            efw, ebw = counter.take()
+            arrays = per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss)
+            if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:
+                arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
+            self.store.append(path, arrays, chunk=self.chunk,
+                              extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
+                                           "backwards": bw + ebw})
+        self.store.set_attrs(path, status="done")

@@ -1,0 +1,180 @@
+"""Built-in evaluators: accuracy tables, worst case over attacks, k-split mean ± std,
+accuracy on the base-correct subset (paper 003), eps/steps sweeps (paper 002) and Gaussian-noise
+sensitivity on training images (paper 000, Table 2)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import torch
+
+from advx.data.bundle import as_float
+
+from .cells import CLEAN, NONE
+from .results import MetricTable, RunResults
+
+
+@attrs.frozen
+class Accuracy:
+    """Clean and robust accuracy (%) per training variant and defence, one table per mode."""
+
+    name: ClassVar[str] = "accuracy"
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        return [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+
+
+@attrs.frozen
+class WorstCase:
+    """Per-sample worst case over every attack (a sample counts only if it survives all)."""
+
+    name: ClassVar[str] = "worst-case"
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        rows = []
+        for mode in results.modes():
+            for t in results.labels("train"):
+                for d in results.labels("defense"):
+                    cells = [results.get(t, d, a, mode) for a in results.attack_labels()]
+                    cells = [c for c in cells if c is not None]
+                    if not cells:
+                        continue
+                    survived = np.logical_and.reduce([c.arrays["correct"] for c in cells])
+                    rows.append([t, d, mode, len(cells), round(float(survived.mean()) * 100, 2)])
+        return [MetricTable("worst case over attacks (%)", ["train", "defense", "mode", "attacks", "accuracy"], rows)]
+
+
+def _mean_std(correct: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
+    accs = [correct[folds == k].mean() * 100 for k in np.unique(folds)]
+    return float(np.mean(accs)), float(np.std(accs))
+
+
+@attrs.frozen
+class Splits:
+    """Mean ± std accuracy over the k test splits (``data.splits``), as paper 003 reports."""
+
+    name: ClassVar[str] = "splits"
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        folds = results.test["fold"]
+        pos = {int(i): j for j, i in enumerate(results.test["index"])}
+        columns = [CLEAN, *results.attack_labels()]
+        rows = []
+        for mode in results.modes() or ["oblivious"]:
+            for t in results.labels("train"):
+                for d in results.labels("defense"):
+                    row: list[Any] = [t, d, mode]
+                    for a in columns:
+                        c = results.get(t, d, a, mode)
+                        if c is None:
+                            row.append(None)
+                            continue
+                        f = folds[[pos[int(i)] for i in c.arrays["index"]]]
+                        m, s = _mean_std(c.arrays["correct"], f)
+                        row.append(f"{m:.1f} ± {s:.1f}")
+                    rows.append(row)
+        k = len(np.unique(folds))
+        return [MetricTable(f"accuracy (%) mean ± std over {k} test splits", ["train", "defense", "mode", *columns], rows)]
+
+
+@attrs.frozen
+class BaseCorrect:
+    """Accuracy on the test samples the base model classifies correctly when clean (paper 003)."""
+
+    name: ClassVar[str] = "base-correct"
+    base: str = "base"
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        ref = results.get(self.base, NONE, CLEAN)
+        if ref is None:
+            return []
+        mask = ref.arrays["correct"]
+        columns = [CLEAN, *results.attack_labels()]
+        rows = []
+        for mode in results.modes() or ["oblivious"]:
+            for t in results.labels("train"):
+                for d in results.labels("defense"):
+                    row: list[Any] = [t, d, mode]
+                    for a in columns:
+                        c = results.get(t, d, a, mode)
+                        row.append(None if c is None else round(float(c.arrays["correct"][mask].mean()) * 100, 2))
+                    rows.append(row)
+        return [MetricTable(f"accuracy (%) on the {int(mask.sum())} samples '{self.base}' gets right when clean",
+                            ["train", "defense", "mode", *columns], rows)]
+
+
+@attrs.frozen
+class Sweep:
+    """Accuracy against a swept attack parameter (``[[attack]] sweep = {eps = [...]}``): one
+    curve per (training variant, defence), as in paper 002's figures."""
+
+    name: ClassVar[str] = "sweep"
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        cfg = results.context["experiment"].config
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for a in cfg.attacks:
+            if a.sweep_param is not None:
+                groups.setdefault((a.component.where, a.sweep_param), []).append(a)
+        tables = []
+        for (_, param), specs in groups.items():
+            name = specs[0].component.name
+            values = [str(s.sweep_value) for s in specs]
+            for mode in results.modes():
+                rows = []
+                for t in results.labels("train"):
+                    for d in results.labels("defense"):
+                        row = [f"{t}/{d}"]
+                        for s in specs:
+                            c = results.get(t, d, s.label, mode)
+                            row.append(None if c is None else round(c.accuracy, 2))
+                        rows.append(row)
+                tables.append(MetricTable(f"{name}: accuracy (%) vs {param} — {mode}", ["model/defense", *values], rows,
+                                          plot="line"))
+        return tables
+
+
+@attrs.frozen
+class NoiseSensitivity:
+    """Accuracy of each trained model on its own *training* images under Gaussian noise
+    GN(σ), and the relative drop — paper 000 (Agarwal et al.), Section 3 and Table 2."""
+
+    name: ClassVar[str] = "noise-sensitivity"
+    sigmas: tuple[float, ...] = (0.01, 0.05, 0.08)
+    limit: int = 10000
+    seed: int = 0
+
+    def evaluate(self, results: RunResults) -> list[MetricTable]:
+        ctx = results.context
+        data, models = ctx["data"], ctx["models"]
+        idx = ctx["train_index"][: self.limit]
+        x = as_float(data.x_train[idx.to(data.x_train.device)])
+        y = data.y_train[idx.to(data.y_train.device)]
+        g = torch.Generator().manual_seed(self.seed)
+        noises = {s: torch.randn(x.shape, generator=g).to(x) * s for s in self.sigmas}
+        rows = []
+        for label, model in models.items():
+            clean = _accuracy(model, x, y)
+            row: list[Any] = [label, round(clean, 2)]
+            for s in self.sigmas:
+                acc = _accuracy(model, (x + noises[s]).clamp(0, 1), y)
+                row += [round(acc, 2), round(100 * (clean - acc) / max(clean, 1e-9), 2)]
+            rows.append(row)
+        cols = ["train", "seen (clean)"]
+        for s in self.sigmas:
+            cols += [f"GN{s:g}", f"drop% GN{s:g}"]
+        return [MetricTable(f"noise sensitivity on {len(y)} training images (paper 000, Table 2)", cols, rows)]
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    return 100.0 * correct / max(1, len(y))
+
+
+EVALUATORS = [Accuracy, WorstCase, Splits, BaseCorrect, Sweep, NoiseSensitivity]

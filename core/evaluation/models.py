@@ -1,0 +1,76 @@
+"""Build, train or load every trained model of an experiment (cached by spec hash)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from advx.config import ExperimentConfig, TrainVariant
+from advx.data.bundle import DataBundle
+from advx.errors import ConfigError
+from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
+
+
+def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, base_hash: str | None) -> dict[str, Any]:
+    s = variant.settings
+    return {
+        "data": cfg.data.dataset.key(), "train_fraction": cfg.data.train_fraction,
+        "val_fraction": cfg.data.val_fraction, "data_augment": cfg.data.augment,
+        "model": cfg.model.key(), "seed": cfg.experiment.seed, "precision": cfg.experiment.precision,
+        "train": {k: (v if k != "augment" else [a.key() for a in v]) for k, v in attrs.asdict(s, recurse=False).items()},
+        "base": base_hash if s.init == "base" else None,
+    }
+
+
+def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle) -> nn.Module:
+    factory = registry.create("model", cfg.model.name, cfg.model.params, where="model")
+    return factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
+
+
+def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_index: torch.Tensor | None,
+                  device: torch.device, cache_dir: Path, record=None) -> dict[str, nn.Module]:
+    """Return {train label: trained model}; train only what the cache does not hold.
+
+    ``record(label, info)`` is called with the hash, checkpoint path and seconds of each model.
+    """
+    models: dict[str, nn.Module] = {}
+    hashes: dict[str, str] = {}
+    augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
+    for variant in cfg.trains:
+        s = variant.settings
+        h = spec_hash(_variant_spec(cfg, variant, hashes.get("base")))
+        hashes[variant.label] = h
+        path = cache_dir / "models" / f"{h}.pt"
+        model = build_model(cfg, registry, data).to(device)
+        augs = augs_by_label[variant.label]
+        info = {"num_classes": data.num_classes, "in_channels": data.in_channels,
+                "feature_layers": tuple(getattr(model, "feature_layers", ()))}
+        t0 = time.perf_counter()
+        cached = path.is_file()
+        if not cached:
+            if s.init == "base" and variant.label != "base":
+                model.load_state_dict(models["base"].state_dict())
+            if s.checkpoint:
+                ck = Path(s.checkpoint).expanduser()
+                if not ck.is_file():
+                    raise ConfigError(f"model.train.checkpoint: file {ck} not found")
+                model.load_state_dict(load_checkpoint(ck))
+        model = adapt_model(model, augs, info).to(device)
+        if cached:
+            model.load_state_dict(load_checkpoint(path))
+        else:
+            train(model, data, s, augs, seed=cfg.experiment.seed, device=device, registry=registry,
+                  cache_dir=cache_dir, train_index=train_index, desc=f"train {variant.label}",
+                  precision=cfg.experiment.precision, data_augment=cfg.data.augment)
+            save_checkpoint(model, path, {"label": variant.label, "hash": h})
+        model.eval()
+        models[variant.label] = model
+        if record is not None:
+            record(variant.label, {"hash": h, "checkpoint": str(path), "cached": cached,
+                                   "seconds": time.perf_counter() - t0})
+    return models

@@ -1,0 +1,110 @@
+"""Print and write the tables and plots of a run (terminal, Markdown, CSV, PNG)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+from .results import MetricTable, RunResults
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def format_table(t: MetricTable) -> str:
+    cells = [t.columns] + [[_fmt(v) for v in r] for r in t.rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(t.columns))]
+    line = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+    out = [t.title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def markdown_table(t: MetricTable) -> str:
+    out = [f"### {t.title}", "", "| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+    out += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in t.rows]
+    return "\n".join(out)
+
+
+def all_tables(results: RunResults) -> list[MetricTable]:
+    tables = [t for ts in results.metrics.values() for t in ts]
+    return tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+
+
+def print_report(results: RunResults, echo=print) -> None:
+    for t in all_tables(results):
+        echo(format_table(t))
+        echo("")
+    for w in results.warnings:
+        echo(f"warning: {w}")
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")[:60] or "table"
+
+
+def write_report(results: RunResults, out_dir: Path) -> list[Path]:
+    """Write report.md, one CSV per table and a PNG per plottable table; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    md = [f"# advx report: {results.header['config'].get('experiment', {}).get('name', 'run')}", "",
+          f"device: {results.header['device']} · created {results.header['created']} · "
+          + ", ".join(f"{k} {v}" for k, v in sorted(results.header["versions"].items())), ""]
+    for i, t in enumerate(all_tables(results)):
+        stem = f"{i:02d}_{_slug(t.title)}"
+        with open(out_dir / f"{stem}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(t.columns)
+            w.writerows(t.rows)
+        written.append(out_dir / f"{stem}.csv")
+        md += [markdown_table(t), ""]
+        if t.plot:
+            png = plot_table(t, out_dir / f"{stem}.png")
+            if png is not None:
+                md += [f"![{t.title}]({png.name})", ""]
+                written.append(png)
+    if results.warnings:
+        md += ["## Warnings", ""] + [f"- {w}" for w in results.warnings] + [""]
+    (out_dir / "report.md").write_text("\n".join(md))
+    written.insert(0, out_dir / "report.md")
+    return written
+
+
+def plot_table(t: MetricTable, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is an optional extra
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(t.columns)), 4))
+    if t.plot == "line":
+        xs = t.columns[1:]
+        for row in t.rows:
+            ys = [float("nan") if v is None else float(v) for v in row[1:]]
+            ax.plot(range(len(xs)), ys, marker="o", label=str(row[0]))
+        ax.set_xticks(range(len(xs)), xs)
+        ax.set_xlabel(t.title.split(" vs ")[-1].split(" — ")[0] if " vs " in t.title else "")
+    else:
+        num_start = next((i for i, c in enumerate(t.columns) if c == "clean"), 2)
+        groups = t.columns[num_start:]
+        width = 0.8 / max(1, len(t.rows))
+        for j, row in enumerate(t.rows):
+            ys = [0 if v is None else float(v) for v in row[num_start:]]
+            ax.bar([i + j * width for i in range(len(groups))], ys, width, label="/".join(map(str, row[:num_start])))
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=20, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(t.title, fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,105 @@
+"""Results read back from a run file: per-sample arrays per cell, and metric tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .cells import CLEAN, Cell
+
+
+@attrs.define
+class MetricTable:
+    """A table the papers print. ``plot`` is "bar" (grouped bars per row) or "line"
+    (each row a curve over numeric columns) or None."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    plot: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MetricTable":
+        return cls(**d)
+
+
+@attrs.define
+class CellResult:
+    cell: Cell
+    arrays: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+    @property
+    def accuracy(self) -> float:
+        c = self.arrays.get("correct")
+        return float(np.mean(c)) * 100 if c is not None and len(c) else float("nan")
+
+
+@attrs.define
+class RunResults:
+    header: dict[str, Any]
+    cells: list[CellResult]
+    test: dict[str, np.ndarray]
+    metrics: dict[str, list[MetricTable]]
+    warnings: list[str]
+    models: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    adversarials: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    context: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_store(cls, store: Any) -> "RunResults":
+        cells = []
+        for key in store.names("cells"):
+            info = store.attrs(f"cells/{key}")
+            spec = json.loads(info["spec"])
+            cells.append(CellResult(Cell(**spec), store.cell_arrays(f"cells/{key}"), info))
+        metrics = {}
+        for name in store.names("metrics"):
+            tables = json.loads(store.attrs(f"metrics/{name}")["tables"])
+            metrics[name] = [MetricTable.from_dict(t) for t in tables]
+        test = {k: store.read(f"test/{k}") for k in store.names("test")}
+        root = store.attrs("/")
+        warnings = json.loads(root["warnings"]) if "warnings" in root else []
+        models = {k: store.attrs(f"models/{k}") for k in store.names("models")}
+        adv = {k: store.attrs(f"adversarials/{k}") for k in store.names("adversarials")}
+        return cls(store.header(), cells, test, metrics, warnings, models, adv)
+
+    # ------------------------------------------------------------------ lookups
+    def get(self, train: str, defense: str, attack: str, mode: str | None = None) -> CellResult | None:
+        for c in self.cells:
+            if (c.cell.train, c.cell.defense, c.cell.attack) == (train, defense, attack) and (
+                    mode is None or c.cell.mode == mode or attack == CLEAN):
+                return c
+        return None
+
+    def labels(self, field: str) -> list[str]:
+        return list(dict.fromkeys(getattr(c.cell, field) for c in self.cells))
+
+    def attack_labels(self) -> list[str]:
+        return [a for a in self.labels("attack") if a != CLEAN]
+
+    def modes(self) -> list[str]:
+        return [m for m in self.labels("mode") if m != CLEAN]
+
+    def accuracy_table(self, mode: str) -> MetricTable:
+        """Rows: (training variant, defence); columns: clean then each attack (accuracy, %)."""
+        attacks = self.attack_labels()
+        rows = []
+        for t in self.labels("train"):
+            for d in self.labels("defense"):
+                clean = self.get(t, d, CLEAN)
+                if clean is None:
+                    continue
+                row: list[Any] = [t, d, round(clean.accuracy, 2)]
+                for a in attacks:
+                    r = self.get(t, d, a, mode) or (self.get(t, d, a, "oblivious") if d == "none" else None)
+                    row.append(round(r.accuracy, 2) if r is not None else None)
+                rows.append(row)
+        return MetricTable(f"accuracy (%) — {mode} attacks", ["train", "defense", "clean", *attacks], rows, plot="bar")

@@ -1,0 +1,217 @@
+"""The HDF5 run file. This is the only module that imports h5py.
+
+Schema (``advx report`` and plain h5py readers rely on it; see docs in README "Run file"):
+
+``/`` attrs
+    ``advx_schema`` (int), ``config`` (canonical JSON of the TOML), ``config_hash``,
+    ``versions`` (JSON: advx, torch, every plugin), ``device``, ``created``.
+``/test``
+    ``index`` (int64, position in the dataset's test split), ``label``, ``fold`` (k-split id).
+``/models/<train label>`` attrs
+    ``hash``, ``checkpoint`` (path), ``seconds``, ``spec`` (JSON).
+``/adversarials/<key>``
+    oblivious cache: ``x_adv`` (float32, N x C x H x W) crafted once per (trained model, attack)
+    on the undefended model; attrs ``n_done``, ``seconds``, ``forwards``, ``backwards``, ``spec``.
+``/cells/<key>``
+    one evaluated cell. attrs: ``spec`` (JSON: train, defense, attack, mode), ``status``
+    ("running" | "done"), ``n_done``, ``seconds``, ``forwards``, ``backwards``.
+    datasets (length N, chunked, resizable): ``index``, ``label``, ``prediction``, ``correct``
+    (bool), ``linf``, ``l2`` (perturbation norms), ``loss`` (CE of the defended output),
+    and ``x_adv`` when ``save_adversarials = true``.
+``/metrics/<evaluator>`` attrs
+    ``tables``: JSON list of {title, columns, rows, plot}.
+
+Writes are appended chunk by chunk; ``n_done`` is bumped and the file flushed after each, so
+a crash loses at most the chunk in flight. A sidecar ``<file>.lock`` (flock) refuses a second
+writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from advx.errors import StoreError
+
+SCHEMA = 1
+PER_SAMPLE = {"index": np.int64, "label": np.int64, "prediction": np.int64, "correct": np.bool_,
+              "linf": np.float32, "l2": np.float32, "loss": np.float32}
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every top-level dataset of an HDF5 file as numpy arrays (for the ``hdf5`` dataset)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+    except OSError as exc:
+        raise StoreError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+class RunStore:
+    """Read/write access to one run file (use as a context manager)."""
+
+    def __init__(self, path: str | Path, *, mode: str = "a") -> None:
+        self.path = Path(path)
+        self.mode = mode
+        self._lock_fh = None
+        self.f: h5py.File | None = None
+
+    # ------------------------------------------------------------------ open / close
+    def __enter__(self) -> "RunStore":
+        if self.mode != "r":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fh = open(str(self.path) + ".lock", "w")
+            try:
+                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock_fh.close()
+                raise StoreError(f"{self.path} is being written by another advx process "
+                                 f"(lock {self.path}.lock is held); wait for it or use --out") from None
+        try:
+            if self.mode == "r" and not self.path.is_file():
+                raise StoreError(f"{self.path}: no such run file")
+            self.f = h5py.File(self.path, self.mode, locking=False)
+        except OSError as exc:
+            self._release()
+            raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}); delete it or use --overwrite") from None
+        if self.mode == "r" or len(self.f.attrs):
+            self._check_schema()
+        return self
+
+    def _check_schema(self) -> None:
+        assert self.f is not None
+        if "advx_schema" not in self.f.attrs:
+            keys = list(self.f.attrs) or list(self.f)
+            self.close()
+            raise StoreError(f"{self.path}: not an advx run file (no advx_schema attribute; holds {keys[:5]})")
+        if int(self.f.attrs["advx_schema"]) > SCHEMA:
+            self.close()
+            raise StoreError(f"{self.path}: written by a newer advx (schema {int(self.f.attrs['advx_schema'])})")
+
+    def _release(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        self._release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        assert self.f is not None
+        self.f.flush()
+
+    # ------------------------------------------------------------------ header
+    def initialize(self, config_text: str, config_hash: str, versions: dict[str, str], device: str,
+                   *, overwrite: bool = False) -> bool:
+        """Stamp a new file, or check an existing one was written by the same config.
+
+        Returns True when the file already held results (a resume).
+        """
+        assert self.f is not None
+        if "advx_schema" in self.f.attrs:
+            if self.f.attrs["config_hash"] == config_hash:
+                return True
+            if not overwrite:
+                raise StoreError(f"{self.path} holds a run of a different config; pass --overwrite to replace "
+                                 "it or --out to write elsewhere")
+            for k in list(self.f):
+                del self.f[k]
+        self.f.attrs.update({"advx_schema": SCHEMA, "config": config_text, "config_hash": config_hash,
+                             "versions": json.dumps(versions), "device": device,
+                             "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self.flush()
+        return False
+
+    def header(self) -> dict[str, Any]:
+        assert self.f is not None
+        a = self.f.attrs
+        return {"config": json.loads(a["config"]), "config_hash": a["config_hash"],
+                "versions": json.loads(a["versions"]), "device": a["device"], "created": a["created"]}
+
+    # ------------------------------------------------------------------ generic groups
+    def group(self, path: str) -> h5py.Group:
+        assert self.f is not None
+        return self.f.require_group(path)
+
+    def has(self, path: str) -> bool:
+        assert self.f is not None
+        return path in self.f
+
+    def attrs(self, path: str) -> dict[str, Any]:
+        assert self.f is not None
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.f[path].attrs.items()}
+
+    def set_attrs(self, path: str, **values: Any) -> None:
+        g = self.group(path)
+        for k, v in values.items():
+            g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        self.flush()
+
+    def write_array(self, path: str, array: np.ndarray) -> None:
+        assert self.f is not None
+        if path in self.f:
+            del self.f[path]
+        self.f.create_dataset(path, data=array)
+
+    def read(self, path: str) -> np.ndarray:
+        assert self.f is not None
+        return self.f[path][()]
+
+    def names(self, path: str) -> list[str]:
+        assert self.f is not None
+        return list(self.f[path]) if path in self.f else []
+
+    # ------------------------------------------------------------------ chunked per-sample data
+    def n_done(self, path: str) -> int:
+        assert self.f is not None
+        return int(self.f[path].attrs.get("n_done", 0)) if path in self.f else 0
+
+    def append(self, path: str, arrays: dict[str, np.ndarray], *, chunk: int, extra_attrs: dict[str, Any]) -> None:
+        """Append one chunk of per-sample arrays to group ``path``, then bump ``n_done`` and flush.
+
+        Arrays past ``n_done`` (left by a crash mid-chunk) are overwritten, never duplicated.
+        """
+        g = self.group(path)
+        start = int(g.attrs.get("n_done", 0))
+        n = len(next(iter(arrays.values())))
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            if name not in g:
+                g.create_dataset(name, shape=(0, *arr.shape[1:]), maxshape=(None, *arr.shape[1:]),
+                                 dtype=arr.dtype, chunks=(max(1, min(chunk, 4096)), *arr.shape[1:]))
+            ds = g[name]
+            if ds.shape[0] < start + n:
+                ds.resize(start + n, axis=0)
+            ds[start:start + n] = arr
+        for k, v in extra_attrs.items():
+            g.attrs[k] = g.attrs.get(k, 0) + v if isinstance(v, (int, float)) and k in g.attrs else v
+        g.attrs["n_done"] = start + n
+        self.flush()
+
+    def read_rows(self, path: str, name: str, start: int, stop: int) -> np.ndarray:
+        assert self.f is not None
+        return self.f[path][name][start:stop]
+
+    def cell_arrays(self, path: str) -> dict[str, np.ndarray]:
+        assert self.f is not None
+        g = self.f[path]
+        n = int(g.attrs.get("n_done", 0))
+        return {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset) and k != "x_adv"}
+
+
+def file_size(path: Path) -> int:
+    return os.path.getsize(path) if path.exists() else 0

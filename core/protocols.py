@@ -1,0 +1,201 @@
+"""The five protocols every advx component follows, and small base classes that do the
+bookkeeping so a plugin only writes the technique.
+
+Pixel range is [0, 1] everywhere; models normalise inside ``forward``. Components are attrs
+classes with ``name: ClassVar[str]``; their fields are hyper-parameters. Models and tensors
+are passed to methods, never stored on a component.
+
+Model
+    ``build(num_classes, in_channels) -> nn.Module`` on a registered factory. The module maps
+    NCHW images in [0, 1] to logits and may carry ``feature_layers: tuple[str, ...]``, dotted
+    names (``model.get_submodule``) that feature-level techniques hook by default.
+Attack
+    ``attack(model, x, y, *, target=None) -> x_adv``: batched, stateless, device-agnostic,
+    inside its threat model and the pixel bounds, never mutating ``x``, leaving the model's
+    mode and ``requires_grad`` flags as found. Subclass :class:`AttackBase`, write ``perturb``.
+TrainingAugmentation
+    Optional hooks the trainer calls in recipe order: ``setup(ctx)`` (freeze, insert modules,
+    precompute), ``augment(batch, ctx) -> Batch`` (new inputs, soft labels),
+    ``loss(model, batch, ctx) -> Tensor | None`` (a different objective; the last non-None in
+    the recipe wins), ``teardown(ctx)`` (remove training-only hooks and modules).
+InferenceDefense
+    ``wrap(model) -> nn.Module``, the defended classifier. Input-transform defences subclass
+    :class:`InputTransformDefense` and write ``transform(x, model, generator)``; the core chains
+    them, gives each the *undefended* model, averages probabilities over ``repeats`` draws and
+    applies BPDA/EOT in adaptive attacks.
+Evaluator
+    ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import attrs
+import torch
+from torch import nn
+
+Bounds = tuple[float, float]
+
+
+@runtime_checkable
+class ModelFactory(Protocol):
+    name: ClassVar[str]
+
+    def build(self, num_classes: int, in_channels: int) -> nn.Module: ...
+
+
+@runtime_checkable
+class Attack(Protocol):
+    name: ClassVar[str]
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 target: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TrainingAugmentation(Protocol):
+    name: ClassVar[str]
+
+
+@runtime_checkable
+class InferenceDefense(Protocol):
+    name: ClassVar[str]
+
+    def wrap(self, model: nn.Module) -> nn.Module: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    name: ClassVar[str]
+
+    def evaluate(self, results: Any) -> list[Any]: ...
+
+
+# --------------------------------------------------------------------------- attacks
+class frozen_params:
+    """Context manager: eval mode, parameters not requiring grad; restores both on exit."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self.training = self.model.training
+        self.flags = [p.requires_grad for p in self.model.parameters()]
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        for p, flag in zip(self.model.parameters(), self.flags):
+            p.requires_grad_(flag)
+        self.model.train(self.training)
+
+
+def per_sample(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or (N,) tensor as an (N, 1, 1, ...) tensor broadcastable against ``x``."""
+    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    return t.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+@attrs.frozen
+class AttackBase:
+    """Bookkeeping shared by every attack: mode, grads, bounds, copying, seeding.
+
+    Subclasses implement ``perturb(model, x, y, *, target, generator)`` and return a tensor
+    the same shape as ``x``; ``__call__`` clips it to ``bounds`` (and the subclass's own
+    threat model) and hands back a detached tensor.
+    """
+
+    name: ClassVar[str] = "attack-base"
+    norm: ClassVar[str] = "linf"
+    #: True for minimal-norm attacks (CW, DeepFool) that have no eps budget.
+    minimal: ClassVar[bool] = False
+    bounds: Bounds = attrs.field(default=(0.0, 1.0), converter=tuple)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 target: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        if target is not None and not getattr(self, "supports_target", True):
+            raise ValueError(f"attack {self.name!r} has no targeted variant")
+        x0 = x.detach().clone()
+        with frozen_params(model), torch.enable_grad():
+            x_adv = self.perturb(model, x0, y.detach(), target=target, generator=generator)
+        return x_adv.detach().clamp(*self.bounds)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                target: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def logits_fp32(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Model output in fp32, so losses and gradients never overflow under autocast."""
+    return model(x).float()
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Seeded Gaussian noise drawn on the CPU (same draws on every device)."""
+    return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x)
+
+
+def rand_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Seeded U[0, 1) noise drawn on the CPU (same draws on every device)."""
+    return torch.rand(x.shape, generator=generator, dtype=torch.float32).to(x)
+
+
+# --------------------------------------------------------------------------- training
+@attrs.define
+class Batch:
+    """One training batch: inputs, soft labels (N x C, rows sum to 1) and dataset indices."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+    @property
+    def hard(self) -> torch.Tensor:
+        return self.y.argmax(1)
+
+
+@attrs.define
+class AugmentationBase:
+    """No-op hooks; subclass and override the ones the technique needs."""
+
+    name: ClassVar[str] = "augmentation-base"
+
+    def setup(self, ctx: Any) -> None:
+        return None
+
+    def augment(self, batch: Batch, ctx: Any) -> Batch:
+        return batch
+
+    def loss(self, model: nn.Module, batch: Batch, ctx: Any) -> torch.Tensor | None:
+        return None
+
+    def teardown(self, ctx: Any) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- defences
+@attrs.frozen
+class InputTransformDefense:
+    """A defence that rewrites the input before the classifier sees it.
+
+    ``randomized`` defences are averaged over ``repeats`` draws and attacked with EOT;
+    ``differentiable = False`` ones are passed straight through on the backward pass (BPDA)
+    when attacked adaptively. ``transform`` receives the *undefended* model.
+    """
+
+    name: ClassVar[str] = "input-transform"
+    randomized: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = True
+
+    def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        from advx.defense import DefendedClassifier
+
+        return DefendedClassifier(model, [self], repeats=1)

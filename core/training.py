@@ -1,0 +1,168 @@
+"""The trainer: optimiser, schedule, loss and the TrainingAugmentation hooks in order.
+
+Deterministic on CPU for a given seed. Trained weights are cached by the hash of everything
+that determines them (data, model, recipe, seed) and loaded back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from .config import ComponentSpec, TrainSettings
+from .data.augment import augment_batch
+from .data.bundle import DataBundle, as_float
+from .losses import make_criterion, one_hot
+from .progress import progress
+from .protocols import Batch
+
+
+@attrs.define
+class TrainContext:
+    """What augmentations see. ``x_train``/``y_train`` (soft labels) may be replaced or grown
+    in ``setup`` (e.g. intelligent mixup adds mixed samples)."""
+
+    model: nn.Module
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    num_classes: int
+    device: torch.device
+    settings: TrainSettings
+    seed: int
+    registry: Any
+    generator: torch.Generator
+    criterion: Any
+    feature_layers: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    epoch: int = 0
+    step: int = 0
+    state: dict[str, Any] = attrs.field(factory=dict)
+
+
+def spec_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _optimizer(params: list[nn.Parameter], s: TrainSettings) -> torch.optim.Optimizer:
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+
+
+def _scheduler(opt: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: int):
+    total = max(1, s.epochs * steps_per_epoch)
+    if s.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=total)
+    if s.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if s.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size * steps_per_epoch, gamma=s.gamma)
+    return None
+
+
+def create_augmentations(registry: Any, specs: tuple[ComponentSpec, ...]) -> list[Any]:
+    return [registry.create("training_augmentation", s.name, s.params, where=f"{s.where}") for s in specs]
+
+
+def adapt_model(model: nn.Module, augmentations: list[Any], ctx_info: dict[str, Any]) -> nn.Module:
+    """Let augmentations change the architecture (e.g. insert fixer modules) — the same call is
+    made before training and before loading a cached checkpoint, so both build the same net."""
+    for aug in augmentations:
+        fn = getattr(aug, "adapt_model", None)
+        if fn is not None:
+            model = fn(model, ctx_info) or model
+    return model
+
+
+def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentations: list[Any], *,
+          seed: int, device: torch.device, registry: Any, cache_dir: Path | None = None,
+          train_index: torch.Tensor | None = None, desc: str = "train", precision: str = "fp32",
+          data_augment: str = "none") -> nn.Module:
+    """Train ``model`` in place on ``data`` (optionally the subset ``train_index``); return it."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    x = data.x_train if train_index is None else data.x_train[train_index.to(data.x_train.device)]
+    y = data.y_train if train_index is None else data.y_train[train_index.to(data.y_train.device)]
+    ctx = TrainContext(model=model, x_train=x, y_train=one_hot(y, data.num_classes).to(x.device),
+                       num_classes=data.num_classes, device=device, settings=settings, seed=seed,
+                       registry=registry, generator=g, criterion=make_criterion(settings.loss, settings.focal_gamma),
+                       feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir)
+    for aug in augmentations:
+        aug.setup(ctx)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n = ctx.x_train.shape[0]
+    steps = max(1, -(-n // settings.batch_size))
+    opt = _optimizer(params, settings) if params else None
+    sched = _scheduler(opt, settings, steps) if opt else None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    bar = progress(total=settings.epochs * steps, desc=desc, unit="batch")
+    try:
+        for epoch in range(settings.epochs):
+            ctx.epoch = epoch
+            perm = torch.randperm(n, generator=g).to(ctx.x_train.device)
+            seen = correct = 0
+            total_loss = 0.0
+            for b in range(steps):
+                idx = perm[b * settings.batch_size:(b + 1) * settings.batch_size]
+                batch = Batch(as_float(ctx.x_train[idx]), ctx.y_train[idx].float(), idx)
+                batch.x = augment_batch(batch.x, data_augment, g)
+                for aug in augmentations:
+                    batch = aug.augment(batch, ctx)
+                model.train()
+                with autocast:
+                    loss = None
+                    for aug in augmentations:
+                        out = aug.loss(model, batch, ctx)
+                        loss = out if out is not None else loss
+                    if loss is None:
+                        logits = model(batch.x)
+                        loss = ctx.criterion(logits, batch.y)
+                        correct += int((logits.argmax(1) == batch.y.argmax(1)).sum())
+                        seen += len(idx)
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if sched is not None:
+                        sched.step()
+                total_loss += float(loss.detach())
+                ctx.step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{total_loss / (b + 1):.3f}",
+                                acc=f"{correct / seen:.3f}" if seen else "-")
+    finally:
+        bar.close()
+        for aug in reversed(augmentations):
+            aug.teardown(ctx)
+    model.eval()
+    return model
+
+
+def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Load a state dict safely (``weights_only=True``: no code in a checkpoint ever runs)."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    return obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
+
+
+def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta, default=str)}, tmp)
+    tmp.replace(path)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode, no-grad copy (e.g. the 'defended model' whose predictions label samples)."""
+    m = copy.deepcopy(model).eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m

@@ -1,0 +1,79 @@
+"""Hook specifications: one ``advx_register_<kind>`` hook per component kind.
+
+Every hook takes no arguments and returns a list of component classes (attrs classes
+with a ``name: ClassVar[str]``). All results are collected; none wins over another, and
+two classes claiming the same name in one kind is an error naming both distributions.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("advx")
+hookimpl = pluggy.HookimplMarker("advx")
+
+
+@hookspec
+def advx_register_models() -> list[type]:
+    """Return model factory classes: ``build(num_classes, in_channels) -> nn.Module``.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_datasets() -> list[type]:
+    """Return dataset classes: ``load() -> DataBundle`` of [0, 1] NCHW tensors.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_attacks() -> list[type]:
+    """Return attack classes: ``__call__(model, x, y, *, target=None) -> x_adv``.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_training_augmentations() -> list[type]:
+    """Return training-augmentation classes (``setup``/``augment``/``loss``/``teardown``).
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_inference_defenses() -> list[type]:
+    """Return inference-defence classes: ``wrap(model) -> nn.Module`` or ``transform``.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_evaluators() -> list[type]:
+    """Return evaluator classes: ``evaluate(results) -> list[MetricTable]``.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
+def advx_register_commands(cli) -> None:
+    """Add click commands to the ``advx`` group.
+
+    :param cli: the root :class:`click.Group`; call ``cli.add_command(cmd)``.
+    """
+
+
+KIND_HOOKS = {
+    "model": "advx_register_models",
+    "dataset": "advx_register_datasets",
+    "attack": "advx_register_attacks",
+    "training_augmentation": "advx_register_training_augmentations",
+    "inference_defense": "advx_register_inference_defenses",
+    "evaluator": "advx_register_evaluators",
+}

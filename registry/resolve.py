@@ -1,0 +1,257 @@
+"""Turn names and parameter tables into validated component instances.
+
+Everything a user can get wrong here raises an :class:`advx.errors.AdvxError` subclass whose
+message names where the value was written, what was given and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from fractions import Fraction
+from typing import Any, Union
+
+import attrs
+
+from advx.errors import ComponentParameterError, PluginError, UnknownComponentError
+
+from .hookspecs import KIND_HOOKS
+from .manager import AdvxPluginManager, make_plugin_manager, plugin_distribution
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
+KIND_ALIASES = {
+    "models": "model", "datasets": "dataset", "data": "dataset", "attacks": "attack",
+    "augmentation": "training_augmentation", "augmentations": "training_augmentation",
+    "training_augmentations": "training_augmentation", "training-augmentation": "training_augmentation",
+    "defense": "inference_defense", "defenses": "inference_defense", "defence": "inference_defense",
+    "inference_defenses": "inference_defense", "inference-defense": "inference_defense",
+    "evaluators": "evaluator", "metric": "evaluator", "metrics": "evaluator",
+}
+# The method(s) a class must define to conform to its kind's protocol (see advx.protocols).
+REQUIRED_METHODS = {
+    "model": ("build",),
+    "dataset": ("load",),
+    "attack": ("__call__",),
+    "training_augmentation": (),
+    "inference_defense": ("wrap",),
+    "evaluator": ("evaluate",),
+}
+AUGMENTATION_HOOKS = ("setup", "augment", "loss", "teardown")
+
+
+def normalize_kind(kind: str) -> str:
+    """Accept singular, plural and a few spelled-out aliases of a component kind."""
+    k = KIND_ALIASES.get(kind, kind)
+    if k not in KIND_HOOKS:
+        raise UnknownComponentError(f"unknown component kind {kind!r}; kinds: {', '.join(KIND_HOOKS)}")
+    return k
+
+
+def parse_number(value: Any, where: str) -> float:
+    """Floats, ints and strings such as ``"8/255"`` or ``"1e-3"`` become a float."""
+    if isinstance(value, bool):
+        raise ComponentParameterError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.replace(" ", ""))) if "/" in value else float(value)
+        except (ValueError, ZeroDivisionError):
+            pass
+    raise ComponentParameterError(f"{where}: expected a number such as 0.03 or \"8/255\", got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a TOML value to the annotated type ``tp``; raise with ``where`` if impossible."""
+    if tp is Any or tp is None:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ComponentParameterError as exc:
+                errors.append(str(exc))
+        raise ComponentParameterError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ComponentParameterError(
+            f"{where}: expected one of {', '.join(map(repr, typing.get_args(tp)))}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        inner = args[0] if args else Any
+        items = [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ComponentParameterError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    if tp is float:
+        return parse_number(value, where)
+    if tp is int:
+        if isinstance(value, bool):
+            raise ComponentParameterError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ComponentParameterError(f"{where}: expected an integer, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ComponentParameterError(f"{where}: expected true or false, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ComponentParameterError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def field_table(cls: type) -> list[tuple[str, str, Any]]:
+    """(name, type, default) of each init field of an attrs class."""
+    attrs.resolve_types(cls)
+    rows = []
+    for f in attrs.fields(cls):
+        if not f.init:
+            continue
+        default = f.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory() if not default.takes_self else "<derived>"
+        elif default is attrs.NOTHING:
+            default = "<required>"
+        rows.append((f.alias or f.name, _type_name(f.type), default))
+    return rows
+
+
+def _fields_help(cls: type) -> str:
+    rows = field_table(cls)
+    if not rows:
+        return "it takes no parameters"
+    return "valid parameters: " + ", ".join(f"{n}: {t} = {d!r}" for n, t, d in rows)
+
+
+def instantiate(cls: type, params: dict[str, Any], where: str) -> Any:
+    """Create ``cls(**params)`` with coercion; errors name ``where`` and list valid fields."""
+    attrs.resolve_types(cls)
+    fields = {(f.alias or f.name): f for f in attrs.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in params.items():
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1)
+            did = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ComponentParameterError(
+                f"{where}: {cls.name!r} has no parameter {key!r}{did} {_fields_help(cls)}")
+        kwargs[key] = coerce(value, fields[key].type, f"{where}.{key}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ComponentParameterError(f"{where}: invalid parameters for {cls.name!r}: {exc}. {_fields_help(cls)}") from None
+
+
+class Registry:
+    """Component classes by kind and name, collected from a plugin manager and validated."""
+
+    def __init__(self, pm: AdvxPluginManager | None = None) -> None:
+        self.pm = pm if pm is not None else make_plugin_manager()
+        self._by_kind: dict[str, dict[str, type]] = {}
+        self._origin: dict[tuple[str, str], str] = {}
+        self._plugins: list[tuple[str, str, str, dict[str, list[str]]]] = []
+        self._collect()
+
+    def _collect(self) -> None:
+        for kind, hook in KIND_HOOKS.items():
+            table: dict[str, type] = {}
+            caller = getattr(self.pm.hook, hook)
+            for impl in caller.get_hookimpls():
+                dist = "{} {}".format(*plugin_distribution(self.pm, impl.plugin))
+                for cls in impl.function() or []:
+                    self._check(kind, cls, dist)
+                    if cls.name in table:
+                        raise PluginError(
+                            f"duplicate {kind} name {cls.name!r}: {table[cls.name].__qualname__} from "
+                            f"{self._origin[(kind, cls.name)]} and {cls.__qualname__} from {dist}")
+                    table[cls.name] = cls
+                    self._origin[(kind, cls.name)] = dist
+            self._by_kind[kind] = dict(sorted(table.items()))
+
+    @staticmethod
+    def _check(kind: str, cls: Any, dist: str) -> None:
+        if not (isinstance(cls, type) and attrs.has(cls)):
+            raise PluginError(f"{dist} registered {cls!r} as a {kind}: components must be attrs classes")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise PluginError(
+                f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r}: "
+                "use lower-case letters, digits and single '-', '_' or '.' separators")
+        missing = [m for m in REQUIRED_METHODS[kind] if not callable(getattr(cls, m, None))]
+        if kind == "attack" and "__call__" not in vars(cls) and not any(
+                "__call__" in vars(b) for b in cls.__mro__[:-1]):
+            missing.append("__call__")
+        if kind == "training_augmentation" and not any(callable(getattr(cls, h, None)) for h in AUGMENTATION_HOOKS):
+            missing.append(" or ".join(AUGMENTATION_HOOKS))
+        if missing:
+            raise PluginError(
+                f"{dist} registered {cls.__qualname__} ({name!r}) as a {kind} but it lacks {', '.join(missing)}; "
+                "see advx.protocols")
+
+    def names(self, kind: str) -> list[str]:
+        return list(self._by_kind[normalize_kind(kind)])
+
+    def origin(self, kind: str, name: str) -> str:
+        return self._origin[(normalize_kind(kind), name)]
+
+    def get(self, kind: str, name: str, where: str | None = None) -> type:
+        kind = normalize_kind(kind)
+        table = self._by_kind[kind]
+        if name in table:
+            return table[name]
+        at = f" at {where}" if where else ""
+        hint = difflib.get_close_matches(str(name), list(table), n=1)
+        did = f"; did you mean {hint[0]!r}?" if hint else ""
+        label = kind.replace("_", " ")
+        raise UnknownComponentError(
+            f"unknown {label} {name!r}{at}{did} installed: {', '.join(table) or '(none)'}")
+
+    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, where: str | None = None) -> Any:
+        cls = self.get(kind, name, where)
+        return instantiate(cls, dict(params or {}), where or f"{normalize_kind(kind)} {name!r}")
+
+    def describe(self, kind: str, name: str) -> str:
+        cls = self.get(kind, name)
+        lines = [f"{normalize_kind(kind)} {name!r}  ({cls.__module__}.{cls.__qualname__}, from {self.origin(kind, name)})", ""]
+        doc = (cls.__doc__ or "").strip()
+        if doc:
+            lines += [doc, ""]
+        rows = field_table(cls)
+        lines.append("parameters:" if rows else "parameters: none")
+        for n, t, d in rows:
+            lines.append(f"  {n}: {t} = {d!r}")
+        return "\n".join(lines)
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """One row per registered plugin: distribution, version and what it registers."""
+        rows = []
+        for plugin_name, plugin in self.pm.list_name_plugin():
+            dist, version = plugin_distribution(self.pm, plugin)
+            provides: dict[str, list[str]] = {}
+            for kind, hook in KIND_HOOKS.items():
+                fn = getattr(plugin, hook, None)
+                if fn is not None:
+                    provides[kind] = sorted(c.name for c in fn() or [])
+            rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": provides})
+        return rows
