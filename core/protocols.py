@@ -114,19 +114,25 @@ class AttackBase:
     norm: ClassVar[str] = "linf"
     #: True for minimal-norm attacks (CW, DeepFool) that have no eps budget.
     minimal: ClassVar[bool] = False
+    supports_target: ClassVar[bool] = True
     bounds: Bounds = attrs.field(default=(0.0, 1.0), converter=tuple)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                 target: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        if target is not None and not getattr(self, "supports_target", True):
+                 target: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 eps: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Attack ``model`` at (``x``, ``y``); ``target`` makes it targeted, ``eps`` (a float or an
+        (N,) tensor) overrides the budget per sample, ``generator`` seeds its randomness."""
+        if target is not None and not self.supports_target:
             raise ValueError(f"attack {self.name!r} has no targeted variant")
         x0 = x.detach().clone()
+        budget = per_sample(getattr(self, "eps", 0.0) if eps is None else eps, x0)
         with frozen_params(model), torch.enable_grad():
-            x_adv = self.perturb(model, x0, y.detach(), target=target, generator=generator)
+            x_adv = self.perturb(model, x0, y.detach(), target=target, generator=generator, eps=budget)
         return x_adv.detach().clamp(*self.bounds)
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                target: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None,
+                generator: torch.Generator | None, eps: torch.Tensor) -> torch.Tensor:
+        """Return the adversarial batch (``eps`` is the per-sample budget as N x 1 x 1 x 1)."""
         raise NotImplementedError
 
 

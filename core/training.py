@@ -141,6 +141,8 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                                 acc=f"{correct / seen:.3f}" if seen else "-")
     finally:
         bar.close()
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
         for aug in reversed(augmentations):
             aug.teardown(ctx)
     model.eval()

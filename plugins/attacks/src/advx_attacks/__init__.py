@@ -1,0 +1,1 @@
+"""advx-attacks: the attacks the five papers use, batched and stateless."""

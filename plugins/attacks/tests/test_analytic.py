@@ -1,0 +1,92 @@
+"""Attacks against an analytic linear model whose minimal adversarial is known exactly."""
+
+import pytest
+import torch
+
+import advx
+
+
+def fooled(model, x_adv, y):
+    with torch.no_grad():
+        return model(x_adv).argmax(1) != y
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_deepfool_lands_within_1_25x_of_the_optimum(linear, norm):
+    model, x, y = linear
+    opt = model.minimal_distance(x, y, norm)
+    x_adv = advx.create("attack", "deepfool", norm=norm)(model, x, y)
+    assert fooled(model, x_adv, y).all()
+    d = (x_adv - x).flatten(1)
+    got = d.norm(dim=1) if norm == "l2" else d.abs().amax(1)
+    ratio = got / opt
+    assert (ratio >= 1 - 1e-4).all(), "found a perturbation smaller than the proven minimum"
+    assert (ratio <= 1.25).all(), f"worst ratio {ratio.max():.3f}"
+
+
+def test_cw_lands_within_1_25x_of_the_optimum(linear):
+    model, x, y = linear
+    opt = model.minimal_distance(x, y, "l2")
+    x_adv = advx.create("attack", "cw", c=0.1, steps=200, binary_search_steps=9, lr=0.01)(model, x, y)
+    assert fooled(model, x_adv, y).all()
+    ratio = (x_adv - x).flatten(1).norm(dim=1) / opt
+    assert (ratio >= 1 - 1e-3).all() and (ratio <= 1.25).all(), f"ratios in [{ratio.min():.3f}, {ratio.max():.3f}]"
+
+
+@pytest.mark.parametrize("name,params", [("fgsm", {}), ("bim", {"steps": 10}), ("pgd", {"steps": 20}),
+                                         ("apgd", {"steps": 20})])
+def test_linf_attacks_succeed_just_above_and_fail_just_below_the_optimum(binary_linear, name, params):
+    model, x, y = binary_linear
+    opt = model.minimal_distance(x, y, "linf")
+    above = advx.create("attack", name, **params)(model, x, y, eps=opt * 1.05)
+    below = advx.create("attack", name, **params)(model, x, y, eps=opt * 0.95)
+    assert not fooled(model, below, y).any(), "fooled below the minimal distance: the eps-ball leaks"
+    rate = fooled(model, above, y).float().mean()
+    assert rate == 1.0, f"{name} fooled only {rate:.0%} with eps 5 % above the optimum"
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd"])
+def test_dlr_loss_attacks_respect_the_optimum(linear, name):
+    model, x, y = linear
+    opt = model.minimal_distance(x, y, "linf")
+    atk = advx.create("attack", name, loss="dlr", steps=30)
+    assert not fooled(model, atk(model, x, y, eps=opt * 0.95), y).any()
+    assert fooled(model, atk(model, x, y, eps=opt * 1.05), y).float().mean() >= 0.95
+
+
+def test_dlr_needs_three_classes(binary_linear):
+    model, x, y = binary_linear
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        advx.create("attack", "apgd", loss="dlr")(model, x, y)
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd"])
+def test_l2_attacks_respect_the_optimum(binary_linear, name):
+    model, x, y = binary_linear
+    opt = model.minimal_distance(x, y, "l2")
+    atk = advx.create("attack", name, norm="l2", steps=30)
+    above, below = atk(model, x, y, eps=opt * 1.05), atk(model, x, y, eps=opt * 0.95)
+    assert not fooled(model, below, y).any()
+    assert fooled(model, above, y).all()
+    assert ((above - x).flatten(1).norm(dim=1) <= opt * 1.05 + 1e-5).all()
+
+
+@pytest.mark.parametrize("name", ["fgsm", "bim", "pgd", "apgd", "cw"])
+def test_targeted_attacks_reach_the_target(linear, name):
+    model, x, y = linear
+    target = (y + 1) % 3
+    params = {"eps": 0.5} if name != "cw" else {"c": 1.0, "steps": 100}
+    if name in ("bim", "pgd", "apgd"):
+        params["steps"] = 30
+    x_adv = advx.create("attack", name, **params)(model, x, y, target=target)
+    with torch.no_grad():
+        hit = (model(x_adv).argmax(1) == target).float().mean()
+    assert hit >= (0.9 if name == "fgsm" else 0.99), f"{name} reached the target on {hit:.0%}"
+
+
+def test_per_sample_eps_is_honoured(linear):
+    model, x, y = linear
+    eps = torch.linspace(0.0, 0.2, len(x))
+    x_adv = advx.create("attack", "pgd", steps=5)(model, x, y, eps=eps)
+    assert ((x_adv - x).flatten(1).abs().amax(1) <= eps + 1e-6).all()
+    assert torch.equal(x_adv[0], x[0])

@@ -1,0 +1,1 @@
+"""advx-zoo: the papers' networks as advx model factories."""
