@@ -9,7 +9,7 @@ Transformation, and steps marked non-differentiable pass gradients straight thro
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ class DefendedClassifier(nn.Module):
     """
 
     def __init__(self, model: nn.Module, transforms: Sequence[InputTransformDefense], *, repeats: int = 1,
-                 eot: int = 1, seed: int = 0) -> None:
+                 eot: int = 1, seed: int = 0, context: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.model = model
         self.transforms = list(transforms)
@@ -34,6 +34,7 @@ class DefendedClassifier(nn.Module):
         self.eot = max(1, int(eot))
         self.attacking = False
         self.generator = torch.Generator().manual_seed(seed)
+        self.context = dict(context or {})
 
     @property
     def randomized(self) -> bool:
@@ -44,7 +45,7 @@ class DefendedClassifier(nn.Module):
 
     def apply_transforms(self, x: torch.Tensor) -> torch.Tensor:
         for t in self.transforms:
-            out = t.transform(x, self.model, self.generator)
+            out = t.transform(x, self.model, self.generator, self.context)
             if self.attacking and not t.differentiable:
                 out = x + (out - x).detach()  # BPDA: identity on the backward pass
             x = out
@@ -64,7 +65,7 @@ class DefendedClassifier(nn.Module):
 
 
 def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 1, eot: int = 1,
-                   seed: int = 0) -> nn.Module:
+                   seed: int = 0, context: dict[str, Any] | None = None) -> nn.Module:
     """Apply a chain of defences in order; consecutive input transforms share one wrapper."""
     pending: list[InputTransformDefense] = []
     current = model
@@ -73,11 +74,11 @@ def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 
             pending.append(d)
             continue
         if pending:
-            current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed)
+            current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed, context=context)
             pending = []
         current = d.wrap(current)
     if pending or current is model:
-        current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed)
+        current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed, context=context)
     return current
 
 

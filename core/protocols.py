@@ -22,7 +22,7 @@ InferenceDefense
     ``wrap(model) -> nn.Module``, the defended classifier. Input-transform defences subclass
     :class:`InputTransformDefense` and write ``transform(x, model, generator)``; the core chains
     them, gives each the *undefended* model, averages probabilities over ``repeats`` draws and
-    applies BPDA/EOT in adaptive attacks.
+    applies BPDA/EOT in adaptive attacks. ``transform(x, model, generator, context)``.
 Evaluator
     ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
 """
@@ -191,17 +191,20 @@ class InputTransformDefense:
 
     ``randomized`` defences are averaged over ``repeats`` draws and attacked with EOT;
     ``differentiable = False`` ones are passed straight through on the backward pass (BPDA)
-    when attacked adaptively. ``transform`` receives the *undefended* model.
+    when attacked adaptively. ``transform`` receives the *undefended* model and a ``context``
+    dict: ``train_x``/``train_y`` (clean training data on the device, e.g. MI-OL's mixing pool)
+    and ``num_classes``.
     """
 
     name: ClassVar[str] = "input-transform"
     randomized: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
 
-    def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None,
+                  context: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, context: dict[str, Any] | None = None) -> nn.Module:
         from advx.defense import DefendedClassifier
 
-        return DefendedClassifier(model, [self], repeats=1)
+        return DefendedClassifier(model, [self], repeats=1, context=context)

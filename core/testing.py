@@ -95,10 +95,11 @@ def check_attack(attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     return x_adv
 
 
-def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: int) -> None:
+def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: int,
+                  context: dict[str, Any] | None = None) -> None:
     """Assert the InferenceDefense contract: logits of the right shape, finite, input unchanged."""
     before = x.clone()
-    wrapped = defense.wrap(model)
+    wrapped = defense.wrap(model, context) if context is not None else defense.wrap(model)
     out = wrapped(x)
     assert out.shape == (x.shape[0], num_classes), f"defence returned shape {tuple(out.shape)}"
     assert torch.isfinite(out).all()

@@ -119,8 +119,8 @@ class Experiment:
                                    record=lambda label, info: store.set_attrs(f"models/{label}", **info))
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in models.items()}, dev)
             cells = expand_grid(cfg)
-            for cell in progress(iterable=cells, desc="cells", unit="cell"):
-                runner.run(cell)
+            for order, cell in enumerate(progress(iterable=cells, desc="cells", unit="cell")):
+                runner.run(cell, order)
             results = RunResults.from_store(store)
             results.context = {"models": models, "data": data, "train_index": train_index, "device": dev,
                                "registry": self.registry, "experiment": self}
@@ -158,7 +158,8 @@ class _CellRunner:
             chain = [] if d is None else self.exp.components["defenses"][defense]
             repeats = 1 if d is None else d.repeats
             eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot)
+            context = {"train_x": self.data.x_train, "train_y": self.data.y_train, "num_classes": self.data.num_classes}
+            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot, context=context)
         return self._defended[key]
 
     def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> torch.Tensor:
@@ -188,11 +189,11 @@ class _CellRunner:
         fw, bw = counter.take()
         return x_adv, time.perf_counter() - t0, fw, bw
 
-    def run(self, cell: Cell) -> None:
+    def run(self, cell: Cell, order: int) -> None:
         path = f"cells/{cell.key()}"
         if self.store.has(path) and self.store.attrs(path).get("status") == "done":
             return
-        self.store.set_attrs(path, spec=cell.spec(), status="running")
+        self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
         n = len(self.y)
         counter = self.models[cell.train]
         for s in range(self.store.n_done(path), n, self.chunk):
@@ -213,7 +214,10 @@ class _CellRunner:
             model = self.defended(cell.train, cell.defense, attacking=False)
             reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
             if s == 0 and cell.mode == CLEAN:
-                self.sanity.check_cell(cell, model, x, y, self.autocast)
+                d = find_defense(self.cfg, cell.defense)
+                eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
+                self.sanity.check_cell(cell, model, x, y, self.autocast,
+                                       attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1)
             counter.take()
             pred, loss = predict(model, x_adv, y, self.batch, self.autocast)
             efw, ebw = counter.take()

@@ -26,6 +26,7 @@ class Accuracy:
         return [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
 
 
+
 @attrs.frozen
 class WorstCase:
     """Per-sample worst case over every attack (a sample counts only if it survives all)."""

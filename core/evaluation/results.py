@@ -60,6 +60,7 @@ class RunResults:
             info = store.attrs(f"cells/{key}")
             spec = json.loads(info["spec"])
             cells.append(CellResult(Cell(**spec), store.cell_arrays(f"cells/{key}"), info))
+        cells.sort(key=lambda c: c.info.get("order", 0))
         metrics = {}
         for name in store.names("metrics"):
             tables = json.loads(store.attrs(f"metrics/{name}")["tables"])

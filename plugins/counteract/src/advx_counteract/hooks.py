@@ -1,0 +1,13 @@
+"""Register paper 004's inference defences with advx."""
+
+from __future__ import annotations
+
+from advx.registry import hookimpl
+
+from .counteract import Counteract
+from .randomized import DEFENSES
+
+
+@hookimpl
+def advx_register_inference_defenses() -> list[type]:
+    return [Counteract, *DEFENSES]

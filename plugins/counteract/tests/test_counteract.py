@@ -1,0 +1,130 @@
+"""Paper 004's defences on a digits CNN."""
+
+import pytest
+import torch
+
+import advx
+from advx.defense import DefendedClassifier, build_defended
+from advx.testing import check_defense, digits_model
+from advx_counteract.counteract import counter_perturbation, draw_labels
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model, data = digits_model()
+    return model, data.x_test[:64].clone(), data.y_test[:64].clone(), data
+
+
+def ctx(data):
+    return {"train_x": data.x_train, "train_y": data.y_train, "num_classes": 10}
+
+
+def test_labels_are_distinct_and_never_the_prediction():
+    pred = torch.randint(0, 10, (500,))
+    labels = draw_labels(pred, 10, 9, torch.Generator().manual_seed(0))
+    assert labels.shape == (500, 9)
+    assert (labels != pred[:, None]).all()
+    assert all(len(set(r.tolist())) == 9 for r in labels)
+    few = draw_labels(pred, 10, 3, torch.Generator().manual_seed(1))
+    assert (few != pred[:, None]).all() and len(torch.unique(few)) == 10  # all non-predicted labels get drawn
+
+
+def test_counter_perturbation_stays_within_mu(digits):
+    model, x, _, data = digits
+    out = advx.create("inference_defense", "counteract", mu=0.02, alpha=0.05).transform(
+        x, model, torch.Generator().manual_seed(0), ctx(data))
+    assert (out - x).abs().max() <= 0.02 + 1e-6
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_targeted_and_untargeted_steps_have_opposite_signs(digits):
+    model, x, _, _ = digits
+    labels = draw_labels(model(x).argmax(1), 10, 1, torch.Generator().manual_seed(0))
+    t = counter_perturbation(model, x, labels, 0.01, 1.0, targeted=True)
+    u = counter_perturbation(model, x, labels, 0.01, 1.0, targeted=False)
+    assert torch.equal(t, -u) and t.abs().max() > 0
+
+
+def test_targeted_step_raises_the_chosen_labels_probability(digits):
+    model, x, _, _ = digits
+    labels = draw_labels(model(x).argmax(1), 10, 1, torch.Generator().manual_seed(0))
+    delta = counter_perturbation(model, x, labels, 0.05, 1.0, targeted=True)
+    with torch.no_grad():
+        before = model(x).softmax(1).gather(1, labels).mean()
+        after = model((x + delta).clamp(0, 1)).softmax(1).gather(1, labels).mean()
+    assert after > before
+
+
+def test_all_labels_use_one_batched_pass(digits):
+    model, x, _, data = digits
+    calls = []
+    h = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    advx.create("inference_defense", "counteract").transform(x, model, torch.Generator().manual_seed(0), ctx(data))
+    h.remove()
+    assert calls == [len(x), 9 * len(x)]  # prediction, then all 9 labels at once
+
+
+def test_repeats_average_probabilities(digits):
+    model, x, _, data = digits
+    guo = advx.create("inference_defense", "crop-rescale")
+    one = DefendedClassifier(model, [guo], repeats=1, context=ctx(data))
+    many = DefendedClassifier(model, [guo], repeats=8, context=ctx(data))
+    with torch.no_grad():
+        one.reseed(3)
+        draws = [one(x).softmax(1) for _ in range(8)]
+        many.reseed(3)
+        avg = many(x).exp()
+    assert torch.allclose(avg, torch.stack(draws).mean(0), atol=1e-5)
+
+
+def test_chain_order_holds_and_counteract_sees_the_undefended_model(digits):
+    model, x, _, data = digits
+    order = []
+
+    class Probe(type(advx.create("inference_defense", "crop-rescale"))):
+        def transform(self, x, m, g, c):
+            order.append((self.min_scale, m is model))
+            return x
+
+    a, b = Probe(min_scale=0.5), Probe(min_scale=0.75)
+    build_defended(model, [a, b], context=ctx(data))(x)
+    assert order == [(0.5, True), (0.75, True)]
+
+
+@pytest.mark.parametrize("name,params", [("counteract", {}), ("counteract", {"mode": "untargeted"}),
+                                         ("random-resize-pad", {}), ("crop-rescale", {}),
+                                         ("mixup-inference", {"lam": 0.6})])
+def test_contract(digits, name, params):
+    model, x, _, data = digits
+    d = advx.create("inference_defense", name, **params)
+    check_defense(d, model, x, 10, ctx(data))
+    out = build_defended(model, [d], repeats=2, context=ctx(data))(x)
+    assert out.shape == (len(x), 10)
+
+
+def test_mixup_inference_mixes_with_other_labels_only(digits):
+    model, x, _, data = digits
+    mi = advx.create("inference_defense", "mixup-inference", lam=0.5)
+    g = torch.Generator().manual_seed(0)
+    out = mi.transform(x, model, g, ctx(data))
+    xs = (out - 0.5 * x) / 0.5  # the clean partner each sample was mixed with
+    pool = data.x_train.flatten(1)
+    idx = torch.cdist(xs.flatten(1), pool).argmin(1)
+    assert (data.y_train[idx] != model(x).argmax(1)).all()
+
+
+def test_untargeted_counteract_costs_less_clean_accuracy_than_targeted(digits):
+    """Paper 004 Table 4: targeted counter-steps cost more clean accuracy than untargeted ones."""
+    model, _, _, data = digits
+    x, y = data.x_test, data.y_test
+
+    def acc(mode):
+        d = build_defended(model, [advx.create("inference_defense", "counteract", mode=mode, alpha=0.1, mu=0.2)],
+                           context=ctx(data))
+        with torch.no_grad():
+            return (d(x).argmax(1) == y).float().mean().item()
+
+    with torch.no_grad():
+        base = (model(x).argmax(1) == y).float().mean().item()
+    assert acc("untargeted") >= acc("targeted")
+    assert acc("untargeted") <= base + 0.01
