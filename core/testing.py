@@ -68,6 +68,28 @@ def digits_model(epochs: int = 15, seed: int = 0, name: str = "digits-cnn") -> t
     return model.eval(), data
 
 
+def make_context(model: nn.Module, data: Any, *, seed: int = 0, epochs: int = 1, registry: Any = None) -> Any:
+    """A TrainContext over ``data``'s training set, as the trainer builds it (for unit tests)."""
+    from advx.config import TrainSettings
+    from advx.losses import one_hot, soft_cross_entropy
+    from advx.registry import Registry
+    from advx.training import TrainContext
+
+    return TrainContext(model=model, x_train=data.x_train, y_train=one_hot(data.y_train, data.num_classes),
+                        num_classes=data.num_classes, device=torch.device("cpu"),
+                        settings=TrainSettings(epochs=epochs), seed=seed,
+                        registry=registry if registry is not None else Registry(),
+                        generator=torch.Generator().manual_seed(seed), criterion=soft_cross_entropy,
+                        feature_layers=tuple(getattr(model, "feature_layers", ())))
+
+
+def make_batch(data: Any, n: int = 32) -> Batch:
+    from advx.data.bundle import as_float
+    from advx.losses import one_hot
+
+    return Batch(as_float(data.x_train[:n]), one_hot(data.y_train[:n], data.num_classes), torch.arange(n))
+
+
 def check_attack(attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Assert the Attack contract and return the adversarial batch."""
     x_before = x.clone()

@@ -7,6 +7,7 @@ message names where the value was written, what was given and what would be vali
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 import types
 import typing
@@ -64,6 +65,16 @@ def parse_number(value: Any, where: str) -> float:
 
 
 def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp) if a is not Ellipsis)
+        return f"{origin.__name__}[{args}]" if args else origin.__name__
+    if tp is type(None):
+        return "None"
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -234,7 +245,7 @@ class Registry:
     def describe(self, kind: str, name: str) -> str:
         cls = self.get(kind, name)
         lines = [f"{normalize_kind(kind)} {name!r}  ({cls.__module__}.{cls.__qualname__}, from {self.origin(kind, name)})", ""]
-        doc = (cls.__doc__ or "").strip()
+        doc = inspect.cleandoc(cls.__doc__ or "")
         if doc:
             lines += [doc, ""]
         rows = field_table(cls)

@@ -1,0 +1,1 @@
+"""advx-mixup: mixup-family and adversarial-training augmentations (paper 001, IAT)."""

@@ -1,0 +1,118 @@
+"""Adversarial training recipes: Madry PGD training, FGSM training, partial PGD (paper 001
+Section 3.4.2) and interpolated adversarial training (IAT, Lamb et al. 2019; paper 004)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import attrs
+import torch
+from torch import nn
+
+from advx.protocols import AugmentationBase, Batch
+
+from .mixing import beta, mix
+
+
+class _KeepTrainMode(nn.Module):
+    """A view of ``model`` that ignores eval()/train(): attacks then run the model in whatever
+    mode it is in (train mode during training: batch-norm batch statistics)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = [model]  # a list, so the model is not registered as a child
+
+    def train(self, mode: bool = True) -> "_KeepTrainMode":
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner[0](x)
+
+
+@attrs.define
+class AdversarialTraining(AugmentationBase):
+    """PGD adversarial training — Madry et al. 2018, as paper 001 uses it: each batch is
+    attacked against the *current* model and the result trained on. ``attack`` names any
+    registered attack, ``params`` its parameters. ``mode``: 'replace' the batch, 'extend' it
+    (clean + adversarial) or replace its first 'half' (Goodfellow et al.'s FGSM training, paper
+    002's baseline). ``eval_mode`` (default true, as the papers do) attacks the model in eval
+    mode; false keeps train mode (batch-norm batch statistics).
+    Paper 001: MNIST eps 0.3 step 0.1 40 it; CIFAR eps 8/255 step 2/255 7 it."""
+
+    name: ClassVar[str] = "pgd-training"
+    attack: str = "pgd"
+    params: dict[str, Any] = attrs.field(factory=lambda: {"eps": 8 / 255, "alpha": 2 / 255, "steps": 7})
+    mode: Literal["replace", "extend", "half"] = attrs.field(
+        default="replace", validator=attrs.validators.in_(["replace", "extend", "half"]))
+    eval_mode: bool = True
+    _attack: Any = attrs.field(default=None, init=False, repr=False)
+
+    def setup(self, ctx: Any) -> None:
+        self._attack = ctx.registry.create("attack", self.attack, self.params, where=f"{self.name}.attack")
+
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Any) -> torch.Tensor:
+        target = model if self.eval_mode else _KeepTrainMode(model)
+        return self._attack(target, x, y, generator=ctx.generator)
+
+    def augment(self, batch: Batch, ctx: Any) -> Batch:
+        hard = batch.y.argmax(1)
+        if self.mode == "half":
+            k = len(batch.x) // 2
+            x = batch.x.clone()
+            x[:k] = self.adversarial(ctx.model, batch.x[:k], hard[:k], ctx)
+            return Batch(x, batch.y, batch.index)
+        x_adv = self.adversarial(ctx.model, batch.x, hard, ctx)
+        if self.mode == "extend":
+            return Batch(torch.cat([batch.x, x_adv]), torch.cat([batch.y, batch.y]), torch.cat([batch.index] * 2))
+        return Batch(x_adv, batch.y, batch.index)
+
+
+@attrs.define
+class FGSMTraining(AdversarialTraining):
+    """FGSM adversarial training (Goodfellow et al. 2015), paper 002's baseline: half of each
+    batch replaced by FGSM examples of the current model."""
+
+    name: ClassVar[str] = "fgsm-training"
+    attack: str = "fgsm"
+    params: dict[str, Any] = attrs.field(factory=lambda: {"eps": 0.3})
+    mode: Literal["replace", "extend", "half"] = "half"
+
+
+@attrs.define
+class PartialPGD(AdversarialTraining):
+    """Partial PGD, paper 001 Section 3.4.2 (Algorithm 2): attack the batch, then mix the clean
+    batch with its own PGD version, x̃ = λx + (1−λ)x_adv, λ ~ Beta(α, α); labels unchanged."""
+
+    name: ClassVar[str] = "partial-pgd"
+    alpha: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+    def augment(self, batch: Batch, ctx: Any) -> Batch:
+        x_adv = self.adversarial(ctx.model, batch.x, batch.y.argmax(1), ctx)
+        lam = beta(self.alpha, ctx.generator)
+        ctx.state["partial_pgd_lambda"] = lam
+        return Batch(lam * batch.x + (1 - lam) * x_adv, batch.y, batch.index)
+
+
+@attrs.define
+class InterpolatedAdversarialTraining(AdversarialTraining):
+    """Interpolated adversarial training (IAT) — Lamb et al., "Interpolated adversarial
+    training", AISec 2019; how paper 004 trains its models: loss = ½·[mixup loss on the clean
+    batch + mixup loss on its adversarial batch] (1:1), λ ~ Beta(α, α) with α = 1, adversarial
+    examples by untargeted PGD-10 (eps 8/255, step 2/255) on the clean batch."""
+
+    name: ClassVar[str] = "iat"
+    params: dict[str, Any] = attrs.field(factory=lambda: {"eps": 8 / 255, "alpha": 2 / 255, "steps": 10})
+    alpha: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+    def augment(self, batch: Batch, ctx: Any) -> Batch:
+        return batch
+
+    def loss(self, model: nn.Module, batch: Batch, ctx: Any) -> torch.Tensor:
+        x_adv = self.adversarial(model, batch.x, batch.y.argmax(1), ctx)
+        total = 0.0
+        for x in (batch.x, x_adv):
+            lam = beta(self.alpha, ctx.generator)
+            perm = torch.randperm(len(x), generator=ctx.generator).to(x.device)
+            total = total + ctx.criterion(model(mix(x, perm, lam)), mix(batch.y, perm, lam))
+        return total / 2
