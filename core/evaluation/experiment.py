@@ -193,6 +193,8 @@ class _CellRunner:
         path = f"cells/{cell.key()}"
         if self.store.has(path) and self.store.attrs(path).get("status") == "done":
             return
+        if not self.store.has(path):
+            self.store.set_attrs(path, started=time.time())
         self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
         n = len(self.y)
         counter = self.models[cell.train]

@@ -81,7 +81,7 @@ class RunStore:
         except OSError as exc:
             self._release()
             raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}); delete it or use --overwrite") from None
-        if self.mode == "r" or len(self.f.attrs):
+        if self.mode == "r" or len(self.f.attrs) or len(self.f):
             self._check_schema()
         return self
 

@@ -25,7 +25,9 @@ def checkpoints(n_iter: int) -> list[int]:
 
 @attrs.frozen
 class APGD(AttackBase):
-    """AutoPGD with CE or DLR loss (targeted: −CE towards the target, or targeted DLR).
+    """AutoPGD — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf or l2.
+
+    CE or DLR loss (targeted: −CE towards the target, or targeted DLR).
 
     Step size starts at 2·eps and halves at a checkpoint when fewer than ρ = 0.75 of the steps
     since the last one increased the loss (condition 1) or when the step was not reduced and the

@@ -1,0 +1,97 @@
+"""The CLI: every bad input gets one clear line and exit code 2; --debug shows the traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from advx.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def write(tmp_path, text):
+    p = tmp_path / "x.toml"
+    p.write_text(text)
+    return str(p)
+
+
+GOOD = """
+[experiment]
+seed = 0
+[data]
+name = "digits"
+test_limit = 40
+[model]
+name = "digits-cnn"
+[model.train]
+epochs = 1
+[[attack]]
+name = "fgsm"
+eps = 0.1
+"""
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[model\n", "TOML syntax error"),
+    (GOOD.replace('name = "fgsm"', 'name = "fgsmm"'), "unknown attack 'fgsmm' at attack[0]; did you mean 'fgsm'?"),
+    (GOOD.replace("eps = 0.1", "eps = -1"), "invalid parameters for 'fgsm'"),
+    (GOOD.replace("eps = 0.1", "epz = 0.1"), "did you mean 'eps'?"),
+    (GOOD.replace('name = "digits"', 'name = "mnist"\nroot = "/nonexistent"'), "train-images-idx3-ubyte[.gz] not found"),
+    (GOOD.replace('name = "digits-cnn"', 'name = "digits-cn"'), "unknown model 'digits-cn' at model"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, text, needle):
+    res = run("run", write(tmp_path, text), "--out", str(tmp_path / "r.h5"))
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+    assert "Traceback" not in res.output
+
+
+def test_missing_file_and_unknown_kind(tmp_path):
+    res = run("run", str(tmp_path / "missing.toml"))
+    assert res.exit_code == 2 and "no such config file" in res.output
+    res = run("list", "widgets")
+    assert res.exit_code == 2 and "unknown component kind 'widgets'" in res.output
+    res = run("describe", "attack", "nope")
+    assert res.exit_code == 2 and "unknown attack 'nope'" in res.output
+    res = run("report", str(tmp_path / "none.h5"))
+    assert res.exit_code == 2 and "no such run file" in res.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    res = run("--debug", "run", str(tmp_path / "missing.toml"))
+    assert res.exit_code != 0 and res.exception is not None
+
+
+def test_list_describe_plugins():
+    out = run("list", "attack").output
+    for name in ["apgd", "bim", "cw", "deepfool", "fgsm", "gaussian", "pgd"]:
+        assert name in out
+    assert "steps: int = 10" in run("describe", "attack", "pgd").output
+    assert "advx-attacks" in run("plugins").output
+
+
+def test_console_script_entry_point(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "advx.cli", "run", str(tmp_path / "missing.toml")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "error:" in res.stderr
+
+
+def test_run_then_report_writes_png(tmp_path):
+    cfg = write(tmp_path, GOOD)
+    out = tmp_path / "r.h5"
+    res = run("run", cfg, "--out", str(out), "--set", "model.train.epochs=2")
+    assert res.exit_code == 0, res.output
+    assert "accuracy (%)" in res.output and "fgsm" in res.output
+    res = run("report", str(out), "--out", str(tmp_path / "rep"))
+    assert res.exit_code == 0
+    assert list((tmp_path / "rep").glob("*.png")) and (tmp_path / "rep" / "report.md").is_file()
+    again = run("run", cfg, "--out", str(out))
+    assert again.exit_code == 2 and "different config" in again.output
+    assert run("run", cfg, "--out", str(out), "--overwrite").exit_code == 0

@@ -1,0 +1,125 @@
+"""Dataset loaders, each on small files the test writes (no network), and seeded splits."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import advx
+from advx.data.splits import fold_ids, stratified_split, stratified_subset
+from advx.data.sources import DEBIAN_FASHION_MNIST
+from advx.errors import DatasetNotFoundError
+
+
+def write_idx(path, arr, gz=True):
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def make_mnist(folder, n=30, gz=True):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    write_idx(folder / f"train-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
+    write_idx(folder / f"train-labels-idx1-ubyte{suffix}", np.arange(n) % 10, gz)
+    write_idx(folder / f"t10k-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n // 2, 28, 28)), gz)
+    write_idx(folder / f"t10k-labels-idx1-ubyte{suffix}", np.arange(n // 2) % 10, gz)
+
+
+def test_digits_is_embedded():
+    d = advx.create("dataset", "digits").load()
+    assert d.x_train.shape[1:] == (1, 8, 8) and d.num_classes == 10
+    assert len(d.y_train) + len(d.y_test) == 1797
+    assert 0 <= float(d.x_train.min()) and float(d.x_train.max()) <= 1
+
+
+@pytest.mark.parametrize("name,folder,gz", [("mnist", "MNIST/raw", True), ("fashion-mnist", "FashionMNIST/raw", False)])
+def test_mnist_family_reads_torchvision_layout(tmp_path, name, folder, gz):
+    make_mnist(tmp_path / folder, gz=gz)
+    d = advx.create("dataset", name, root=str(tmp_path)).load()
+    assert d.x_train.shape == (30, 1, 28, 28) and d.x_train.dtype == torch.uint8
+    assert d.y_test.tolist() == [i % 10 for i in range(15)]
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian_package(tmp_path):
+    d = advx.create("dataset", "fashion-mnist", root=str(tmp_path / "empty")).load()
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    assert d.classes[0] == "T-shirt/top"
+
+
+def test_missing_dataset_names_the_paths_and_the_fix(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as e:
+        advx.create("dataset", "mnist", root=str(tmp_path)).load()
+    assert str(tmp_path / "MNIST" / "raw") in str(e.value) and "download = true" in str(e.value)
+    with pytest.raises(DatasetNotFoundError, match="data_batch_1.*set data.download = true"):
+        advx.create("dataset", "cifar10", root=str(tmp_path)).load()
+    with pytest.raises(DatasetNotFoundError, match="train_32x32.mat not found"):
+        advx.create("dataset", "svhn", root=str(tmp_path)).load()
+    with pytest.raises(DatasetNotFoundError, match="one sub-folder per class"):
+        advx.create("dataset", "imagefolder", root=str(tmp_path / "hist")).load()
+
+
+def test_cifar10_from_torchvision_pickles(tmp_path):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(base / f, "wb") as fh:
+            pickle.dump({"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}, fh)
+    with open(base / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    d = advx.create("dataset", "cifar10", root=str(tmp_path)).load()
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32) and d.num_classes == 10
+    assert d.classes[3] == "c3"
+
+
+def test_svhn_from_mat_files(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(0)
+    for split, n in [("train", 6), ("test", 3)]:
+        scipy_io.savemat(tmp_path / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+                                                            "y": (np.arange(n) % 10 + 1)[:, None]})
+    d = advx.create("dataset", "svhn", root=str(tmp_path)).load()
+    assert d.x_train.shape == (6, 3, 32, 32) and d.y_test.tolist() == [1, 2, 3]
+    assert d.y_train.tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_imagefolder_hist_layout_with_resize(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("artifact", "benign", "malignant", "other"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
+    d = advx.create("dataset", "imagefolder", root=str(tmp_path), size=16).load()
+    assert d.classes == ("artifact", "benign", "malignant", "other")
+    assert d.x_train.shape == (12, 3, 16, 16) and d.y_test.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_hdf5_arrays(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["x"] = np.random.default_rng(0).random((50, 8, 8, 1)).astype(np.float32)  # NHWC is accepted
+        f["y"] = np.arange(50) % 5
+    d = advx.create("dataset", "hdf5", path=str(tmp_path / "d.h5"), test_fraction=0.2).load()
+    assert d.x_train.shape[1:] == (1, 8, 8) and len(d.y_test) == 10 and d.num_classes == 5
+
+
+def test_stratified_subsets_and_folds_are_seeded_and_balanced():
+    y = torch.arange(1000) % 10
+    a, b = stratified_subset(y, 0.1, 0), stratified_subset(y, 0.1, 0)
+    assert torch.equal(a, b) and len(a) == 100
+    assert torch.bincount(y[a]).tolist() == [10] * 10
+    assert len(stratified_subset(y, 0.01, 0)) == 10
+    rest, held = stratified_split(y, 0.2, 1)
+    assert len(set(rest.tolist()) & set(held.tolist())) == 0 and len(held) == 200
+    folds = fold_ids(y, 5, 0)
+    assert torch.bincount(folds).tolist() == [200] * 5

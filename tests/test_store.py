@@ -1,0 +1,154 @@
+"""The HDF5 run file: schema, resume after SIGKILL, locking, foreign/corrupt files, the oblivious cache."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import advx
+from advx.errors import StoreError
+from advx.evaluation.store import RunStore
+
+PER_SAMPLE = ["index", "label", "prediction", "correct", "linf", "l2", "loss"]
+
+
+def run_exp(cfg, out, **kw):
+    return advx.load_experiment(cfg).run(out, **kw)
+
+
+def test_schema_matches_the_docs(tmp_path, tiny_config):
+    out = tmp_path / "r.h5"
+    tiny_config["evaluate"]["save_adversarials"] = True
+    run_exp(tiny_config, out)
+    with h5py.File(out, "r") as f:
+        for key in ["advx_schema", "config", "config_hash", "versions", "device", "created"]:
+            assert key in f.attrs
+        versions = json.loads(f.attrs["versions"])
+        assert "torch" in versions and "advx" in versions and "advx-attacks" in versions
+        assert json.loads(f.attrs["config"])["data"]["name"] == "digits"
+        assert set(f["test"]) == {"index", "label", "fold"}
+        cells = f["cells"]
+        assert len(cells) == 6  # 2 defences x (clean + 2 attacks)
+        for name in cells:
+            g = cells[name]
+            spec = json.loads(g.attrs["spec"])
+            assert set(spec) == {"train", "defense", "attack", "mode"}
+            assert g.attrs["status"] == "done" and g.attrs["n_done"] == 120
+            for k in ["seconds", "forwards", "backwards"]:
+                assert k in g.attrs
+            for k in PER_SAMPLE:
+                assert g[k].shape == (120,)
+            assert ("x_adv" in g) == (spec["mode"] != "clean")
+        assert f["models/base"].attrs["hash"]
+        adv = f["adversarials"]
+        assert len(adv) == 2 and all(adv[k]["x_adv"].shape == (120, 1, 8, 8) for k in adv)
+        assert "tables" in f["metrics/accuracy"].attrs
+
+
+def test_oblivious_examples_are_crafted_once_and_reused_by_every_defence(tmp_path, tiny_config):
+    tiny_config["defense"].append({"label": "guo2", "chain": [{"name": "crop-rescale"}], "repeats": 2})
+    res = run_exp(tiny_config, tmp_path / "r.h5")
+    assert len(res.adversarials) == 2
+    for info in res.adversarials.values():
+        assert info["crafted"] == 120  # each test sample attacked exactly once per attack
+    pgd = [c for c in res.cells if c.cell.attack == "PGD-3"]
+    assert len(pgd) == 3
+    assert all(c.info["backwards"] == 0 for c in pgd), "oblivious cells must not re-run the attack"
+    a, b = (np.asarray(c.arrays["linf"]) for c in pgd[:2])
+    assert np.array_equal(a, b)  # the very same adversarial examples
+
+
+def _digest(path):
+    with h5py.File(path, "r") as f:
+        return {json.loads(f["cells"][k].attrs["spec"])["attack"] + "/" + json.loads(f["cells"][k].attrs["spec"])["defense"]:
+                {n: f["cells"][k][n][()] for n in PER_SAMPLE} for k in f["cells"]}
+
+
+def test_sigkill_and_resume_gives_identical_results_without_recomputing(tmp_path, tiny_config):
+    tiny_config["attack"].append({"name": "apgd", "eps": 0.1, "steps": 40, "label": "APGD"})
+    tiny_config["evaluate"]["chunk_size"] = 20
+    ref = tmp_path / "ref.h5"
+    run_exp(tiny_config, ref, cache_dir=tmp_path / "refcache")
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(tiny_config))
+    out = tmp_path / "killed.h5"
+    script = ("import json, sys, advx; cfg = json.load(open(sys.argv[1])); "
+              "advx.load_experiment(cfg).run(sys.argv[2])")
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+    killed_after_cells = None
+    cache = tmp_path / "cache" / "models"
+    for delay in (0.3, 0.8, 1.5, 2.5, 4.0):
+        if out.exists():
+            out.unlink()
+        proc = subprocess.Popen([sys.executable, "-c", script, str(cfg_path), str(out)], env=env)
+        deadline = time.time() + 120
+        while not list(cache.glob("*.pt")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)  # wait for the model: the interesting part is the cells after it
+        time.sleep(delay)
+        if proc.poll() is not None:
+            continue
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with h5py.File(out, "r") as f:
+            cells = f.get("cells", {})
+            done = {k: cells[k].attrs["started"] for k in cells if cells[k].attrs["status"] == "done"}
+            partial = [k for k in cells if cells[k].attrs["status"] != "done"]
+        if done and partial:
+            killed_after_cells = (done, partial)
+            break
+    assert killed_after_cells is not None, "could not interrupt the run mid-way"
+    done, _ = killed_after_cells
+    run_exp(tiny_config, out)  # resume
+    with h5py.File(out, "r") as f:
+        for k, started in done.items():
+            assert f["cells"][k].attrs["started"] == started, f"finished cell {k} was recomputed"
+    a, b = _digest(ref), _digest(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        for n in PER_SAMPLE:
+            np.testing.assert_array_equal(a[k][n], b[k][n], err_msg=f"{k}:{n}")
+
+
+def test_second_writer_is_refused(tmp_path, tiny_config):
+    out = tmp_path / "r.h5"
+    with RunStore(out):
+        with pytest.raises(StoreError, match="being written by another advx process"):
+            run_exp(tiny_config, out)
+
+
+def test_foreign_and_corrupt_files_get_clear_errors(tmp_path, tiny_config):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["data"] = np.zeros(3)
+    with pytest.raises(StoreError, match="not an advx run file"):
+        run_exp(tiny_config, foreign)
+    with pytest.raises(StoreError, match="not an advx run file"):
+        advx.open_run(foreign)
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(200))
+    with pytest.raises(StoreError, match="not a valid HDF5 run file"):
+        run_exp(tiny_config, corrupt)
+
+
+def test_changed_config_needs_overwrite(tmp_path, tiny_config):
+    out = tmp_path / "r.h5"
+    run_exp(tiny_config, out)
+    tiny_config["attack"][0]["eps"] = 0.2
+    with pytest.raises(StoreError, match="different config"):
+        run_exp(tiny_config, out)
+    res = run_exp(tiny_config, out, overwrite=True)
+    assert res.get("base", "none", "FGSM").arrays["linf"].max() == pytest.approx(0.2, abs=1e-6)
+
+
+def test_models_are_cached_by_spec(tmp_path, tiny_config):
+    run_exp(tiny_config, tmp_path / "a.h5", cache_dir=tmp_path / "cache")
+    res = run_exp(tiny_config, tmp_path / "b.h5", cache_dir=tmp_path / "cache")
+    assert res.models["base"]["cached"] is True or res.models["base"]["cached"] == 1
+    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 1
