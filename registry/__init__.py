@@ -29,9 +29,10 @@ and a module that implements one or more hooks::
         name: ClassVar[str] = "sign-noise"
         eps: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
 
-        def perturb(self, model, x, y, *, target=None, generator=None):
-            noise = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x) * 2 - 1
-            return x + self.eps * noise
+        def perturb(self, model, x, y, *, target=None, generator=None, eps=None):
+            # eps arrives per sample (N x 1 x 1 x 1); AttackBase clips to [0, 1] afterwards
+            noise = torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1
+            return x + eps * noise
 
     @hookimpl
     def advx_register_attacks():

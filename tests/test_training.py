@@ -1,0 +1,108 @@
+"""The trainer: determinism, what it optimises, schedules, losses, checkpoints."""
+
+import pytest
+import torch
+
+import advx
+from advx.config import TrainSettings
+from advx.data.sources import Digits
+from advx.losses import focal_loss, one_hot, soft_cross_entropy
+from advx.protocols import AugmentationBase
+from advx.registry import Registry
+from advx.training import load_checkpoint, save_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def data():
+    return Digits().load()
+
+
+def fresh():
+    torch.manual_seed(123)
+    return advx.create("model", "digits-cnn").build(10, 1)
+
+
+def fit(model, data, **kw):
+    s = TrainSettings(**{"epochs": 2, "batch_size": 64, "lr": 2e-3, **kw})
+    return train(model, data, s, kw.pop("augs", []) if "augs" in kw else [], seed=0, device=torch.device("cpu"),
+                 registry=Registry())
+
+
+def test_deterministic_on_cpu(data):
+    a, b = fit(fresh(), data), fit(fresh(), data)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("opt,sched", [("sgd", "step"), ("adam", "onecycle"), ("adamw", "cosine"), ("sgd", "none")])
+def test_optimisers_and_schedules_learn(data, opt, sched):
+    m = fit(fresh(), data, optimizer=opt, schedule=sched, lr=0.05 if opt == "sgd" else 2e-3, epochs=4, step_size=2)
+    with torch.no_grad():
+        assert (m(data.x_test).argmax(1) == data.y_test).float().mean() > 0.8
+
+
+def test_only_parameters_requiring_grad_are_optimised(data):
+    m = fresh()
+    for p in m.conv1.parameters():
+        p.requires_grad_(False)
+    before = m.conv1.weight.clone()
+    other = m.fc2.weight.clone()
+    fit(m, data)
+    assert torch.equal(before, m.conv1.weight) and not torch.equal(other, m.fc2.weight)
+
+
+def test_losses():
+    logits = torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    assert torch.allclose(soft_cross_entropy(logits, one_hot(y, 4)), torch.nn.functional.cross_entropy(logits, y))
+    assert torch.allclose(focal_loss(logits, one_hot(y, 4), gamma=0.0), soft_cross_entropy(logits, one_hot(y, 4)))
+    assert focal_loss(logits, one_hot(y, 4), gamma=2.0) < soft_cross_entropy(logits, one_hot(y, 4))
+
+
+def test_hooks_are_called_in_recipe_order(data):
+    calls = []
+
+    class Spy(AugmentationBase):
+        def __init__(self, tag):
+            self.tag = tag
+
+        def setup(self, ctx):
+            calls.append(("setup", self.tag))
+
+        def augment(self, batch, ctx):
+            calls.append(("augment", self.tag))
+            return batch
+
+        def teardown(self, ctx):
+            calls.append(("teardown", self.tag))
+
+    s = TrainSettings(epochs=1, batch_size=2000)
+    train(fresh(), data, s, [Spy("a"), Spy("b")], seed=0, device=torch.device("cpu"), registry=Registry())
+    assert calls == [("setup", "a"), ("setup", "b"), ("augment", "a"), ("augment", "b"), ("teardown", "b"),
+                     ("teardown", "a")]
+
+
+def test_checkpoints_load_with_weights_only(tmp_path, data):
+    m = fit(fresh(), data, epochs=1)
+    save_checkpoint(m, tmp_path / "m.pt", {"label": "x"})
+    sd = load_checkpoint(tmp_path / "m.pt")
+    assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"state_dict": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_paper003_augmentation_keeps_shape_and_range():
+    from advx.data.augment import augment_batch
+
+    x = torch.rand(16, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    out = augment_batch(x, "paper003", g)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1 and not torch.equal(out, x)
+    with pytest.raises(ValueError, match="unknown data augmentation"):
+        augment_batch(x, "bogus", g)
