@@ -1,0 +1,1 @@
+"""advx-batchout: paper 002's feature augmentation."""
