@@ -48,7 +48,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         path = cache_dir / "models" / f"{h}.pt"
         model = build_model(cfg, registry, data).to(device)
         augs = augs_by_label[variant.label]
-        info = {"num_classes": data.num_classes, "in_channels": data.in_channels,
+        info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}
         t0 = time.perf_counter()
         cached = path.is_file()

@@ -1,0 +1,12 @@
+"""Register paper 003's training recipes with advx."""
+
+from __future__ import annotations
+
+from advx.registry import hookimpl
+
+from .fixer import DenoisingBlocks, FixerTraining
+
+
+@hookimpl
+def advx_register_training_augmentations() -> list[type]:
+    return [FixerTraining, DenoisingBlocks]
