@@ -1,0 +1,1 @@
+"""advx-intelligent-mixup: paper 000's label-aware mixup."""

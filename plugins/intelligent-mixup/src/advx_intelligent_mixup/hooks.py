@@ -1,0 +1,13 @@
+"""Register paper 000's augmentation with advx (its noise-sensitivity evaluator is advx's
+built-in ``noise-sensitivity``)."""
+
+from __future__ import annotations
+
+from advx.registry import hookimpl
+
+from .mixup import IntelligentMixup
+
+
+@hookimpl
+def advx_register_training_augmentations() -> list[type]:
+    return [IntelligentMixup]
