@@ -77,6 +77,8 @@ class TrainSettings:
     augment: tuple[ComponentSpec, ...] = ()
     checkpoint: str | None = None
     init: Literal["scratch", "base"] = "scratch"
+    train_fraction: float | None = None  # this variant only: stratified subset of the training split
+    data_augment: Literal["none", "crop-flip", "paper003"] | None = None  # None: data.augment
 
 
 @attrs.frozen

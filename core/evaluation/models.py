@@ -12,6 +12,7 @@ from torch import nn
 
 from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
+from advx.data.splits import stratified_subset
 from advx.errors import ConfigError
 from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
 
@@ -64,9 +65,15 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         if cached:
             model.load_state_dict(load_checkpoint(path))
         else:
+            index = train_index
+            if s.train_fraction is not None and s.train_fraction < 1:
+                sub = stratified_subset(data.y_train[train_index.to(data.y_train.device)].cpu(), s.train_fraction,
+                                        cfg.experiment.seed + 4)
+                index = train_index[sub]
             train(model, data, s, augs, seed=cfg.experiment.seed, device=device, registry=registry,
-                  cache_dir=cache_dir, train_index=train_index, desc=f"train {variant.label}",
-                  precision=cfg.experiment.precision, data_augment=cfg.data.augment)
+                  cache_dir=cache_dir, train_index=index, desc=f"train {variant.label}",
+                  precision=cfg.experiment.precision,
+                  data_augment=s.data_augment if s.data_augment is not None else cfg.data.augment)
             save_checkpoint(model, path, {"label": variant.label, "hash": h})
         model.eval()
         models[variant.label] = model

@@ -1,0 +1,171 @@
+"""Attack speed and strength: advx vs torchattacks vs ART vs the physical limit.
+
+Same model, data and budget for every library. The physical limit of a K-step gradient attack is
+the time of K forward+backward passes of the model on the batch (no attack bookkeeping at all).
+Prints a table and writes JSON. Examples:
+
+    python benchmarks/attacks.py                                   # digits CNN, CPU
+    python benchmarks/attacks.py --model resnet18 --random --n 256 --batch 256 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import advx
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    sync(device)
+    t = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - t
+
+
+def physical_limit(model, x, y, passes, batch, device):
+    """K forward+backward passes w.r.t. the input, nothing else."""
+    xg = x.clone()
+
+    def run():
+        for _ in range(passes):
+            for i in range(0, len(x), batch):
+                xi = xg[i:i + batch].detach().requires_grad_(True)
+                loss = nn.functional.cross_entropy(model(xi), y[i:i + batch])
+                torch.autograd.grad(loss, xi)
+    return timed(run, device)[1]
+
+
+def batched(fn, x, y, batch):
+    return torch.cat([fn(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def cases(eps, quick):
+    steps_apgd = 20 if quick else 100
+    return {
+        "FGSM": dict(ours=("fgsm", dict(eps=eps)), passes=1,
+                     ta=lambda ta, m: ta.FGSM(m, eps=eps),
+                     art=lambda ev, c: ev.FastGradientMethod(c, eps=eps)),
+        "PGD-10": dict(ours=("pgd", dict(eps=eps, alpha=eps / 4, steps=10)), passes=10,
+                       ta=lambda ta, m: ta.PGD(m, eps=eps, alpha=eps / 4, steps=10, random_start=True),
+                       art=lambda ev, c: ev.ProjectedGradientDescent(c, eps=eps, eps_step=eps / 4, max_iter=10,
+                                                                      num_random_init=1, verbose=False)),
+        f"APGD-{steps_apgd}": dict(ours=("apgd", dict(eps=eps, steps=steps_apgd)), passes=steps_apgd + 1,
+                                   ta=lambda ta, m: ta.APGD(m, norm="Linf", eps=eps, steps=steps_apgd, n_restarts=1),
+                                   art=lambda ev, c: ev.AutoProjectedGradientDescent(
+                                       c, eps=eps, eps_step=2 * eps, max_iter=steps_apgd, nb_random_init=1,
+                                       verbose=False)),
+        "CW-100": dict(ours=("cw", dict(c=1.0, binary_search_steps=1, steps=100, lr=0.05)), passes=100,
+                       ta=lambda ta, m: ta.CW(m, c=1.0, steps=100, lr=0.01),
+                       art=lambda ev, c: ev.CarliniL2Method(c, initial_const=1.0, binary_search_steps=1, max_iter=100,
+                                                            learning_rate=0.01, verbose=False)),
+        "DeepFool-50": dict(ours=("deepfool", dict(steps=50)), passes=None,
+                            ta=lambda ta, m: ta.DeepFool(m, steps=50, overshoot=0.02),
+                            art=lambda ev, c: ev.DeepFool(c, max_iter=50, epsilon=0.02, nb_grads=10, verbose=False)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="digits-cnn")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--random", action="store_true", help="random inputs and an untrained model (timing only)")
+    ap.add_argument("--skip", default="", help="comma list of libraries or attacks to skip, e.g. art,CW-100")
+    ap.add_argument("--quick", action="store_true", help="APGD-20 instead of APGD-100")
+    ap.add_argument("--out", default="bench_results/attacks.json")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    skip = set(filter(None, args.skip.split(",")))
+    torch.manual_seed(0)
+    if args.random:
+        model = advx.create("model", args.model).build(10, 3).to(device).eval()
+        x = torch.rand(args.n, 3, 32, 32, device=device)
+        y = torch.randint(0, 10, (args.n,), device=device)
+        shape = (3, 32, 32)
+    else:
+        from advx.testing import digits_model
+
+        model, data = digits_model()
+        model = model.to(device).eval()
+        x, y = data.x_test[: args.n].to(device), data.y_test[: args.n].to(device)
+        shape = (1, 8, 8)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def acc(xa):
+        with torch.no_grad():
+            return 100.0 * float((batched(lambda a, b: model(a).argmax(1), xa, y, args.batch) == y).float().mean())
+
+    rows = []
+    for label, c in cases(args.eps, args.quick).items():
+        if label in skip:
+            continue
+        row = {"attack": label}
+        name, params = c["ours"]
+        atk = advx.create("attack", name, **params)
+        g = torch.Generator().manual_seed(0)
+        xa, row["ours_s"] = timed(lambda: batched(lambda a, b: atk(model, a, b, generator=g), x, y, args.batch), device)
+        row["ours_acc"] = acc(xa)
+        d = (xa - x).flatten(1)
+        row["ours_linf"], row["ours_l2"] = float(d.abs().amax(1).mean()), float(d.norm(dim=1).mean())
+        if c["passes"]:
+            row["limit_s"] = physical_limit(model, x, y, c["passes"], args.batch, device)
+            row["ours_vs_limit"] = row["ours_s"] / row["limit_s"]
+        if "torchattacks" not in skip:
+            import torchattacks
+
+            ta = c["ta"](torchattacks, model)
+            xa, row["ta_s"] = timed(lambda: batched(lambda a, b: ta(a, b), x, y, args.batch), device)
+            row["ta_acc"] = acc(xa)
+            row["ta_vs_ours"] = row["ta_s"] / row["ours_s"]
+        if "art" not in skip:
+            from art.attacks import evasion
+            from art.estimators.classification import PyTorchClassifier
+
+            clf = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=shape, nb_classes=10,
+                                    clip_values=(0.0, 1.0), device_type="gpu" if device.type == "cuda" else "cpu")
+            art_atk = c["art"](evasion, clf)
+            if hasattr(art_atk, "batch_size"):
+                art_atk.batch_size = args.batch
+            xn = x.cpu().numpy().astype(np.float32)
+            adv, row["art_s"] = timed(lambda: art_atk.generate(x=xn), device)
+            row["art_acc"] = acc(torch.from_numpy(adv).to(device))
+            row["art_vs_ours"] = row["art_s"] / row["ours_s"]
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+
+    cols = [("attack", "attack"), ("ours_acc", "acc% ours"), ("ta_acc", "acc% TA"), ("art_acc", "acc% ART"),
+            ("ours_linf", "linf"), ("ours_l2", "l2"), ("ours_s", "s ours"), ("limit_s", "s limit"),
+            ("ours_vs_limit", "ours/limit"), ("ta_vs_ours", "TA/ours"), ("art_vs_ours", "ART/ours")]
+    fmt = lambda v: "—" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    print("\n| " + " | ".join(h for _, h in cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |")
+    meta = {"model": args.model, "device": str(device), "n": args.n, "batch": args.batch, "eps": args.eps,
+            "random_inputs": args.random, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
