@@ -48,7 +48,6 @@ class ExperimentSettings:
     output: str = "runs/experiment.h5"
     cache_dir: str = ""
     channels_last: bool = False
-    compile: bool = False
 
 
 @attrs.frozen

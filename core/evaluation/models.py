@@ -76,6 +76,8 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
                   data_augment=s.data_augment if s.data_augment is not None else cfg.data.augment)
             save_checkpoint(model, path, {"label": variant.label, "hash": h})
         model.eval()
+        if cfg.experiment.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         models[variant.label] = model
         if record is not None:
             record(variant.label, {"hash": h, "checkpoint": str(path), "cached": cached,
