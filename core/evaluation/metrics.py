@@ -52,6 +52,18 @@ def _mean_std(correct: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
     return float(np.mean(accs)), float(np.std(accs))
 
 
+def _grid_table(results: RunResults, title: str, value) -> MetricTable:
+    """Rows (train, defence, mode), columns clean + each attack, cells ``value(cell_result)``."""
+    columns = [CLEAN, *results.attack_labels()]
+    rows = []
+    for mode in results.modes() or ["oblivious"]:
+        for t in results.labels("train"):
+            for d in results.labels("defense"):
+                cells = [results.get(t, d, a, mode) for a in columns]
+                rows.append([t, d, mode, *(None if c is None else value(c) for c in cells)])
+    return MetricTable(title, ["train", "defense", "mode", *columns], rows)
+
+
 @attrs.frozen
 class Splits:
     """Mean ± std accuracy over the k test splits (``data.splits``), as paper 003 reports."""
@@ -61,23 +73,13 @@ class Splits:
     def evaluate(self, results: RunResults) -> list[MetricTable]:
         folds = results.test["fold"]
         pos = {int(i): j for j, i in enumerate(results.test["index"])}
-        columns = [CLEAN, *results.attack_labels()]
-        rows = []
-        for mode in results.modes() or ["oblivious"]:
-            for t in results.labels("train"):
-                for d in results.labels("defense"):
-                    row: list[Any] = [t, d, mode]
-                    for a in columns:
-                        c = results.get(t, d, a, mode)
-                        if c is None:
-                            row.append(None)
-                            continue
-                        f = folds[[pos[int(i)] for i in c.arrays["index"]]]
-                        m, s = _mean_std(c.arrays["correct"], f)
-                        row.append(f"{m:.1f} ± {s:.1f}")
-                    rows.append(row)
+
+        def value(c: Any) -> str:
+            m, s = _mean_std(c.arrays["correct"], folds[[pos[int(i)] for i in c.arrays["index"]]])
+            return f"{m:.1f} ± {s:.1f}"
+
         k = len(np.unique(folds))
-        return [MetricTable(f"accuracy (%) mean ± std over {k} test splits", ["train", "defense", "mode", *columns], rows)]
+        return [_grid_table(results, f"accuracy (%) mean ± std over {k} test splits", value)]
 
 
 @attrs.frozen
@@ -92,18 +94,8 @@ class BaseCorrect:
         if ref is None:
             return []
         mask = ref.arrays["correct"]
-        columns = [CLEAN, *results.attack_labels()]
-        rows = []
-        for mode in results.modes() or ["oblivious"]:
-            for t in results.labels("train"):
-                for d in results.labels("defense"):
-                    row: list[Any] = [t, d, mode]
-                    for a in columns:
-                        c = results.get(t, d, a, mode)
-                        row.append(None if c is None else round(float(c.arrays["correct"][mask].mean()) * 100, 2))
-                    rows.append(row)
-        return [MetricTable(f"accuracy (%) on the {int(mask.sum())} samples '{self.base}' gets right when clean",
-                            ["train", "defense", "mode", *columns], rows)]
+        return [_grid_table(results, f"accuracy (%) on the {int(mask.sum())} samples '{self.base}' gets right when clean",
+                            lambda c: round(float(c.arrays["correct"][mask].mean()) * 100, 2))]
 
 
 @attrs.frozen

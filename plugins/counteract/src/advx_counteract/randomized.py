@@ -17,6 +17,15 @@ def _size(scale: float, side: int) -> int:
     return max(1, min(side, round(scale * side)))
 
 
+def draw_window(h: int, w: int, min_scale: float, max_scale: float, g: torch.Generator | None) -> tuple[int, int, int]:
+    """A random square side s in [min_scale, max_scale]·h and a random (top, left) placing it
+    inside an h x w image."""
+    s = int(torch.randint(_size(min_scale, h), _size(max_scale, h) + 1, (1,), generator=g))
+    top = int(torch.randint(0, h - s + 1, (1,), generator=g))
+    left = int(torch.randint(0, w - s + 1, (1,), generator=g))
+    return s, top, left
+
+
 def _check_scales(inst: Any, attribute: Any, value: float) -> None:
     if not 0 < value <= 1:
         raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
@@ -36,11 +45,8 @@ class RandomResizePad(InputTransformDefense):
 
     def transform(self, x, model, generator, context):
         h, w = x.shape[-2:]
-        lo, hi = _size(self.min_scale, h), _size(self.max_scale, h)
-        r = int(torch.randint(lo, hi + 1, (1,), generator=generator))
+        r, top, left = draw_window(h, w, self.min_scale, self.max_scale, generator)
         small = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
-        top = int(torch.randint(0, h - r + 1, (1,), generator=generator))
-        left = int(torch.randint(0, w - r + 1, (1,), generator=generator))
         return F.pad(small, (left, w - r - left, top, h - r - top))
 
 
@@ -58,10 +64,7 @@ class CropRescale(InputTransformDefense):
 
     def transform(self, x, model, generator, context):
         h, w = x.shape[-2:]
-        lo, hi = _size(self.min_scale, h), _size(self.max_scale, h)
-        c = int(torch.randint(lo, hi + 1, (1,), generator=generator))
-        top = int(torch.randint(0, h - c + 1, (1,), generator=generator))
-        left = int(torch.randint(0, w - c + 1, (1,), generator=generator))
+        c, top, left = draw_window(h, w, self.min_scale, self.max_scale, generator)
         crop = x[..., top:top + c, left:left + c]
         return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
 
