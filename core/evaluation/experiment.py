@@ -119,8 +119,12 @@ class Experiment:
                                    record=lambda label, info: store.set_attrs(f"models/{label}", **info))
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in models.items()}, dev)
             cells = expand_grid(cfg)
-            for order, cell in enumerate(progress(iterable=cells, desc="cells", unit="cell")):
+            bar = progress(total=len(cells), desc="cells", unit="cell")
+            for order, cell in enumerate(cells):
+                bar.set_postfix_str(f"{cell.train}/{cell.defense}/{cell.attack}/{cell.mode}")
                 runner.run(cell, order)
+                bar.update(1)
+            bar.close()
             results = RunResults.from_store(store)
             results.context = {"models": models, "data": data, "train_index": train_index, "device": dev,
                                "registry": self.registry, "experiment": self}
