@@ -153,6 +153,9 @@ class DeepFool(AttackBase):
                     r = (f + 1e-4) / (flat_norm(w, "l2") ** 2 + TINY) * w
                 r_tot[idx] += r
                 x_adv[idx] = (x[idx] + (1 + self.overshoot) * r_tot[idx]).clamp(*self.bounds)
+                # keep only what the bounds let through, so the next linear step (and the
+                # overshoot) act on the point really reached, not on clipped-away perturbation
+                r_tot[idx] = (x_adv[idx] - x[idx]) / (1 + self.overshoot)
                 still = model(x_adv[idx]).float().argmax(1) == y[idx]
                 active[idx] = still
         return x_adv
