@@ -12,5 +12,4 @@ advx run examples/counteract_fmnist.toml --report-dir runs/counteract_fmnist_rep
 advx run examples/intelligent_mixup_fmnist.toml --set data.train_fraction=0.1 --set data.test_limit=200 \
   --set model.train.epochs=5 --set train.0.epochs=5 --set train.1.epochs=5 \
   --set attack.0.binary_search_steps=2 --set attack.0.steps=20 --report-dir runs/intelligent_mixup_fmnist_report
-# not yet run on this machine (did not fit the first session's CPU time):
-# advx run examples/fixer_fmnist.toml --report-dir runs/fixer_fmnist_report
+advx run examples/fixer_fmnist.toml --report-dir runs/fixer_fmnist_report
