@@ -136,21 +136,6 @@ class AttackBase:
         raise NotImplementedError
 
 
-def logits_fp32(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Model output in fp32, so losses and gradients never overflow under autocast."""
-    return model(x).float()
-
-
-def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Seeded Gaussian noise drawn on the CPU (same draws on every device)."""
-    return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x)
-
-
-def rand_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Seeded U[0, 1) noise drawn on the CPU (same draws on every device)."""
-    return torch.rand(x.shape, generator=generator, dtype=torch.float32).to(x)
-
-
 # --------------------------------------------------------------------------- training
 @attrs.define
 class Batch:

@@ -87,14 +87,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return coerce(value, arg, where)
-            except ComponentParameterError as exc:
-                errors.append(str(exc))
+            except ComponentParameterError:
+                continue
         raise ComponentParameterError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         if value in typing.get_args(tp):
@@ -209,11 +208,10 @@ class Registry:
             raise PluginError(
                 f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r}: "
                 "use lower-case letters, digits and single '-', '_' or '.' separators")
-        missing = [m for m in REQUIRED_METHODS[kind] if not callable(getattr(cls, m, None))]
-        if kind == "attack" and "__call__" not in vars(cls) and not any(
-                "__call__" in vars(b) for b in cls.__mro__[:-1]):
-            missing.append("__call__")
-        if kind == "training_augmentation" and not any(callable(getattr(cls, h, None)) for h in AUGMENTATION_HOOKS):
+        # defined by the class or a base other than ``object`` (every class inherits a __call__ from type)
+        own = lambda m: any(callable(vars(b).get(m)) for b in cls.__mro__[:-1])  # noqa: E731
+        missing = [m for m in REQUIRED_METHODS[kind] if not own(m)]
+        if kind == "training_augmentation" and not any(own(h) for h in AUGMENTATION_HOOKS):
             missing.append(" or ".join(AUGMENTATION_HOOKS))
         if missing:
             raise PluginError(

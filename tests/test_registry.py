@@ -68,6 +68,13 @@ def test_protocol_violations_are_rejected():
     with pytest.raises(PluginError, match="lacks build"):
         registry_with(plugin("advx_register_models", NoBuild))
 
+    @attrs.frozen
+    class NoCall:  # inherits only type's __call__, which is not an attack
+        name: ClassVar[str] = "nocall"
+
+    with pytest.raises(PluginError, match="lacks __call__"):
+        registry_with(plugin("advx_register_attacks", NoCall))
+
     class NotAttrs:
         name = "plain"
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,6 @@ import numpy as np
 from advx.errors import StoreError
 
 SCHEMA = 1
-PER_SAMPLE = {"index": np.int64, "label": np.int64, "prediction": np.int64, "correct": np.bool_,
-              "linf": np.float32, "l2": np.float32, "loss": np.float32}
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -211,7 +208,3 @@ class RunStore:
         g = self.f[path]
         n = int(g.attrs.get("n_done", 0))
         return {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset) and k != "x_adv"}
-
-
-def file_size(path: Path) -> int:
-    return os.path.getsize(path) if path.exists() else 0
