@@ -123,3 +123,57 @@ def test_stratified_subsets_and_folds_are_seeded_and_balanced():
     assert len(set(rest.tolist()) & set(held.tolist())) == 0 and len(held) == 200
     folds = fold_ids(y, 5, 0)
     assert torch.bincount(folds).tolist() == [200] * 5
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path, monkeypatch):
+    """Serve MNIST-layout files over HTTP on localhost and point torchvision's MNIST mirrors at it."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    import torchvision.datasets as tvd
+
+    folder = tmp_path / "mirror"
+    make_mnist(folder)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    resources = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(folder.glob("*.gz"))]
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(tvd.MNIST, "resources", resources)
+    yield folder
+    server.shutdown()
+
+
+def test_download_flag_fetches_through_torchvision(tmp_path, mnist_mirror):
+    root = tmp_path / "data"
+    with pytest.raises(DatasetNotFoundError):
+        advx.create("dataset", "mnist", root=str(root)).load()  # download is off by default
+    d = advx.create("dataset", "mnist", root=str(root), download=True).load()
+    assert d.x_train.shape == (30, 1, 28, 28) and (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+def test_failed_download_is_a_clear_error(tmp_path, mnist_mirror):
+    for p in mnist_mirror.glob("t10k-*"):
+        p.unlink()  # the server now answers 404 for the test split
+    with pytest.raises(DatasetNotFoundError, match="downloading into .* failed"):
+        advx.create("dataset", "mnist", root=str(tmp_path / "data"), download=True).load()
+
+
+def test_stratified_subset_hits_the_requested_total():
+    y = torch.tensor([0] * 7 + [1] * 3)
+    assert len(stratified_subset(y, 0.5, 0)) == 5
+    assert len(stratified_subset(torch.arange(1797) % 10, 0.3, 0)) == 539
+
+
+def test_augmentations_are_seeded_and_keep_range():
+    from advx.data.augment import augment_batch
+
+    x = torch.rand(8, 1, 28, 28)
+    a = augment_batch(x, "crop-flip", torch.Generator().manual_seed(3))
+    b = augment_batch(x, "crop-flip", torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    assert torch.equal(augment_batch(x, "none", torch.Generator()), x)

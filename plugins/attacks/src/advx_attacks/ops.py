@@ -98,4 +98,4 @@ def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Ten
     logits = model(x_adv).float()
     loss = attack_loss(kind, logits, y, target)
     (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-    return loss.detach(), logits.detach(), grad.detach()
+    return loss.detach(), logits.detach(), grad.detach().contiguous()  # autograd may hand back an expanded view
