@@ -71,22 +71,25 @@ class APGD(AttackBase):
                 x_new = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_prev), x, eps, self.norm, self.bounds)
                 x_prev, x_adv = x_adv, x_new
             loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss)
-            with torch.no_grad():
+            with torch.no_grad():  # masks through torch.where: no host-device sync inside the loop
                 now = success(logits, y, target)
-                x_best_adv[now & ~fooled] = x_adv[now & ~fooled]
+                x_best_adv = torch.where((now & ~fooled).view(shape), x_adv, x_best_adv)
                 fooled |= now
                 increases += (loss > prev_loss).float()
                 prev_loss = loss
                 better = loss > loss_best
-                x_best[better], grad_best[better], loss_best[better] = x_adv[better], grad[better], loss[better]
+                x_best = torch.where(better.view(shape), x_adv, x_best)
+                grad_best = torch.where(better.view(shape), grad, grad_best)
+                loss_best = torch.where(better, loss, loss_best)
                 if k + 1 in checks:
                     span = k + 1 - last_check
                     cond1 = increases < self.rho * span
                     cond2 = ~reduced_at_check & (loss_best <= loss_best_at_check)
                     reduce = cond1 | cond2
-                    step[reduce] /= 2
-                    x_adv[reduce], grad[reduce] = x_best[reduce], grad_best[reduce]
-                    x_prev[reduce] = x_best[reduce]
+                    r = reduce.view(shape)
+                    step = torch.where(r, step / 2, step)
+                    x_adv, grad = torch.where(r, x_best, x_adv), torch.where(r, grad_best, grad)
+                    x_prev = torch.where(r, x_best, x_prev)
                     reduced_at_check = reduce
                     loss_best_at_check = loss_best.clone()
                     increases.zero_()

@@ -75,12 +75,13 @@ class CarliniWagnerL2(AttackBase):
                 opt.zero_grad()
                 loss.sum().backward()
                 opt.step()
-                with torch.no_grad():
-                    w[~active] = w_before[~active]  # frozen samples do not move
+                with torch.no_grad():  # torch.where, not masked writes: no host-device sync per step
+                    keep = active.view(-1, *([1] * (x.ndim - 1)))
+                    w.copy_(torch.where(keep, w, w_before))  # frozen samples do not move
                     pred_ok = (f <= -self.confidence) if self.confidence > 0 else (f <= 0)
                     hit = pred_ok & (l2sq.sqrt() < best_l2)
                     best_l2 = torch.where(hit, l2sq.sqrt(), best_l2)
-                    best[hit] = x_new.detach()[hit]
+                    best = torch.where(hit.view(-1, *([1] * (x.ndim - 1))), x_new.detach(), best)
                     succeeded |= pred_ok
                     if self.abort_early and (it + 1) % check_every == 0:
                         active &= loss.detach() <= prev * 0.9999
