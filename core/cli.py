@@ -40,20 +40,57 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: experiment.output).")
 @click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
+@click.option("--shard", default=None, metavar="R/W", help="Evaluate only shard R of W (0-based) into "
+              "RUN.shards/; join the W shards with `advx merge RUN`. Not needed under torchrun.")
 def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path | None, overwrite: bool,
-        report_dir: Path | None) -> None:
-    """Run (or resume) the experiment in CONFIG and print its tables."""
+        report_dir: Path | None, shard: str | None) -> None:
+    """Run (or resume) the experiment in CONFIG and print its tables.
+
+    Under torchrun (e.g. `torchrun --nproc_per_node 4 -m advx run X.toml`) training is
+    data-parallel and each rank evaluates a shard; rank 0 merges and prints."""
     from advx import load_experiment
-    from advx.evaluation.report import print_report, write_report
 
     exp = load_experiment(config, list(overrides))
     output = out or Path(exp.config.experiment.output)
-    results = exp.run(output, device=device, overwrite=overwrite)
+    results = exp.run(output, device=device, overwrite=overwrite, shard=_parse_shard(shard))
+    if results is None:
+        if shard is not None:
+            click.echo(f"shard {shard} written to {output}.shards/; when all shards are done: advx merge {output}")
+        return
+    _show(results, output, report_dir)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        r, w = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected R/W such as 0/4, got {text!r}", param_hint="--shard") from None
+    if not 0 <= r < w:
+        raise click.BadParameter(f"expected 0 <= R < W, got {text!r}", param_hint="--shard")
+    return r, w
+
+
+def _show(results, output: Path, report_dir: Path | None) -> None:
+    from advx.evaluation.report import print_report, write_report
+
     print_report(results, click.echo)
     click.echo(f"results: {output}")
     if report_dir is not None:
         for p in write_report(results, report_dir):
             click.echo(f"wrote {p}")
+
+
+@cli.command()
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="For the metric tables.")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
+def merge(run_file: Path, device: str | None, report_dir: Path | None) -> None:
+    """Join the shards of RUN_FILE (from `advx run --shard R/W` jobs) and print its tables."""
+    from advx.evaluation.experiment import merge_run
+
+    _show(merge_run(run_file, device=device), run_file, report_dir)
 
 
 @cli.command()

@@ -48,6 +48,7 @@ class ExperimentSettings:
     output: str = "runs/experiment.h5"
     cache_dir: str = ""
     channels_last: bool = False
+    compile: bool = False  # torch.compile the trained models for evaluation (worth it on CUDA)
 
 
 @attrs.frozen
@@ -103,10 +104,15 @@ class AttackSpec:
     sweep_value: Any = None
 
 
+def _batch_size(_: Any, attribute: Any, value: Any) -> None:
+    if value != "auto" and (not isinstance(value, int) or value < 1):
+        raise ConfigError(f"evaluate.{attribute.name}: expected a positive integer or \"auto\", got {value!r}")
+
+
 @attrs.frozen
 class EvaluateSettings:
     modes: tuple[Literal["oblivious", "adaptive"], ...] = ("oblivious",)
-    batch_size: int = 256
+    batch_size: int | Literal["auto"] = attrs.field(default="auto", validator=_batch_size)
     chunk_size: int = 1024
     eot: int = 1
     save_adversarials: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 from .config import ComponentSpec, TrainSettings
 from .data.augment import augment_batch
 from .data.bundle import DataBundle, as_float
+from .distributed import Dist, split_batch
 from .losses import make_criterion, one_hot
 from .progress import progress
 from .protocols import Batch
@@ -83,18 +85,46 @@ def adapt_model(model: nn.Module, augmentations: list[Any], ctx_info: dict[str, 
     return model
 
 
+def _average_gradients(params: list[nn.Parameter], dist: Dist) -> None:
+    """What DDP's reducer does, by hand, for losses that recipes compute themselves."""
+    import torch.distributed as tdist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        tdist.all_reduce(p.grad)
+        p.grad.div_(dist.world)
+
+
+def _wrap_ddp(model: nn.Module, params: list[nn.Parameter], device: torch.device, dist: Dist) -> nn.Module:
+    if not (dist.group and params):
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentations: list[Any], *,
           seed: int, device: torch.device, registry: Any, cache_dir: Path | None = None,
           train_index: torch.Tensor | None = None, desc: str = "train", precision: str = "fp32",
-          data_augment: str = "none") -> nn.Module:
-    """Train ``model`` in place on ``data`` (optionally the subset ``train_index``); return it."""
+          data_augment: str = "none", dist: Dist | None = None) -> nn.Module:
+    """Train ``model`` in place on ``data`` (optionally the subset ``train_index``); return it.
+
+    Under torchrun (``dist``), every rank draws the same global batch, takes its share and trains
+    a DistributedDataParallel wrapper; recipes that compute their own loss get their gradients
+    averaged by hand. Recipes' own random draws use a per-rank generator.
+    """
+    if dist is None or not dist.group:
+        dist = Dist()  # separate shard jobs (no process group) each train the whole model alone
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # batch order and data augmentation: the same on every rank
     x = data.x_train if train_index is None else data.x_train[train_index.to(data.x_train.device)]
     y = data.y_train if train_index is None else data.y_train[train_index.to(data.y_train.device)]
+    hook_g = torch.Generator().manual_seed(seed * 1009 + dist.rank + 1) if dist.sharded else g
     ctx = TrainContext(model=model, x_train=x, y_train=one_hot(y, data.num_classes).to(x.device),
                        num_classes=data.num_classes, device=device, settings=settings, seed=seed,
-                       registry=registry, generator=g, criterion=make_criterion(settings.loss, settings.focal_gamma),
+                       registry=registry, generator=hook_g,
+                       criterion=make_criterion(settings.loss, settings.focal_gamma),
                        feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir)
     for aug in augmentations:
         aug.setup(ctx)
@@ -103,8 +133,10 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
     steps = max(1, -(-n // settings.batch_size))
     opt = _optimizer(params, settings) if params else None
     sched = _scheduler(opt, settings, steps) if opt else None
+    net = _wrap_ddp(model, params, device, dist)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    bar = progress(total=settings.epochs * steps, desc=desc, unit="batch")
+    bar = progress(total=settings.epochs * steps, desc=desc + (f" [rank {dist.rank}]" if dist.sharded else ""),
+                   unit="batch")
     try:
         for epoch in range(settings.epochs):
             ctx.epoch = epoch
@@ -113,8 +145,11 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
             total_loss = 0.0
             for b in range(steps):
                 idx = perm[b * settings.batch_size:(b + 1) * settings.batch_size]
-                batch = Batch(as_float(ctx.x_train[idx]), ctx.y_train[idx].float(), idx)
-                batch.x = augment_batch(batch.x, data_augment, g)
+                x_batch = augment_batch(as_float(ctx.x_train[idx]), data_augment, g)
+                weight, batch = 1.0, Batch(x_batch, ctx.y_train[idx].float(), idx)
+                if dist.sharded:
+                    part, weight = split_batch(torch.arange(len(idx), device=idx.device), dist)
+                    batch = Batch(x_batch[part], batch.y[part], idx[part])
                 for aug in augmentations:
                     batch = aug.augment(batch, ctx)
                 model.train()
@@ -123,14 +158,17 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                     for aug in augmentations:
                         out = aug.loss(model, batch, ctx)
                         loss = out if out is not None else loss
+                    own_loss = loss is not None
                     if loss is None:
-                        logits = model(batch.x)
+                        logits = net(batch.x)
                         loss = ctx.criterion(logits, batch.y)
                         correct += int((logits.argmax(1) == batch.y.argmax(1)).sum())
-                        seen += len(idx)
+                        seen += len(batch.y)
                 if opt is not None:
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * weight if weight != 1.0 else loss).backward()
+                    if own_loss and dist.group:
+                        _average_gradients(params, dist)
                     opt.step()
                     if sched is not None:
                         sched.step()
@@ -157,7 +195,7 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent shard jobs never share a temp file
     torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta, default=str)}, tmp)
     tmp.replace(path)
 

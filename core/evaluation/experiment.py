@@ -7,8 +7,11 @@ finished cells and chunks are skipped, and each chunk's randomness is seeded fro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import importlib.metadata as md
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,12 @@ from torch import nn
 from advx.config import ExperimentConfig, load_config
 from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
+from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.defense import build_defended, reseed, set_attacking
-from advx.errors import AdvxError
+from advx.errors import AdvxError, StoreError
 from advx.progress import progress
+
+from advx.batching import auto_batch_size
 
 from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, find_defense, per_sample_arrays,
                     pick_targets, predict, run_attack)
@@ -30,7 +36,7 @@ from .counting import CountingModel
 from .models import obtain_models
 from .results import RunResults
 from .sanity import SanityLog
-from .store import RunStore
+from .store import RunStore, adopt_header, config_of, merge_shards
 
 
 def resolve_device(name: str) -> torch.device:
@@ -99,58 +105,131 @@ class Experiment:
 
     # ------------------------------------------------------------------ run
     def run(self, output: str | Path | None = None, *, device: str | None = None, overwrite: bool = False,
-            cache_dir: str | Path | None = None) -> RunResults:
+            cache_dir: str | Path | None = None, shard: tuple[int, int] | None = None) -> RunResults | None:
+        """Run (or resume) every cell into ``output`` and return the results.
+
+        Under ``torchrun`` the ranks train together and each evaluates one shard of the test
+        samples; rank 0 merges the shards and returns the results, other ranks return None.
+        ``shard=(r, w)`` runs only shard r of w in this process (no process group): the shard file
+        is written and None returned; ``advx merge`` joins the shards once all are finished.
+        """
         cfg = self.config
         out = Path(output or cfg.experiment.output)
         dev = resolve_device(device or cfg.experiment.device)
-        cache = Path(cache_dir or cfg.experiment.cache_dir or out.parent / "cache")
+        if shard is not None:
+            if not 0 <= shard[0] < shard[1]:
+                raise AdvxError(f"shard {shard[0]}/{shard[1]}: expected 0 <= R < W")
+            dist = Dist(rank=shard[0], world=shard[1])
+        else:
+            dist = Dist.from_env(dev.type)
+            if dist.group and dev.type == "cuda":
+                dev = torch.device("cuda", dist.local_rank)
+                torch.cuda.set_device(dev)
+        try:
+            return self._run(out, dev, dist, overwrite, Path(cache_dir or cfg.experiment.cache_dir or out.parent / "cache"))
+        finally:
+            if shard is None:
+                dist.close()
+
+    def _run(self, out: Path, dev: torch.device, dist: Dist, overwrite: bool, cache: Path) -> RunResults | None:
+        cfg = self.config
         torch.manual_seed(cfg.experiment.seed)
         text = cfg.text()
-        with RunStore(out) as store:
-            store.initialize(text, hashlib.sha256(text.encode()).hexdigest(), versions(self.registry),
-                             f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
-                             overwrite=overwrite)
+        config_hash = hashlib.sha256(text.encode()).hexdigest()
+        device_name = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
+        if dist.sharded:
+            device_name += f" x {dist.world} ranks"
+        with contextlib.ExitStack() as stack:
+            separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
+            main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
+            done: list[str] = []
+            if main is not None:
+                main.initialize(text, config_hash, versions(self.registry), device_name, overwrite=overwrite)
+                done = [n for n in main.names("cells") if main.attrs(f"cells/{n}").get("status") == "done"]
+            done = dist.broadcast(done)
             data, test_index, train_index = self.prepare_data(dev)
-            if not store.has("test/index"):
-                store.write_array("test/index", test_index.numpy())
-                store.write_array("test/label", data.y_test.cpu().numpy())
-                store.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
-            models = obtain_models(cfg, self.registry, data, train_index, dev, cache,
-                                   record=lambda label, info: store.set_attrs(f"models/{label}", **info))
-            runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in models.items()}, dev)
+            lo, hi = shard_bounds(len(data.y_test), cfg.evaluate.chunk_size, dist.rank, dist.world)
+            store = main
+            if dist.sharded:
+                store = stack.enter_context(RunStore(shard_paths(out, dist.world)[dist.rank]))
+                store.initialize(text, config_hash, versions(self.registry), device_name, overwrite=overwrite)
+                store.set_attrs("/", shard_rank=dist.rank, shard_world=dist.world, shard_lo=lo, shard_hi=hi)
+            header = store if separate else main  # where the test split and model records go
+            if header is not None and not header.has("test/index"):
+                header.write_array("test/index", test_index.numpy())
+                header.write_array("test/label", data.y_test.cpu().numpy())
+                header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
+            record = None if header is None else (lambda label, info: header.set_attrs(f"models/{label}", **info))
+            models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist)
+            compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
+            runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
+                                 dev, lo, hi)
             cells = expand_grid(cfg)
-            bar = progress(total=len(cells), desc="cells", unit="cell")
+            bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
+                           unit="cell")
             for order, cell in enumerate(cells):
                 bar.set_postfix_str(f"{cell.train}/{cell.defense}/{cell.attack}/{cell.mode}")
-                runner.run(cell, order)
+                if cell.key() not in done:
+                    runner.run(cell, order)
                 bar.update(1)
             bar.close()
-            results = RunResults.from_store(store)
-            results.context = {"models": models, "data": data, "train_index": train_index, "device": dev,
-                               "registry": self.registry, "experiment": self}
-            tables = []
-            for metric in self.components["metrics"]:
-                produced = metric.evaluate(results)
-                store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
-                tables.extend(produced)
-            runner.sanity.check_monotone(results, cfg)
-            store.set_attrs("/", warnings=runner.sanity.messages)
-            results = RunResults.from_store(store)
-            results.context = {"models": models, "data": data}
+            if dist.sharded:
+                store.close()  # release the shard so rank 0 can read it
+                dist.barrier()
+                if main is None:
+                    return None  # rank > 0, or one shard of a separate-process job
+                _, unfinished = merge_shards(main, shard_paths(out, dist.world))
+                if unfinished:
+                    raise AdvxError(f"shards of {out} are unfinished ({', '.join(unfinished[:3])} ...); rerun")
+                shutil.rmtree(shard_paths(out, dist.world)[0].parent, ignore_errors=True)
+            return self._metrics(main, runner.sanity, {"models": models, "data": data, "train_index": train_index,
+                                                       "device": dev})
+
+    def _metrics(self, store: RunStore, sanity: SanityLog, context: dict[str, Any]) -> RunResults:
+        """Every evaluator's tables, written to the store, and the results to return."""
+        results = RunResults.from_store(store)
+        results.context = {**context, "registry": self.registry, "experiment": self}
+        for metric in self.components["metrics"]:
+            produced = metric.evaluate(results)
+            store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
+        sanity.check_monotone(results, self.config)
+        store.set_attrs("/", warnings=sanity.messages)
+        results = RunResults.from_store(store)
+        results.context = {"models": context["models"], "data": context["data"]}
         return results
+
+
+def merge_run(run_file: str | Path, registry: Any = None, *, device: str | None = None) -> RunResults:
+    """Join the shards of ``run_file`` (``advx run --shard R/W`` jobs, or a torchrun job stopped
+    before its merge), then compute the metric tables; nothing finished is evaluated again."""
+    run_file = Path(run_file)
+    shards = existing_shards(run_file)
+    if not shards:
+        raise StoreError(f"{run_file}: no shards to merge (looked for {run_file}.shards/rank-*-of-*.h5)")
+    with RunStore(run_file) as main:
+        adopt_header(main, shards[0])
+        _, unfinished = merge_shards(main, shards)
+    if unfinished:
+        raise StoreError(f"{run_file}: {len(unfinished)} group(s) are unfinished in some shard "
+                         f"({', '.join(unfinished[:3])}); rerun the shard jobs, then merge again")
+    results = Experiment(load_config(json.loads(config_of(run_file))), registry).run(run_file, device=device)
+    shutil.rmtree(shards[0].parent, ignore_errors=True)
+    return results
 
 
 class _CellRunner:
     """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
 
     def __init__(self, exp: Experiment, store: RunStore, data: DataBundle, test_index: torch.Tensor,
-                 models: dict[str, CountingModel], device: torch.device) -> None:
+                 models: dict[str, CountingModel], device: torch.device, lo: int, hi: int) -> None:
         self.exp, self.cfg, self.store, self.data, self.models, self.device = exp, exp.config, store, data, models, device
+        self.lo, self.hi = lo, hi  # the sample range this process evaluates (all of it unless sharded)
         self.test_index = test_index.to(device)
         self.x = as_float(data.x_test)
         self.y = data.y_test
         ev = self.cfg.evaluate
-        self.chunk, self.batch = ev.chunk_size, ev.batch_size
+        self.chunk = ev.chunk_size
+        self._batch: dict[tuple[str, str], int] = {}
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
         self.sanity = SanityLog()
         self._defended: dict[tuple[str, str, str], nn.Module] = {}
@@ -166,28 +245,41 @@ class _CellRunner:
             self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot, context=context)
         return self._defended[key]
 
+    def batch_for(self, train: str, defense: str) -> int:
+        """``evaluate.batch_size``, or with "auto" the largest that fits the free device memory."""
+        size = self.cfg.evaluate.batch_size
+        if size != "auto":
+            return size
+        if (train, defense) not in self._batch:
+            d = find_defense(self.cfg, defense)
+            draws = 1 if d is None else d.repeats * (d.eot or self.cfg.evaluate.eot)
+            self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
+        return self._batch[(train, defense)]
+
     def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> torch.Tensor:
         """Rows [start, stop) of the cached adversarial examples of (model, attack) — crafted
         once on the undefended model, reused by every defence."""
         path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
-        while self.store.n_done(path) < stop:
-            s = self.store.n_done(path)
-            e = min(s + self.chunk, len(self.y))
-            x_adv, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, attack_label, s, e)
+        while self.lo + self.store.n_done(path) < stop:
+            s = self.lo + self.store.n_done(path)
+            e = min(s + self.chunk, self.hi)
+            x_adv, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE, attack_label,
+                                                s, e)
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32)}, chunk=self.chunk,
                               extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
-        return torch.from_numpy(self.store.read_rows(path, "x_adv", start, stop)).to(self.device)
+        return torch.from_numpy(self.store.read_rows(path, "x_adv", start - self.lo, stop - self.lo)).to(self.device)
 
-    def craft(self, target_model: nn.Module, counter: CountingModel, train: str, attack_label: str, s: int,
-              e: int) -> tuple[torch.Tensor, float, int, int]:
+    def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
+              s: int, e: int) -> tuple[torch.Tensor, float, int, int]:
         spec = find_attack(self.cfg, attack_label)
         attack = self.exp.components["attacks"][attack_label]
         g = torch.Generator().manual_seed(chunk_seed(self.cfg.experiment.seed, train, attack_label, s))
         x, y = self.x[s:e], self.y[s:e]
         target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
+        batch = self.batch_for(train, defense)  # probes the raw model: not counted
         counter.take()
         t0 = time.perf_counter()
-        x_adv = run_attack(attack, target_model, x, y, target, self.batch, g, self.autocast)
+        x_adv = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
@@ -200,10 +292,9 @@ class _CellRunner:
         if not self.store.has(path):
             self.store.set_attrs(path, started=time.time())
         self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
-        n = len(self.y)
         counter = self.models[cell.train]
-        for s in range(self.store.n_done(path), n, self.chunk):
-            e = min(s + self.chunk, n)
+        for s in range(self.lo + self.store.n_done(path), self.hi, self.chunk):
+            e = min(s + self.chunk, self.hi)
             x, y = self.x[s:e], self.y[s:e]
             t0 = time.perf_counter()
             fw = bw = 0
@@ -215,7 +306,7 @@ class _CellRunner:
                 model = self.defended(cell.train, cell.defense, attacking=True)
                 set_attacking(model, True)
                 reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eot"))
-                x_adv, _, fw, bw = self.craft(model, counter, cell.train, cell.attack, s, e)
+                x_adv, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
                 set_attacking(model, False)
             model = self.defended(cell.train, cell.defense, attacking=False)
             reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
@@ -224,8 +315,9 @@ class _CellRunner:
                 eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
                 self.sanity.check_cell(cell, model, x, y, self.autocast,
                                        attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1)
+            batch = self.batch_for(cell.train, cell.defense)
             counter.take()
-            pred, loss = predict(model, x_adv, y, self.batch, self.autocast)
+            pred, loss = predict(model, x_adv, y, batch, self.autocast)
             efw, ebw = counter.take()
             arrays = per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss)
             if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:

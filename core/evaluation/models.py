@@ -13,6 +13,7 @@ from torch import nn
 from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
 from advx.data.splits import stratified_subset
+from advx.distributed import Dist
 from advx.errors import ConfigError
 from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
 
@@ -34,11 +35,14 @@ def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle) -> nn.Mo
 
 
 def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_index: torch.Tensor | None,
-                  device: torch.device, cache_dir: Path, record=None) -> dict[str, nn.Module]:
+                  device: torch.device, cache_dir: Path, record=None, dist: Dist | None = None) -> dict[str, nn.Module]:
     """Return {train label: trained model}; train only what the cache does not hold.
 
     ``record(label, info)`` is called with the hash, checkpoint path and seconds of each model.
+    Under torchrun every rank trains together (DDP) unless every rank finds the checkpoint;
+    rank 0 writes it.
     """
+    dist = dist or Dist()
     models: dict[str, nn.Module] = {}
     hashes: dict[str, str] = {}
     augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
@@ -52,7 +56,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}
         t0 = time.perf_counter()
-        cached = path.is_file()
+        cached = dist.all_true(path.is_file())
         if not cached:
             if s.init == "base" and variant.label != "base":
                 model.load_state_dict(models["base"].state_dict())
@@ -73,8 +77,10 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
             train(model, data, s, augs, seed=cfg.experiment.seed, device=device, registry=registry,
                   cache_dir=cache_dir, train_index=index, desc=f"train {variant.label}",
                   precision=cfg.experiment.precision,
-                  data_augment=s.data_augment if s.data_augment is not None else cfg.data.augment)
-            save_checkpoint(model, path, {"label": variant.label, "hash": h})
+                  data_augment=s.data_augment if s.data_augment is not None else cfg.data.augment, dist=dist)
+            if dist.rank == 0 or not dist.group:  # separate shard jobs each keep their own
+                save_checkpoint(model, path, {"label": variant.label, "hash": h})
+            dist.barrier()
         model.eval()
         if cfg.experiment.channels_last:
             model = model.to(memory_format=torch.channels_last)

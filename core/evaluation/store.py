@@ -21,6 +21,11 @@ Schema (``advx report`` and plain h5py readers rely on it; see docs in README "R
 ``/metrics/<evaluator>`` attrs
     ``tables``: JSON list of {title, columns, rows, plot}.
 
+A shard (``<run>.shards/rank-<r>-of-<w>.h5``, one per rank of a torchrun job) has the same
+layout for its contiguous sample range; root attrs ``shard_rank``, ``shard_world``,
+``shard_lo``, ``shard_hi``. ``merge_shards`` appends finished groups into the run file in rank
+order.
+
 Writes are appended chunk by chunk; ``n_done`` is bumped and the file flushed after each, so
 a crash loses at most the chunk in flight. A sidecar ``<file>.lock`` (flock) refuses a second
 writer.
@@ -208,3 +213,82 @@ class RunStore:
         g = self.f[path]
         n = int(g.attrs.get("n_done", 0))
         return {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset) and k != "x_adv"}
+
+
+_SUMMED = ("seconds", "forwards", "backwards", "crafted")
+
+
+def _shard_done(shard: RunStore, path: str) -> bool:
+    if not shard.has(path):
+        return False
+    a = shard.attrs(path)
+    if path.startswith("cells/"):
+        return a.get("status") == "done"
+    return int(a.get("n_done", 0)) == int(shard.f.attrs["shard_hi"]) - int(shard.f.attrs["shard_lo"])
+
+
+def merge_shards(main: RunStore, shard_files: list[Path]) -> tuple[list[str], list[str]]:
+    """Append every group finished in all shards (rank order) to ``main``; return (merged, unfinished).
+
+    Groups already finished in ``main`` are left alone, so merging twice changes nothing.
+    """
+    shards = [RunStore(p, mode="r").__enter__() for p in shard_files]
+    merged, unfinished = [], []
+    try:
+        worlds = {int(s.f.attrs.get("shard_world", -1)) for s in shards}
+        if worlds != {len(shards)} or sorted(int(s.f.attrs["shard_rank"]) for s in shards) != list(range(len(shards))):
+            raise StoreError(f"{main.path}: shards {[str(p) for p in shard_files]} are not ranks 0..{len(shards) - 1} "
+                             "of one job")
+        shards.sort(key=lambda s: int(s.f.attrs["shard_rank"]))
+        for s in shards:
+            if s.f.attrs["config_hash"] != main.f.attrs["config_hash"]:
+                raise StoreError(f"{s.path} was written by a different config than {main.path}")
+        for top in ("adversarials", "cells"):
+            for name in sorted({n for s in shards for n in s.names(top)}):
+                path = f"{top}/{name}"
+                if main.has(path) and (main.attrs(path).get("status") == "done" or
+                                       (top == "adversarials" and main.n_done(path) == len(main.read("test/index")))):
+                    continue
+                if not all(_shard_done(s, path) for s in shards):
+                    unfinished.append(path)
+                    continue
+                if main.has(path):
+                    del main.f[path]
+                for s in shards:
+                    n = s.n_done(path)
+                    if n == 0:
+                        continue
+                    g = s.f[path]
+                    arrays = {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset)}
+                    main.append(path, arrays, chunk=g[next(iter(arrays))].chunks[0],
+                                extra_attrs={k: v for k, v in s.attrs(path).items() if k in _SUMMED})
+                keep = {k: v for k, v in shards[0].attrs(path).items() if k not in _SUMMED and k != "n_done"}
+                main.set_attrs(path, **keep)
+                merged.append(path)
+    finally:
+        for s in shards:
+            s.close()
+    return merged, unfinished
+
+
+def adopt_header(main: RunStore, shard_file: Path) -> None:
+    """Give an empty run file the header, test split and model records of one of its shards."""
+    with RunStore(shard_file, mode="r") as shard:
+        assert main.f is not None and shard.f is not None
+        if "advx_schema" not in main.f.attrs:
+            main.f.attrs.update({k: shard.f.attrs[k] for k in ("advx_schema", "config", "config_hash", "versions",
+                                                              "device", "created")})
+        for name in shard.names("test"):
+            if not main.has(f"test/{name}"):
+                main.write_array(f"test/{name}", shard.read(f"test/{name}"))
+        for name in shard.names("models"):
+            if not main.has(f"models/{name}"):
+                main.set_attrs(f"models/{name}", **shard.attrs(f"models/{name}"))
+        main.flush()
+
+
+def config_of(path: Path) -> str:
+    """The config text a run file (or shard) was written with."""
+    with RunStore(path, mode="r") as s:
+        assert s.f is not None
+        return str(s.f.attrs["config"])

@@ -1,0 +1,186 @@
+"""Data-parallel runs: torchrun with 2 CPU processes (gloo) and separate shard jobs give the
+same numbers as one process; interrupted shards resume; bad shard input exits 2."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import advx
+from advx.cli import cli
+from advx.distributed import Dist, shard_bounds, split_batch
+from advx.evaluation.experiment import merge_run
+
+CONFIG = textwrap.dedent("""
+    [experiment]
+    seed = 0
+    device = "cpu"
+    [data]
+    name = "digits"
+    test_limit = 100
+    [model]
+    name = "digits-cnn"
+    [model.train]
+    epochs = 2
+    batch_size = 64
+    [[defense]]
+    label = "guo"
+    chain = [{ name = "crop-rescale" }]
+    repeats = 2
+    [[attack]]
+    name = "pgd"
+    eps = 0.1
+    steps = 3
+    [evaluate]
+    chunk_size = 16
+    modes = ["oblivious", "adaptive"]
+""")
+
+
+def cells(path):
+    with h5py.File(path, "r") as f:
+        return {k: {n: f["cells"][k][n][()] for n in f["cells"][k]} for k in f["cells"]}
+
+
+def assert_same_cells(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        for name in ("index", "label", "prediction", "correct"):
+            assert np.array_equal(a[key][name], b[key][name]), (key, name)
+        for name in ("loss", "linf", "l2"):
+            np.testing.assert_allclose(a[key][name], b[key][name], atol=1e-4, err_msg=f"{key} {name}")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    d = tmp_path_factory.mktemp("single")
+    (d / "x.toml").write_text(CONFIG)
+    advx.load_experiment(d / "x.toml").run(d / "run.h5", cache_dir=d / "cache")
+    return d
+
+
+def test_shard_bounds_are_whole_chunks_covering_everything():
+    spans = [shard_bounds(100, 16, r, 3) for r in range(3)]
+    assert spans[0][0] == 0 and spans[-1][1] == 100
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(lo % 16 == 0 for lo, _ in spans)
+    assert [shard_bounds(10, 16, r, 2) for r in range(2)] == [(0, 0), (0, 10)]  # more ranks than chunks
+
+
+def test_split_batch_weights_make_the_mean_gradient_exact():
+    values = torch.rand(7)
+    parts = [split_batch(torch.arange(7), Dist(r, 2)) for r in range(2)]
+    assert torch.equal(torch.cat([p for p, _ in parts]), torch.arange(7))
+    # DDP averages the ranks' gradients: mean over ranks of weight_r * mean_r must be the batch mean
+    averaged = sum(w * values[p].mean() for p, w in parts) / 2
+    assert float(averaged) == pytest.approx(float(values.mean()))
+    assert split_batch(torch.arange(1), Dist(1, 2)) == (torch.arange(1), 1.0)  # tiny batch: every rank takes it
+
+
+def test_torchrun_two_cpu_ranks_match_one_process(single, tmp_path):
+    (tmp_path / "x.toml").write_text(CONFIG)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVX_PROGRESS": "0"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "advx", "run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "run.h5"),
+                          "--set", f"experiment.cache_dir={tmp_path / 'cache'}"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert res.stdout.count("accuracy (%)") == 2  # rank 0 alone prints the tables
+    assert not (tmp_path / "run.h5.shards").exists()  # merged, then removed
+    assert_same_cells(cells(single / "run.h5"), cells(tmp_path / "run.h5"))
+    with h5py.File(single / "run.h5", "r") as a:
+        h = a["models"]["base"].attrs["hash"]
+    wa = torch.load(single / "cache" / "models" / f"{h}.pt", weights_only=True)["state_dict"]
+    wb = torch.load(tmp_path / "cache" / "models" / f"{h}.pt", weights_only=True)["state_dict"]
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-4  # DDP training == one process
+
+
+OWN_LOSS_SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    import advx
+    from advx.config import TrainSettings
+    from advx.distributed import Dist
+    from advx.training import train
+
+    class OwnLoss:  # a recipe that computes its own (deterministic) loss: the hand-averaged path
+        name = "own-loss"
+        def setup(self, ctx): pass
+        def augment(self, batch, ctx): return batch
+        def loss(self, model, batch, ctx):
+            return ctx.criterion(model(batch.x), batch.y) + 0.1 * model(batch.x * 0.5).square().mean()
+        def teardown(self, ctx): pass
+
+    def run(dist):
+        data = advx.create("dataset", "digits").load()
+        torch.manual_seed(0)
+        model = advx.create("model", "digits-cnn").build(num_classes=10, in_channels=1)
+        train(model, data, TrainSettings(epochs=1, batch_size=50), [OwnLoss()], seed=0,
+              device=torch.device("cpu"), registry=None, dist=dist)
+        return model.state_dict()
+
+    if __name__ == "__main__":
+        dist = Dist.from_env("cpu")
+        state = run(dist)
+        if dist.rank == 0:
+            torch.save(state, sys.argv[1])
+        dist.close()
+""")
+
+
+def test_recipes_own_loss_is_averaged_across_ranks(tmp_path):
+    script = tmp_path / "own_loss.py"
+    script.write_text(OWN_LOSS_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVX_PROGRESS": "0"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tmp_path / "ddp.pt")], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import own_loss
+        single = own_loss.run(Dist())
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("own_loss", None)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    assert max(float((single[k] - ddp[k]).abs().max()) for k in single) < 1e-4
+
+
+def test_separate_shard_jobs_resume_and_merge(single, tmp_path):
+    (tmp_path / "x.toml").write_text(CONFIG)
+    exp = advx.load_experiment(tmp_path / "x.toml")
+    out, cache = tmp_path / "run.h5", tmp_path / "cache"
+    assert exp.run(out, cache_dir=cache, shard=(0, 2)) is None
+    assert exp.run(out, cache_dir=cache, shard=(1, 2)) is None
+    shard = out.parent / "run.h5.shards" / "rank-1-of-2.h5"
+    with h5py.File(shard, "a") as f:  # a crash in the middle of one cell: its last chunk is lost
+        g = next(g for k, g in f["cells"].items() if "adaptive" in k)
+        victim = g.name
+        g.attrs["n_done"] = (int(g.attrs["n_done"]) - 1) // 16 * 16  # whole chunks survive a crash
+        g.attrs["status"] = "running"
+        seconds = {k: float(f["cells"][k].attrs["seconds"]) for k in f["cells"] if f["cells"][k].name != victim}
+    with pytest.raises(advx.errors.StoreError, match="unfinished"):
+        merge_run(out)
+    exp.run(out, cache_dir=cache, shard=(1, 2))  # resumes: only the lost chunk is evaluated again
+    with h5py.File(shard, "r") as f:
+        assert {k: float(f["cells"][k].attrs["seconds"]) for k in seconds} == seconds
+        assert f[victim].attrs["status"] == "done"
+    results = merge_run(out)
+    assert len(results.cells) == 5 and all(c.info["status"] == "done" for c in results.cells)
+    assert not (out.parent / "run.h5.shards").exists()
+    assert_same_cells(cells(single / "run.h5"), cells(out))
+
+
+@pytest.mark.parametrize("args,needle", [(["merge", "{tmp}/none.h5"], "no shards to merge"),
+                                         (["run", "{tmp}/x.toml", "--shard", "2/2"], "0 <= R < W"),
+                                         (["run", "{tmp}/x.toml", "--shard", "one"], "R/W")])
+def test_bad_shard_input_exits_2(tmp_path, args, needle):
+    (tmp_path / "x.toml").write_text(CONFIG)
+    res = CliRunner().invoke(cli, [a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == 2 and needle in res.output, res.output
