@@ -33,6 +33,7 @@ writer.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import time
@@ -232,9 +233,10 @@ def merge_shards(main: RunStore, shard_files: list[Path]) -> tuple[list[str], li
 
     Groups already finished in ``main`` are left alone, so merging twice changes nothing.
     """
-    shards = [RunStore(p, mode="r").__enter__() for p in shard_files]
-    merged, unfinished = [], []
-    try:
+    merged: list[str] = []
+    unfinished: list[str] = []
+    with contextlib.ExitStack() as stack:  # every opened shard is closed, even if a later one fails
+        shards = [stack.enter_context(RunStore(p, mode="r")) for p in shard_files]
         worlds = {int(s.f.attrs.get("shard_world", -1)) for s in shards}
         if worlds != {len(shards)} or sorted(int(s.f.attrs["shard_rank"]) for s in shards) != list(range(len(shards))):
             raise StoreError(f"{main.path}: shards {[str(p) for p in shard_files]} are not ranks 0..{len(shards) - 1} "
@@ -265,9 +267,6 @@ def merge_shards(main: RunStore, shard_files: list[Path]) -> tuple[list[str], li
                 keep = {k: v for k, v in shards[0].attrs(path).items() if k not in _SUMMED and k != "n_done"}
                 main.set_attrs(path, **keep)
                 merged.append(path)
-    finally:
-        for s in shards:
-            s.close()
     return merged, unfinished
 
 
