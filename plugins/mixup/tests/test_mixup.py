@@ -89,6 +89,24 @@ def test_adversarial_batches_respect_eps_and_keep_labels(model, data, mode):
         assert torch.equal(out.x[n // 2:], batch.x[n // 2:])
 
 
+def test_eps_warmup_ramps_the_budget_then_holds_it(model, data):
+    aug = advx.create("augmentation", "pgd-training", params={"eps": 0.2, "alpha": 0.05, "steps": 3},
+                      eps_warmup=2)
+    ctx, batch = make_context(model, data), make_batch(data)
+    aug.setup(ctx)
+    steps_per_epoch = -(-len(ctx.x_train) // ctx.settings.batch_size)
+    seen = []
+    for step in (0, steps_per_epoch - 1, 2 * steps_per_epoch - 1, 5 * steps_per_epoch):
+        ctx.step = step
+        out = aug.augment(batch, ctx)
+        seen.append(float((out.x - batch.x).abs().max()))
+        full = min(1.0, (step + 1) / (2 * steps_per_epoch))
+        assert aug.budget_fraction(ctx) == pytest.approx(full)
+        assert seen[-1] <= 0.2 * full + 1e-6
+    assert seen[0] < seen[1] < seen[2] and seen[2] == pytest.approx(0.2, abs=1e-6)
+    assert seen[3] == pytest.approx(0.2, abs=1e-6)
+
+
 def test_attack_in_train_mode_updates_batchnorm_stats(data):
     m = advx.create("model", "resnet9").build(10, 1)
     before = copy.deepcopy(m.conv_block_1.bn.running_mean)
