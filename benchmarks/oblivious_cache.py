@@ -1,8 +1,10 @@
 """The oblivious cache at work: 1 model x 5 defences x 3 attacks crafts each attack once.
 
-Runs the grid twice — the normal run, and a run where every defence cell re-crafts its attack
-(what an evaluator without the cache would do: measured by attacking the undefended model once
-per defence) — and writes the counts and times as JSON.
+Runs the grid once and reads from the store how many samples each attack crafted and what it cost
+(seconds, forward and backward passes), plus the backward passes spent inside the defence cells
+(zero: they only run the defences on the cached adversarials). An evaluator without the cache
+would craft once per defence; ``craft_seconds_without_cache_estimate`` is that cost (crafting
+time x number of defence variants). Prints and writes the JSON.
 
     python benchmarks/oblivious_cache.py --out bench_results/oblivious_cache.json
 """
