@@ -1,5 +1,6 @@
 """The HDF5 run file: schema, resume after SIGKILL, locking, foreign/corrupt files, the oblivious cache."""
 
+import copy
 import json
 import os
 import signal
@@ -152,3 +153,22 @@ def test_models_are_cached_by_spec(tmp_path, tiny_config):
     res = run_exp(tiny_config, tmp_path / "b.h5", cache_dir=tmp_path / "cache")
     assert res.models["base"]["cached"] is True or res.models["base"]["cached"] == 1
     assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 1
+
+
+def test_model_hash_covers_component_defaults(tiny_config):
+    """A recipe spelled with its defaults and one leaving them out are the same model; the hashed
+    spec holds every field, so a plugin changing a default cannot hand back a stale checkpoint."""
+    from advx.evaluation.models import _variant_spec
+
+    def spec(augment):
+        cfg = copy.deepcopy(tiny_config)
+        cfg["train"] = [{"label": "mix", "augment": [augment]}]
+        exp = advx.load_experiment(cfg)
+        variant = next(v for v in exp.config.trains if v.label == "mix")
+        return _variant_spec(exp.config, variant, None, exp.registry)
+
+    implicit = spec({"name": "mixup"})
+    assert implicit == spec({"name": "mixup", "alpha": 1.0})
+    assert implicit["train"]["augment"][0]["params"]["alpha"] == 1.0
+    assert implicit != spec({"name": "mixup", "alpha": 0.4})
+    assert implicit["model"]["name"] == "digits-cnn"

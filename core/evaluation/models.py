@@ -18,13 +18,25 @@ from advx.errors import ConfigError
 from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
 
 
-def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, base_hash: str | None) -> dict[str, Any]:
+def _resolved(registry: Any, kind: str, spec: Any, where: str) -> Any:
+    """A component as it will run: every init field with its value, defaults included, so a
+    changed default in a plugin yields a new model hash instead of a stale cached checkpoint."""
+    obj = registry.create(kind, spec.name, spec.params, where=where)
+    if not attrs.has(type(obj)):
+        return spec.key()
+    return {"name": spec.name, "params": {f.name: getattr(obj, f.name) for f in attrs.fields(type(obj)) if f.init}}
+
+
+def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, base_hash: str | None, registry: Any) -> dict[str, Any]:
     s = variant.settings
+    where = f"train[{variant.label}].augment"
     return {
         "data": cfg.data.dataset.key(), "train_fraction": cfg.data.train_fraction,
         "val_fraction": cfg.data.val_fraction, "data_augment": cfg.data.augment,
-        "model": cfg.model.key(), "seed": cfg.experiment.seed, "precision": cfg.experiment.precision,
-        "train": {k: (v if k != "augment" else [a.key() for a in v]) for k, v in attrs.asdict(s, recurse=False).items()},
+        "model": _resolved(registry, "model", cfg.model, "model"), "seed": cfg.experiment.seed,
+        "precision": cfg.experiment.precision,
+        "train": {k: (v if k != "augment" else [_resolved(registry, "augmentation", a, where) for a in v])
+                  for k, v in attrs.asdict(s, recurse=False).items()},
         "base": base_hash if s.init == "base" else None,
     }
 
@@ -48,7 +60,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
     augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
     for variant in cfg.trains:
         s = variant.settings
-        h = spec_hash(_variant_spec(cfg, variant, hashes.get("base")))
+        h = spec_hash(_variant_spec(cfg, variant, hashes.get("base"), registry))
         hashes[variant.label] = h
         path = cache_dir / "models" / f"{h}.pt"
         model = build_model(cfg, registry, data).to(device)
