@@ -110,12 +110,11 @@ def test_distillation_term_is_zero_for_delta_zero_clean(base):
 
 
 def test_fixers_improve_robustness_on_digits(base, tmp_path):
-    """The mechanism works end to end: robust accuracy against the attack used in training rises
-    (measured: 46 % -> 92 % at λ = 0.01 in 8 epochs; the unnormalised feature distance with the
-    paper's λ = 1 dominates on this small net and gives 46 % -> 61 % in 15 epochs)."""
+    """The mechanism works end to end with the paper's λ = 1: robust accuracy against the attack
+    used in training rises (measured: 48 % -> 85 % in 8 epochs, clean 98 % -> 99 %)."""
     model, data = base
     fixed = copy.deepcopy(model)
-    aug = fixer(params={"eps": 0.1, "steps": 10}, lam=0.01)
+    aug = fixer(params={"eps": 0.1, "steps": 10}, lam=1.0)
     aug.adapt_model(fixed, {"feature_layers": LAYERS, "input_shape": (1, 8, 8)})
     train(fixed, data, TrainSettings(epochs=8, batch_size=64, lr=3e-3), [aug], seed=0, device=torch.device("cpu"),
           registry=Registry(), cache_dir=tmp_path)

@@ -55,11 +55,16 @@ class FixerTraining(AugmentationBase):
     layer (output ReLU(h + δ·φ(h)); ρ, δ, activation ζ and placement are parameters; δ = 0 gives
     the base model back), and train only the fixers with
 
-        focal-CE(y, gφ(x)) + focal-CE(y, gφ(x_adv)) + λ·Σ_i [‖h_i^δ(x) − h_i^0(x)‖₂ + ‖h_i^δ(x_adv) − h_i^0(·)‖₂]
+        focal-CE(y, gφ(x)) + focal-CE(y, gφ(x_adv)) + λ·Σ_i [d(h_i^δ(x), h_i^0(x)) + d(h_i^δ(x_adv), h_i^0(·))]
 
     where h^δ is the fixed feature after fixer i and h^0 the base model's. The SPEC reads the
     garbled Eq. 4 as pulling both towards the *clean* base feature (``distill_to = 'clean'``);
     ``'same'`` is the literal reading (each towards the base feature of its own input).
+    ``distance``: the paper says "the standard ℓ2 norm" without saying how it is scaled. The
+    default ``'mse'`` (mean squared difference per feature element, PyTorch's usual "L2 loss")
+    reproduces the paper's finding that λ = 1 helps; the per-sample norm ``'l2'`` grows with the
+    feature map and at λ = 1 held the fixers at the identity (digits, APGD eps 0.1: 48 % -> 48 %
+    with ``'l2'``, 48 % -> 91 % with ``'mse'``, 15 epochs).
     Adversarial examples are crafted on the frozen base with any registered attack (AutoPGD by
     default, as the paper) once at setup and cached on disk (``cache``), since the base does not
     change. Best setting "fx-a": linear, δ 1, λ 1; ``layers`` default to the model's feature_layers
@@ -78,6 +83,7 @@ class FixerTraining(AugmentationBase):
     cache: bool = True
     distill_to: Literal["clean", "same"] = attrs.field(default="clean", validator=attrs.validators.in_(["clean", "same"]))
     output_relu: bool = True
+    distance: Literal["l2", "mse"] = attrs.field(default="mse", validator=attrs.validators.in_(["l2", "mse"]))
     batch_size: int = 256
     _flags: list = attrs.field(factory=list, init=False, repr=False)
     _attack: Any = attrs.field(default=None, init=False, repr=False)
@@ -175,10 +181,17 @@ class FixerTraining(AugmentationBase):
         logits_a, fixed_a = self.features(model, x_adv, enabled=True)
         loss = focal_loss(logits_c, batch.y, self.focal_gamma) + focal_loss(logits_a, batch.y, self.focal_gamma)
         if self.lam:
-            dist = sum((fc - b0).flatten(1).norm(dim=1).mean() + (fa - b1).flatten(1).norm(dim=1).mean()
+            dist = sum(self.feature_distance(fc, b0) + self.feature_distance(fa, b1)
                        for fc, fa, b0, b1 in zip(fixed_c, fixed_a, base_clean, base_adv))
             loss = loss + self.lam * dist
         return loss
+
+    def feature_distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Batch mean of the per-sample ℓ2 distance (``'l2'``, the paper's words), or the mean
+        squared difference per feature element (``'mse'``, independent of the feature map's size)."""
+        if self.distance == "mse":
+            return (a - b).pow(2).mean()
+        return (a - b).flatten(1).norm(dim=1).mean()
 
     def teardown(self, ctx: Any) -> None:
         for p, flag in zip(ctx.model.parameters(), self._flags):
