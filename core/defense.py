@@ -35,6 +35,7 @@ class DefendedClassifier(nn.Module):
         self.attacking = False
         self.generator = torch.Generator().manual_seed(seed)
         self.context = dict(context or {})
+        self.train(model.training)  # take the wrapped model's mode (a new Module says training=True)
 
     @property
     def randomized(self) -> bool:

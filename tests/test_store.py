@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import advx
 from advx.errors import StoreError
@@ -172,3 +173,22 @@ def test_model_hash_covers_component_defaults(tiny_config):
     assert implicit["train"]["augment"][0]["params"]["alpha"] == 1.0
     assert implicit != spec({"name": "mixup", "alpha": 0.4})
     assert implicit["model"]["name"] == "digits-cnn"
+
+
+def test_wrappers_take_the_models_mode_so_attacks_leave_it_in_eval():
+    """A fresh wrapper Module says training=True; an attack that restores the mode it found on
+    the wrapper then switched a dropout model into train mode for every later cell."""
+    from torch import nn
+
+    from advx.defense import DefendedClassifier
+    from advx.evaluation.counting import CountingModel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.5), nn.Linear(8, 3)).eval()
+    x, y = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    for wrapper in (CountingModel(model), DefendedClassifier(model, [])):
+        assert not wrapper.training
+        advx.create("attack", "pgd", eps=0.1, steps=2)(wrapper, x, y)
+        assert not model.training and not wrapper.training
+        with torch.no_grad():
+            assert torch.equal(wrapper(x), wrapper(x))  # dropout off: deterministic

@@ -15,6 +15,9 @@ class CountingModel(nn.Module):
         self.forwards = 0
         self.backwards = 0
         self.feature_layers = tuple(getattr(model, "feature_layers", ()))
+        # a new Module says training=True; take the inner model's mode instead, or an attack that
+        # restores "the mode it found" would switch the model into train mode (dropout on)
+        self.train(model.training)
 
     def _backward(self, grad: torch.Tensor) -> torch.Tensor:
         self.backwards += 1
