@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import advx
+from advx.data.bundle import as_float
 from advx.errors import StoreError
 from advx.evaluation.store import RunStore
 
@@ -192,3 +193,30 @@ def test_wrappers_take_the_models_mode_so_attacks_leave_it_in_eval():
         assert not model.training and not wrapper.training
         with torch.no_grad():
             assert torch.equal(wrapper(x), wrapper(x))  # dropout off: deterministic
+
+
+def test_cells_equal_direct_attack_calls_on_a_dropout_model(tmp_path, tiny_config):
+    """End to end: on a model with dropout, every deterministic cell's predictions equal calling
+    the attack directly on the trained model in eval mode (the wrapper-mode bug broke this for
+    every cell after the first attack)."""
+    tiny_config["model"] = {"name": "batchout-cifar", "size": 8, "train": {"epochs": 2, "batch_size": 64}}
+    tiny_config.pop("defense")
+    tiny_config["attack"] = [{"name": "fgsm", "eps": 0.1, "label": "FGSM"},
+                             {"name": "deepfool", "steps": 2, "label": "DeepFool-2"}]
+    tiny_config["evaluate"]["metrics"] = ["accuracy"]
+    res = run_exp(tiny_config, tmp_path / "r.h5")
+    model, data = res.context["models"]["base"], res.context["data"]
+    assert not model.training
+    x, y = as_float(data.x_test), data.y_test
+    for cell in res.cells:
+        assert np.array_equal(cell.arrays["index"], res.test["index"])
+        if cell.cell.mode == "clean":
+            x_in = x
+        else:
+            attack = advx.create("attack", {"FGSM": "fgsm", "DeepFool-2": "deepfool"}[cell.cell.attack],
+                                 **({"eps": 0.1} if cell.cell.attack == "FGSM" else {"steps": 2}))
+            x_in = torch.cat([attack(model, x[i:i + 64], y[i:i + 64]) for i in range(0, len(x), 64)])
+        with torch.no_grad():
+            direct = model(x_in).argmax(1).numpy()
+        assert np.array_equal(cell.arrays["prediction"], direct), cell.cell
+        assert not model.training
