@@ -205,6 +205,7 @@ def test_cells_equal_direct_attack_calls_on_a_dropout_model(tmp_path, tiny_confi
                              {"name": "deepfool", "steps": 2, "label": "DeepFool-2"}]
     tiny_config["evaluate"]["metrics"] = ["accuracy"]
     res = run_exp(tiny_config, tmp_path / "r.h5")
+    attacks = advx.load_experiment(tiny_config).components["attacks"]  # the same specs, built anew
     model, data = res.context["models"]["base"], res.context["data"]
     assert not model.training
     x, y = as_float(data.x_test), data.y_test
@@ -213,8 +214,7 @@ def test_cells_equal_direct_attack_calls_on_a_dropout_model(tmp_path, tiny_confi
         if cell.cell.mode == "clean":
             x_in = x
         else:
-            attack = advx.create("attack", {"FGSM": "fgsm", "DeepFool-2": "deepfool"}[cell.cell.attack],
-                                 **({"eps": 0.1} if cell.cell.attack == "FGSM" else {"steps": 2}))
+            attack = attacks[cell.cell.attack]
             x_in = torch.cat([attack(model, x[i:i + 64], y[i:i + 64]) for i in range(0, len(x), 64)])
         with torch.no_grad():
             direct = model(x_in).argmax(1).numpy()
