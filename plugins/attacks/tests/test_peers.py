@@ -21,8 +21,8 @@ def acc(model, x_adv, y):
         return 100.0 * (model(x_adv).argmax(1) == y).float().mean().item()
 
 
-def ours(model, x, y, name, **p):
-    return acc(model, advx.create("attack", name, **p)(model, x, y, generator=torch.Generator().manual_seed(0)), y)
+def ours(model, x, y, name, seed=0, **p):
+    return acc(model, advx.create("attack", name, **p)(model, x, y, generator=torch.Generator().manual_seed(seed)), y)
 
 
 def art_classifier(model):
@@ -31,7 +31,8 @@ def art_classifier(model):
 
 
 def art_acc(model, attack, x, y):
-    adv = attack.generate(x=x.numpy().astype(np.float32))
+    # the true labels, as ours and torchattacks get (without y ART attacks its own predictions)
+    adv = attack.generate(x=x.numpy().astype(np.float32), y=np.eye(10, dtype=np.float32)[y.numpy()])
     return acc(model, torch.from_numpy(adv), y)
 
 
@@ -60,6 +61,10 @@ CASES = {
 
 
 SLOW = {"cw": 50, "deepfool": 50}  # ART's CW needs ~0.5 s per digit; keep the suite fast
+# Random starts: one draw of PGD-10 on 200 digits varies by ~0.7 points (sd over seeds, for each
+# library), so a single draw against the 1-point tolerance fails now and then. Compare means over
+# seeded draws (ART draws from numpy's global generator, torchattacks from torch's).
+RANDOM_STARTS = {"pgd": 5, "apgd": 5}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -68,10 +73,13 @@ def test_as_strong_as_torchattacks_and_art(digits, name):
     n = SLOW.get(name, len(y))
     x, y = x[:n], y[:n]
     params, make_ta, make_art = CASES[name]
-    torch.manual_seed(0)
-    ours_acc = ours(model, x, y, name, **params)
-    ta_acc = acc(model, make_ta(model)(x, y), y)
-    art_acc_ = art_acc(model, make_art(art_classifier(model)), x, y)
+    runs = []
+    for seed in range(RANDOM_STARTS.get(name, 1)):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        runs.append((ours(model, x, y, name, seed, **params), acc(model, make_ta(model)(x, y), y),
+                     art_acc(model, make_art(art_classifier(model)), x, y)))
+    ours_acc, ta_acc, art_acc_ = np.mean(runs, axis=0)
     model.eval()
     assert ours_acc <= ta_acc + TOL, f"{name}: ours {ours_acc:.1f}% vs torchattacks {ta_acc:.1f}%"
     assert ours_acc <= art_acc_ + TOL, f"{name}: ours {ours_acc:.1f}% vs ART {art_acc_:.1f}%"
