@@ -208,14 +208,14 @@ def test_cells_equal_direct_attack_calls_on_a_dropout_model(tmp_path, tiny_confi
     attacks = advx.load_experiment(tiny_config).components["attacks"]  # the same specs, built anew
     model, data = res.context["models"]["base"], res.context["data"]
     assert not model.training
-    x, y = as_float(data.x_test), data.y_test
+    x, y, bs = as_float(data.x_test), data.y_test, tiny_config["evaluate"]["batch_size"]
     for cell in res.cells:
         assert np.array_equal(cell.arrays["index"], res.test["index"])
         if cell.cell.mode == "clean":
             x_in = x
         else:
             attack = attacks[cell.cell.attack]
-            x_in = torch.cat([attack(model, x[i:i + 64], y[i:i + 64]) for i in range(0, len(x), 64)])
+            x_in = torch.cat([attack(model, x[i:i + bs], y[i:i + bs]) for i in range(0, len(x), bs)])
         with torch.no_grad():
             direct = model(x_in).argmax(1).numpy()
         assert np.array_equal(cell.arrays["prediction"], direct), cell.cell
