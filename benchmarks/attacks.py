@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -93,7 +94,64 @@ def cases(eps, quick):
         "DeepFool-50": dict(ours=("deepfool", dict(steps=50)), passes=None,
                             ta=lambda ta, m: ta.DeepFool(m, steps=50, overshoot=0.02),
                             art=lambda ev, c: ev.DeepFool(c, max_iter=50, epsilon=0.02, nb_grads=10, verbose=False)),
+        # AutoAttack's members and the ensemble. They attack only the samples still robust, so
+        # their limit is the passes they actually made (counted by a hook), not a fixed K.
+        f"APGD-T-{steps_apgd}": dict(ours=("apgd-t", dict(eps=eps, steps=steps_apgd)), passes=None,
+                                     ta=lambda ta, m: ta.APGDT(m, norm="Linf", eps=eps, steps=steps_apgd, n_restarts=1,
+                                                               n_classes=10, seed=0),
+                                     art=None),
+        f"FAB-T-{steps_apgd}": dict(ours=("fab", dict(eps=eps, steps=steps_apgd)), passes=None,
+                                    ta=lambda ta, m: ta.FAB(m, norm="Linf", eps=eps, steps=steps_apgd, n_restarts=1,
+                                                            multi_targeted=True, n_classes=10, seed=0),
+                                    art=None),
+        "Square-5000": dict(ours=("square", dict(eps=eps, queries=5000)), passes=None,
+                            ta=lambda ta, m: ta.Square(m, norm="Linf", eps=eps, n_queries=5000, n_restarts=1,
+                                                       p_init=0.8, loss="margin", resc_schedule=True, seed=0),
+                            art=lambda ev, c: ev.SquareAttack(c, norm=np.inf, eps=eps, max_iter=5000, p_init=0.8,
+                                                              nb_restarts=1, verbose=False)),
+        # torchattacks' AutoAttack runs 10 iterations per gradient member (its issue #196); same here
+        "AutoAttack-10it": dict(ours=("autoattack", dict(eps=eps, steps=10)), passes=None,
+                                ta=lambda ta, m: ta.AutoAttack(m, norm="Linf", eps=eps, version="standard",
+                                                               n_classes=10, seed=0),
+                                art=None),
+        "AutoAttack-100it": dict(ours=("autoattack", dict(eps=eps, steps=100)), passes=None, ta=None, art=None),
     }
+
+
+class SampleCounter(nn.Module):
+    """Counts the samples passed forward, and those whose output was differentiated."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.forward_rows, self.backward_rows = model, 0, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        self.forward_rows += len(x)
+        if out.requires_grad:
+            out.register_hook(lambda g: setattr(self, "backward_rows", self.backward_rows + len(g)) or g)
+        return out
+
+
+def per_sample_costs(model, x, y, batch, device, repeats=3):
+    """Seconds per sample of one forward, and of one forward+backward w.r.t. the input (median)."""
+    fwd, fb = [], []
+    for _ in range(repeats):
+        with torch.no_grad():
+            fwd.append(timed(lambda: batched(lambda a, b: model(a), x, y, batch), device)[1] / len(x))
+        fb.append(physical_limit(model, x, y, 1, batch, device) / len(x))
+    return float(np.median(fwd)), float(np.median(fb))
+
+
+def counted_limit(model, atk, x, y, batch, device, costs):
+    """The physical limit of the work an attack chose to do: its counted forward-only and
+    forward+backward samples, each at the model's measured per-sample cost."""
+    counter = SampleCounter(model)
+    g = torch.Generator().manual_seed(0)
+    batched(lambda a, b: atk(counter, a, b, generator=g), x, y, batch)
+    f_only = counter.forward_rows - counter.backward_rows
+    limit = f_only * costs[0] + counter.backward_rows * costs[1]
+    return limit, counter.forward_rows / len(x), counter.backward_rows / len(x)
 
 
 def main() -> None:
@@ -154,11 +212,16 @@ def main() -> None:
         row["ours_acc"] = acc(xa)
         d = (xa - x).flatten(1)
         row["ours_linf"], row["ours_l2"] = float(d.abs().amax(1).mean()), float(d.norm(dim=1).mean())
-        if c["passes"]:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            if c["passes"]:
                 row["limit_s"] = physical_limit(model, x, y, c["passes"], args.batch, device)
+            elif name != "deepfool":  # DeepFool's passes are over (candidates x N) batches: no per-sample unit
+                costs = per_sample_costs(model, x, y, args.batch, device)
+                row["limit_s"], row["fwd_per_img"], row["bwd_per_img"] = counted_limit(model, atk, x, y, args.batch,
+                                                                                     device, costs)
+        if "limit_s" in row:
             row["ours_vs_limit"] = row["ours_s"] / row["limit_s"]
-        if "torchattacks" not in skip:
+        if "torchattacks" not in skip and c["ta"] is not None:
             import torchattacks
 
             ta = c["ta"](torchattacks, model)
@@ -166,7 +229,7 @@ def main() -> None:
                                                       args.precision)
             row["ta_acc"] = acc(xa)
             row["ta_vs_ours"] = row["ta_s"] / row["ours_s"]
-        if "art" not in skip:
+        if "art" not in skip and c["art"] is not None:
             from art.attacks import evasion
             from art.estimators.classification import PyTorchClassifier
 
@@ -188,7 +251,7 @@ def main() -> None:
     cols = [("attack", "attack"), ("ours_acc", "acc% ours"), ("ta_acc", "acc% TA"), ("art_acc", "acc% ART"),
             ("ours_linf", "linf"), ("ours_l2", "l2"), ("ours_s", "s ours"), ("ours_img_s", "img/s ours"),
             ("limit_s", "s limit"), ("ours_vs_limit", "ours/limit"), ("ta_vs_ours", "TA/ours"),
-            ("art_vs_ours", "ART/ours")]
+            ("art_vs_ours", "ART/ours"), ("fwd_per_img", "fwd/img"), ("bwd_per_img", "bwd/img")]
     if device.type == "cuda":
         cols += [("ours_mib", "MiB ours"), ("ta_mib", "MiB TA"), ("art_mib", "MiB ART")]
     fmt = lambda v: "—" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
@@ -200,9 +263,15 @@ def main() -> None:
             "art_batch": "default" if args.art_default_batch else args.batch, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    meta["command"] = "python benchmarks/attacks.py " + " ".join(sys.argv[1:])
+    meta["date"] = time.strftime("%Y-%m-%d")
+    table = {"title": f"attacks on {args.model}, n={args.n}, eps={args.eps}, {device} ({meta['threads']} threads)",
+             "columns": [h for _, h in cols],
+             "rows": [[r.get(k) if not isinstance(r.get(k), float) else round(r[k], 3 if "_vs_" in k else 1)
+                       for k, _ in cols] for r in rows]}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"meta": meta, "rows": rows, "table": table}, indent=2))
     print(f"\nwrote {out}")
 
 

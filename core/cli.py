@@ -78,8 +78,16 @@ def _show(results, output: Path, report_dir: Path | None) -> None:
     print_report(results, click.echo)
     click.echo(f"results: {output}")
     if report_dir is not None:
-        for p in write_report(results, report_dir):
+        for p in write_report(results, report_dir, command=_command()):
             click.echo(f"wrote {p}")
+
+
+def _command() -> str:
+    """The command line as typed (recorded in summary.json beside the tables it produced)."""
+    import shlex
+    import sys
+
+    return " ".join(["advx", *map(shlex.quote, sys.argv[1:])])
 
 
 @cli.command()
@@ -104,7 +112,7 @@ def report(run_file: Path, out: Path | None) -> None:
 
     results = open_run(run_file)
     print_report(results, click.echo)
-    for p in write_report(results, out or run_file.with_name(run_file.stem + "_report")):
+    for p in write_report(results, out or run_file.with_name(run_file.stem + "_report"), command=_command()):
         click.echo(f"wrote {p}")
 
 

@@ -109,9 +109,18 @@ def _batch_size(_: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"evaluate.{attribute.name}: expected a positive integer or \"auto\", got {value!r}")
 
 
+#: Threat models: where the adversarial examples of a cell are crafted.
+#: oblivious — on the undefended trained model (reused for every defence);
+#: adaptive — on the whole defended pipeline (BPDA + EOT);
+#: transfer — on the model ``evaluate.transfer_from`` (e.g. the frozen base, paper 003);
+#: black-box — gradient-free attacks only, querying the whole defended pipeline.
+MODES = ("oblivious", "adaptive", "transfer", "black-box")
+
+
 @attrs.frozen
 class EvaluateSettings:
-    modes: tuple[Literal["oblivious", "adaptive"], ...] = ("oblivious",)
+    modes: tuple[Literal["oblivious", "adaptive", "transfer", "black-box"], ...] = ("oblivious",)
+    transfer_from: str | None = None
     batch_size: int | Literal["auto"] = attrs.field(default="auto", validator=_batch_size)
     chunk_size: int = 1024
     eot: int = 1
@@ -267,8 +276,28 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     ekw = _settings(EvaluateSettings, eval_t, "evaluate", skip={"metrics"})
     if "metrics" in eval_t:
         ekw["metrics"] = _components(eval_t["metrics"], "evaluate.metrics")
+    evaluate = EvaluateSettings(**ekw)
+    _check_modes(evaluate, labels)
     return ExperimentConfig(exp, data, model, base, tuple(trains), _defenses(raw.get("defense", [])),
-                            _attacks(raw.get("attack", [])), EvaluateSettings(**ekw), raw)
+                            _attacks(raw.get("attack", [])), evaluate, raw)
+
+
+def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:
+    """Threat models that cannot run are refused here, before anything trains."""
+    if not ev.modes:
+        raise ConfigError(f"evaluate.modes: empty; choose one or more of {', '.join(MODES)}")
+    if len(set(ev.modes)) != len(ev.modes):
+        raise ConfigError(f"evaluate.modes: repeated mode in {list(ev.modes)}")
+    if "transfer" in ev.modes:
+        if ev.transfer_from is None:
+            raise ConfigError("evaluate.transfer_from: the 'transfer' mode needs the trained model to craft on, "
+                              f"e.g. transfer_from = \"base\" (trained models: {', '.join(train_labels)})")
+        if ev.transfer_from not in train_labels:
+            raise ConfigError(f"evaluate.transfer_from: {ev.transfer_from!r} names no trained model; "
+                              f"trained models: {', '.join(train_labels)}")
+    elif ev.transfer_from is not None:
+        raise ConfigError(f"evaluate.transfer_from is set ({ev.transfer_from!r}) but 'transfer' is not in "
+                          f"evaluate.modes {list(ev.modes)}; add it or remove transfer_from")
 
 
 def _parse_value(text: str) -> Any:

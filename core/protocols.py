@@ -114,6 +114,9 @@ class AttackBase:
     norm: ClassVar[str] = "linf"
     #: True for minimal-norm attacks (CW, DeepFool) that have no eps budget.
     minimal: ClassVar[bool] = False
+    #: True for attacks that only query outputs (Square, noise): the evaluator's ``black-box``
+    #: threat model runs these against the whole defended pipeline, forward passes only.
+    gradient_free: ClassVar[bool] = False
     supports_target: ClassVar[bool] = True
     bounds: Bounds = attrs.field(default=(0.0, 1.0), converter=tuple)
 
@@ -122,13 +125,25 @@ class AttackBase:
                  eps: float | torch.Tensor | None = None) -> torch.Tensor:
         """Attack ``model`` at (``x``, ``y``); ``target`` makes it targeted, ``eps`` (a float or an
         (N,) tensor) overrides the budget per sample, ``generator`` seeds its randomness."""
+        return self.attack_with_log(model, x, y, target=target, generator=generator, eps=eps)[0]
+
+    def attack_with_log(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                        target: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                        eps: float | torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """As ``__call__``, plus the attack's per-sample records (length-N tensors, e.g. AutoAttack's
+        ``broken_by``); the evaluator stores them beside the cell's results."""
         if target is not None and not self.supports_target:
             raise ValueError(f"attack {self.name!r} has no targeted variant")
         x0 = x.detach().clone()
         budget = per_sample(getattr(self, "eps", 0.0) if eps is None else eps, x0)
         with frozen_params(model), torch.enable_grad():
-            x_adv = self.perturb(model, x0, y.detach(), target=target, generator=generator, eps=budget)
-        return x_adv.detach().clamp(*self.bounds)
+            x_adv, log = self.perturb_logged(model, x0, y.detach(), target=target, generator=generator, eps=budget)
+        return x_adv.detach().clamp(*self.bounds), {k: v.detach() for k, v in log.items()}
+
+    def perturb_logged(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None,
+                       generator: torch.Generator | None, eps: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``perturb`` and its per-sample records; override to record something (default: none)."""
+        return self.perturb(model, x, y, target=target, generator=generator, eps=eps), {}
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None,
                 generator: torch.Generator | None, eps: torch.Tensor) -> torch.Tensor:
@@ -184,6 +199,9 @@ class InputTransformDefense:
     name: ClassVar[str] = "input-transform"
     randomized: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
+    #: True for defences that optimise their input at inference time (counteract): the sanity
+    #: checks then ask for adaptive and gradient-free numbers beside the oblivious ones.
+    optimizes_input: ClassVar[bool] = False
 
     def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None,
                   context: dict[str, Any]) -> torch.Tensor:

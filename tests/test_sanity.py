@@ -24,16 +24,16 @@ def test_randomized_defence_without_eot_is_flagged():
     d = build_defended(model, [advx.create("inference_defense", "crop-rescale", min_scale=0.5)], repeats=1)
     log = SanityLog()
     x, y = torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
-    log.check_cell(Cell("base", "guo", "clean", "clean"), d, x, y, NOAUTO)
+    log.check_cell(Cell("base", "guo", "clean", "clean"), d, d, x, y, NOAUTO)
     assert any("randomized defence" in m for m in log.messages)
     quiet = SanityLog()
-    quiet.check_cell(Cell("base", "guo", "clean", "clean"), d, x, y, NOAUTO, attacked_with_eot=True)
+    quiet.check_cell(Cell("base", "guo", "clean", "clean"), d, d, x, y, NOAUTO, attacked_with_eot=True)
     assert not any("randomized" in m for m in quiet.messages)
 
 
 def test_zero_gradients_are_flagged():
     log = SanityLog()
-    log.check_cell(Cell("base", "none", "clean", "clean"), Constant(), torch.rand(8, 1, 4, 4),
+    log.check_cell(Cell("base", "none", "clean", "clean"), Constant(), Constant(), torch.rand(8, 1, 4, 4),
                    torch.zeros(8, dtype=torch.long), NOAUTO)
     assert any("all-zero input gradient" in m for m in log.messages)
 
@@ -42,7 +42,7 @@ def test_counteract_is_flagged_as_test_time_optimisation():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     d = build_defended(model, [advx.create("inference_defense", "counteract", n=2)])
     log = SanityLog()
-    log.check_cell(Cell("base", "ours", "clean", "clean"), d, torch.rand(8, 1, 4, 4),
+    log.check_cell(Cell("base", "ours", "clean", "clean"), d, d, torch.rand(8, 1, 4, 4),
                    torch.zeros(8, dtype=torch.long), NOAUTO, attacked_with_eot=True)
     assert any("optimises its input at inference time" in m for m in log.messages)
 

@@ -24,7 +24,7 @@ class Cell:
     train: str
     defense: str
     attack: str
-    mode: str  # "clean" | "oblivious" | "adaptive"
+    mode: str  # "clean" | "oblivious" | "adaptive" | "transfer" | "black-box"
 
     def spec(self) -> dict[str, str]:
         return attrs.asdict(self)
@@ -35,11 +35,14 @@ class Cell:
         return f"{slug[:80]}-{digest}"
 
 
-def expand_grid(cfg: ExperimentConfig) -> list[Cell]:
+def expand_grid(cfg: ExperimentConfig, gradient_free: frozenset[str] | set[str] = frozenset()) -> list[Cell]:
     """Clean cells for every (model, defence), then attack cells for every mode.
 
-    The undefended pipeline gets one attack cell (oblivious and adaptive coincide there).
+    The undefended pipeline gets one white-box cell (oblivious and adaptive coincide there), and
+    a black-box cell only when no oblivious one attacks the same model. ``black-box`` cells exist
+    only for the attacks labelled in ``gradient_free``.
     """
+    modes = cfg.evaluate.modes
     defenses = ([NONE] if cfg.evaluate.include_undefended else []) + [d.label for d in cfg.defenses]
     cells = []
     for t in cfg.trains:
@@ -47,10 +50,12 @@ def expand_grid(cfg: ExperimentConfig) -> list[Cell]:
             cells.append(Cell(t.label, d, CLEAN, CLEAN))
         for a in cfg.attacks:
             for d in defenses:
-                for mode in cfg.evaluate.modes:
-                    if d == NONE and mode == "adaptive" and "oblivious" in cfg.evaluate.modes:
+                for mode in modes:
+                    if mode == "black-box" and a.label not in gradient_free:
                         continue
-                    cells.append(Cell(t.label, d, a.label, "oblivious" if d == NONE else mode))
+                    if d == NONE and mode in ("adaptive", "black-box") and "oblivious" in modes:
+                        continue
+                    cells.append(Cell(t.label, d, a.label, "oblivious" if d == NONE and mode == "adaptive" else mode))
     return list(dict.fromkeys(cells))
 
 
@@ -96,13 +101,22 @@ def per_sample_arrays(index: torch.Tensor, x: torch.Tensor, x_adv: torch.Tensor,
 
 
 def run_attack(attack: Callable, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-               batch_size: int, g: torch.Generator, autocast: Any) -> torch.Tensor:
-    out = []
+               batch_size: int, g: torch.Generator, autocast: Any) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """The adversarial batch and the attack's per-sample records (``attack_with_log``, if it has one)."""
+    out, logs = [], {}
+    with_log = getattr(attack, "attack_with_log", None)
     for i in range(0, len(x), batch_size):
         t = None if target is None else target[i:i + batch_size]
+        xs, ys = x[i:i + batch_size], y[i:i + batch_size]
         with autocast:
-            out.append(attack(model, x[i:i + batch_size], y[i:i + batch_size], target=t, generator=g))
-    return torch.cat(out).float()
+            if with_log is None:
+                out.append(attack(model, xs, ys, target=t, generator=g))
+                continue
+            x_adv, log = with_log(model, xs, ys, target=t, generator=g)
+        out.append(x_adv)
+        for k, v in log.items():
+            logs.setdefault(k, []).append(v.cpu().numpy())
+    return torch.cat(out).float(), {k: np.concatenate(v) for k, v in logs.items()}
 
 
 def find_attack(cfg: ExperimentConfig, label: str) -> AttackSpec:

@@ -25,7 +25,7 @@ from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.defense import build_defended, reseed, set_attacking
-from advx.errors import AdvxError, StoreError
+from advx.errors import AdvxError, ConfigError, StoreError
 from advx.progress import progress
 
 from advx.batching import auto_batch_size
@@ -81,6 +81,11 @@ class Experiment:
         out["defenses"] = {d.label: [r.create("inference_defense", s.name, s.params, where=s.where) for s in d.chain]
                            for d in c.defenses}
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
+        out["gradient_free"] = frozenset(label for label, a in out["attacks"].items()
+                                         if getattr(a, "gradient_free", False))
+        if "black-box" in c.evaluate.modes and not out["gradient_free"]:
+            raise ConfigError("evaluate.modes: 'black-box' runs gradient-free attacks only, and no [[attack]] is "
+                              "one; add e.g. [[attack]] name = \"square\"")
         return out
 
     # ------------------------------------------------------------------ data
@@ -164,7 +169,7 @@ class Experiment:
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
                                  dev, lo, hi)
-            cells = expand_grid(cfg)
+            cells = expand_grid(cfg, self.components["gradient_free"])
             bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
                            unit="cell")
             for order, cell in enumerate(cells):
@@ -193,6 +198,7 @@ class Experiment:
             produced = metric.evaluate(results)
             store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
         sanity.check_monotone(results, self.config)
+        sanity.check_threat_models(results, self.components["gradient_free"])
         store.set_attrs("/", warnings=sanity.messages)
         results = RunResults.from_store(store)
         results.context = {"models": context["models"], "data": context["data"]}
@@ -256,21 +262,24 @@ class _CellRunner:
             self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
         return self._batch[(train, defense)]
 
-    def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> torch.Tensor:
+    def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         """Rows [start, stop) of the cached adversarial examples of (model, attack) — crafted
-        once on the undefended model, reused by every defence."""
+        once on the undefended model ``train``, reused by every defence (and, for the transfer
+        threat model, by every other trained model) — with the attack's per-sample records."""
         path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
         while self.lo + self.store.n_done(path) < stop:
             s = self.lo + self.store.n_done(path)
             e = min(s + self.chunk, self.hi)
-            x_adv, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE, attack_label,
-                                                s, e)
-            self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32)}, chunk=self.chunk,
+            x_adv, logs, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE,
+                                                      attack_label, s, e)
+            self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
                               extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
-        return torch.from_numpy(self.store.read_rows(path, "x_adv", start - self.lo, stop - self.lo)).to(self.device)
+        rows = {name: self.store.read_rows(path, name, start - self.lo, stop - self.lo)
+                for name in self.store.names(path)}
+        return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows
 
     def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
-              s: int, e: int) -> tuple[torch.Tensor, float, int, int]:
+              s: int, e: int) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
         spec = find_attack(self.cfg, attack_label)
         attack = self.exp.components["attacks"][attack_label]
         g = torch.Generator().manual_seed(chunk_seed(self.cfg.experiment.seed, train, attack_label, s))
@@ -279,11 +288,11 @@ class _CellRunner:
         batch = self.batch_for(train, defense)  # probes the raw model: not counted
         counter.take()
         t0 = time.perf_counter()
-        x_adv = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
+        x_adv, logs = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
-        return x_adv, time.perf_counter() - t0, fw, bw
+        return x_adv, logs, time.perf_counter() - t0, fw, bw
 
     def run(self, cell: Cell, order: int) -> None:
         path = f"cells/{cell.key()}"
@@ -292,34 +301,48 @@ class _CellRunner:
         if not self.store.has(path):
             self.store.set_attrs(path, started=time.time())
         self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
+        members = getattr(self.exp.components["attacks"].get(cell.attack), "members", None)
+        if members:  # what the codes of a per-sample ``broken_by`` record mean
+            self.store.set_attrs(path, members=list(members))
         counter = self.models[cell.train]
         for s in range(self.lo + self.store.n_done(path), self.hi, self.chunk):
             e = min(s + self.chunk, self.hi)
             x, y = self.x[s:e], self.y[s:e]
             t0 = time.perf_counter()
             fw = bw = 0
+            logs: dict[str, np.ndarray] = {}
             if cell.mode == CLEAN:
                 x_adv = x
             elif cell.mode == "oblivious":
-                x_adv = self.oblivious(cell.train, cell.attack, s, e)
+                x_adv, logs = self.oblivious(cell.train, cell.attack, s, e)
+            elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
+                x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
+            elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
+                model = self.defended(cell.train, cell.defense, attacking=False)
+                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "queries"))
+                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
             else:
                 model = self.defended(cell.train, cell.defense, attacking=True)
                 set_attacking(model, True)
                 reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eot"))
-                x_adv, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
-                set_attacking(model, False)
+                try:
+                    x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
+                finally:
+                    set_attacking(model, False)
             model = self.defended(cell.train, cell.defense, attacking=False)
-            reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
-            if s == 0 and cell.mode == CLEAN:
+            if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
                 d = find_defense(self.cfg, cell.defense)
                 eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-                self.sanity.check_cell(cell, model, x, y, self.autocast,
-                                       attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1)
+                attacked = self.defended(cell.train, cell.defense, attacking=True)
+                self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
+                                       attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
+                                       modes=self.cfg.evaluate.modes)
+            reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
             batch = self.batch_for(cell.train, cell.defense)
             counter.take()
             pred, loss = predict(model, x_adv, y, batch, self.autocast)
             efw, ebw = counter.take()
-            arrays = per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss)
+            arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
             if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:
                 arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
             self.store.append(path, arrays, chunk=self.chunk,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ def markdown_table(t: MetricTable) -> str:
 
 
 def all_tables(results: RunResults) -> list[MetricTable]:
+    """The headline worst-case table first (when any attack ran), then every evaluator's tables."""
     tables = [t for ts in results.metrics.values() for t in ts]
-    return tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+    tables = tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+    headline = results.worst_case_table()
+    return ([headline] if headline.rows else []) + tables
 
 
 def print_report(results: RunResults, echo=print) -> None:
@@ -49,8 +53,17 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")[:60] or "table"
 
 
-def write_report(results: RunResults, out_dir: Path) -> list[Path]:
-    """Write report.md, one CSV per table and a PNG per plottable table; return the paths."""
+def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
+    """Everything a README table is generated from: the tables, warnings, the exact command and
+    the run's identity (config hash, versions, device, date)."""
+    h = results.header
+    return {"command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
+            "versions": h["versions"], "experiment": h["config"].get("experiment", {}).get("name"),
+            "tables": [t.to_dict() for t in all_tables(results)], "warnings": list(results.warnings)}
+
+
+def write_report(results: RunResults, out_dir: Path, command: str | None = None) -> list[Path]:
+    """Write report.md, summary.json, one CSV per table and a PNG per plottable table; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     md = [f"# advx report: {results.header['config'].get('experiment', {}).get('name', 'run')}", "",
@@ -72,7 +85,8 @@ def write_report(results: RunResults, out_dir: Path) -> list[Path]:
     if results.warnings:
         md += ["## Warnings", ""] + [f"- {w}" for w in results.warnings] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
-    written.insert(0, out_dir / "report.md")
+    (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
+    written[:0] = [out_dir / "report.md", out_dir / "summary.json"]
     return written
 
 
@@ -94,10 +108,12 @@ def plot_table(t: MetricTable, path: Path) -> Path | None:
         ax.set_xlabel(t.title.split(" vs ")[-1].split(" — ")[0] if " vs " in t.title else "")
     else:
         num_start = next((i for i, c in enumerate(t.columns) if c == "clean"), 2)
-        groups = t.columns[num_start:]
+        numeric = [i for i in range(num_start, len(t.columns))
+                   if all(r[i] is None or isinstance(r[i], (int, float)) for r in t.rows)]
+        groups = [t.columns[i] for i in numeric]
         width = 0.8 / max(1, len(t.rows))
         for j, row in enumerate(t.rows):
-            ys = [0 if v is None else float(v) for v in row[num_start:]]
+            ys = [0 if row[i] is None else float(row[i]) for i in numeric]
             ax.bar([i + j * width for i in range(len(groups))], ys, width, label="/".join(map(str, row[:num_start])))
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)")

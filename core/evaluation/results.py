@@ -43,6 +43,31 @@ class CellResult:
 
 
 @attrs.define
+class WorstCase:
+    """The headline robust accuracy of one (trained model, defence): a sample counts only if it
+    is classified correctly clean and under every attack in every threat model that ran."""
+
+    train: str
+    defense: str
+    index: np.ndarray            # test-set positions, in the cells' order
+    correct: np.ndarray          # per sample: survived everything
+    cells: list[CellResult]      # the clean cell and every attack cell it covers
+    weakest: CellResult | None   # the attack cell with the lowest accuracy
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.correct)) * 100 if len(self.correct) else float("nan")
+
+    @property
+    def modes(self) -> list[str]:
+        return list(dict.fromkeys(c.cell.mode for c in self.cells if c.cell.mode != CLEAN))
+
+    @property
+    def attacks(self) -> list[str]:
+        return list(dict.fromkeys(c.cell.attack for c in self.cells if c.cell.attack != CLEAN))
+
+
+@attrs.define
 class RunResults:
     header: dict[str, Any]
     cells: list[CellResult]
@@ -88,6 +113,43 @@ class RunResults:
 
     def modes(self) -> list[str]:
         return [m for m in self.labels("mode") if m != CLEAN]
+
+    def worst_case(self, train: str, defense: str) -> WorstCase | None:
+        """Per-sample worst case over every finished cell of (``train``, ``defense``): clean and
+        every attack in every mode. Cells are aligned by test index; a cell that has not finished
+        every sample restricts the result to the samples all cells share."""
+        cells = [c for c in self.cells if (c.cell.train, c.cell.defense) == (train, defense)
+                 and len(c.arrays.get("correct", ())) and c.info.get("status") == "done"]
+        if not cells or all(c.cell.mode == CLEAN for c in cells):
+            return None
+        common = cells[0].arrays["index"]
+        for c in cells[1:]:
+            if len(c.arrays["index"]) != len(common) or not np.array_equal(c.arrays["index"], common):
+                common = np.intersect1d(common, c.arrays["index"])
+        correct = np.ones(len(common), dtype=bool)
+        for c in cells:
+            pos = {int(i): j for j, i in enumerate(c.arrays["index"])}
+            correct &= c.arrays["correct"][[pos[int(i)] for i in common]].astype(bool)
+        attacked = [c for c in cells if c.cell.mode != CLEAN]
+        return WorstCase(train, defense, np.asarray(common), correct, cells, min(attacked, key=lambda c: c.accuracy))
+
+    def worst_case_table(self) -> MetricTable:
+        """The report's first table: one robust-accuracy number per (trained model, defence)."""
+        rows = []
+        for t in self.labels("train"):
+            for d in self.labels("defense"):
+                w = self.worst_case(t, d)
+                clean = self.get(t, d, CLEAN)
+                if w is None or clean is None:
+                    continue
+                weak = w.weakest
+                rows.append([t, d, round(clean.accuracy, 2), round(w.accuracy, 2), ", ".join(w.modes),
+                             len(w.attacks), f"{weak.cell.attack} ({weak.cell.mode}) {weak.accuracy:.2f}"])
+        return MetricTable("robust accuracy (%) — per-sample worst case over every attack and threat model",
+                           ["train", "defense", "clean", "robust", "threat models", "attacks", "weakest single cell"],
+                           rows, plot="bar",
+                           note="a sample counts as robust only if it is classified correctly clean and under every "
+                                "attack in every threat model listed")
 
     def accuracy_table(self, mode: str) -> MetricTable:
         """Rows: (training variant, defence); columns: clean then each attack (accuracy, %)."""

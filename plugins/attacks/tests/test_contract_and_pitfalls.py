@@ -15,7 +15,10 @@ ALL = [("gaussian", {}), ("fgsm", {"eps": 0.1}), ("bim", {"eps": 0.1, "steps": 5
        ("pgd", {"eps": 0.1, "steps": 5}), ("pgd", {"eps": 1.0, "norm": "l2", "steps": 5, "alpha": 0.3}),
        ("apgd", {"eps": 0.1, "steps": 10}), ("apgd", {"eps": 1.0, "norm": "l2", "steps": 10}),
        ("cw", {"steps": 10, "binary_search_steps": 2}), ("deepfool", {"steps": 5}),
-       ("deepfool", {"steps": 5, "norm": "linf"})]
+       ("deepfool", {"steps": 5, "norm": "linf"}), ("apgd-t", {"eps": 0.1, "steps": 5, "targets": 3}),
+       ("fab", {"eps": 0.1, "steps": 5, "targets": 2}), ("fab", {"eps": 1.0, "norm": "l2", "steps": 5, "targets": 2}),
+       ("square", {"eps": 0.1, "queries": 20}), ("square", {"eps": 1.0, "norm": "l2", "queries": 20}),
+       ("autoattack", {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20})]
 
 
 @pytest.mark.parametrize("name,params", ALL)

@@ -34,7 +34,8 @@ class APGD(AttackBase):
     best loss did not improve (condition 2); it then restarts from the best point. Momentum 0.75
     (the first step has none). ``restarts`` re-attack only samples still robust.
     Arguments: eps (8/255), steps (100), norm ('linf'|'l2'), loss ('ce'|'dlr'), restarts (1),
-    rho (0.75), momentum (0.75), random_start (true). Cost: steps + 1 forward+backward passes.
+    rho (0.75), momentum (0.75), random_start (true), eot (1: gradient averaged over that many
+    passes, for randomized models). Cost: (steps + 1) x eot forward+backward passes.
     Paper 003 uses eps 8/255 and 16/255 (25 iterations).
     """
 
@@ -47,15 +48,19 @@ class APGD(AttackBase):
     rho: float = 0.75
     momentum: float = 0.75
     random_start: bool = True
+    eot: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
-    def run_once(self, model, x, y, target, generator, eps):
+    def run_once(self, model, x, y, target, generator, eps, *, any_misclassification: bool = False):
+        """One run from a (random) start. ``target`` steers the loss; success is reaching it, or
+        with ``any_misclassification`` leaving the true class (APGD-T's criterion)."""
+        goal = None if any_misclassification else target
         n = x.shape[0]
         shape = (-1,) + (1,) * (x.ndim - 1)
         checks = set(checkpoints(self.steps)) - {0}
         x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds) \
             if self.random_start else x.clone()
-        loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss)
-        fooled = success(logits, y, target)
+        loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, self.eot)
+        fooled = success(logits, y, goal)
         x_best_adv = x_adv.clone()
         x_best, loss_best, grad_best = x_adv.clone(), loss.clone(), grad.clone()
         step = 2 * eps * torch.ones(n, *([1] * (x.ndim - 1)), device=x.device, dtype=x.dtype)
@@ -70,9 +75,9 @@ class APGD(AttackBase):
                 a = self.momentum if k > 0 else 1.0
                 x_new = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_prev), x, eps, self.norm, self.bounds)
                 x_prev, x_adv = x_adv, x_new
-            loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss)
+            loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, self.eot)
             with torch.no_grad():  # masks through torch.where: no host-device sync inside the loop
-                now = success(logits, y, target)
+                now = success(logits, y, goal)
                 x_best_adv = torch.where((now & ~fooled).view(shape), x_adv, x_best_adv)
                 fooled |= now
                 increases += (loss > prev_loss).float()

@@ -29,6 +29,7 @@ class GaussianNoise(AttackBase):
     name: ClassVar[str] = "gaussian"
     norm: ClassVar[str] = "l2"
     supports_target: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = True
     sigma: float = attrs.field(default=0.05, validator=_pos)
 
     def perturb(self, model: nn.Module, x, y, *, target, generator, eps):

@@ -5,10 +5,14 @@ from __future__ import annotations
 from advx.registry import hookimpl
 
 from .apgd import APGD
+from .apgd_targeted import APGDTargeted
+from .autoattack import AutoAttack
+from .fab import FAB
 from .gradient import BIM, FGSM, PGD, GaussianNoise
 from .minimal import CarliniWagnerL2, DeepFool
+from .square import Square
 
-ATTACKS = [GaussianNoise, FGSM, BIM, PGD, APGD, CarliniWagnerL2, DeepFool]
+ATTACKS = [GaussianNoise, FGSM, BIM, PGD, APGD, CarliniWagnerL2, DeepFool, APGDTargeted, FAB, Square, AutoAttack]
 
 
 @hookimpl

@@ -92,10 +92,52 @@ def success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) 
 
 
 def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                  kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward + one backward: (per-sample loss, logits, gradient w.r.t. x_adv)."""
-    x_adv = x_adv.detach().requires_grad_(True)
-    logits = model(x_adv).float()
-    loss = attack_loss(kind, logits, y, target)
-    (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-    return loss.detach(), logits.detach(), grad.detach().contiguous()  # autograd may hand back an expanded view
+                  kind: str, eot: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward + one backward: (per-sample loss, logits, gradient w.r.t. x_adv). With
+    ``eot`` > 1 the loss, logits and gradient are averaged over that many passes (Expectation over
+    Transformation for a randomized model; AutoAttack's "rand" version uses 20)."""
+    total = None
+    for _ in range(eot):
+        x_in = x_adv.detach().requires_grad_(True)
+        logits = model(x_in).float()
+        loss = attack_loss(kind, logits, y, target)
+        (grad,) = torch.autograd.grad(loss.sum(), x_in)
+        out = (loss.detach(), logits.detach(), grad.detach())
+        total = out if total is None else tuple(a + b for a, b in zip(total, out))
+    loss, logits, grad = (t / eot for t in total) if eot > 1 else total
+    return loss, logits, grad.contiguous()  # autograd may hand back an expanded view
+
+
+def project_onto_hyperplane(w: torch.Tensor, c: torch.Tensor, room_up: torch.Tensor, room_down: torch.Tensor,
+                            norm: str) -> torch.Tensor:
+    """Minimal-norm ``d`` with ``w·d = c`` and ``-room_down <= d <= room_up`` (per row, exact).
+
+    FAB's step (Croce & Hein, ICML 2020, Section 3.1) projects onto a linearised decision boundary
+    intersected with the pixel box. The optimal ``d_i`` has the sign of ``w_i`` (of ``c·w_i``) and
+    grows with one scalar ``t`` until its box face: linf ``|d_i| = min(t, r_i)``, l2
+    ``|d_i| = min(t·|w_i|, r_i)``. Then ``w·d = Σ a_i min(t, s_i)`` is piecewise linear in ``t``,
+    solved exactly by sorting the breakpoints ``s_i``. When even the whole box cannot reach the
+    plane, every coordinate goes to its face (the closest point of the box to the plane).
+    Rows are flattened samples: ``w``, ``room_*`` (N, D), ``c`` (N,).
+    """
+    sign = torch.where(c < 0, -1.0, 1.0).to(w).unsqueeze(1)
+    w, c = w * sign, c.abs()  # now c >= 0; d_i has the sign of w_i
+    aw = w.abs()
+    room = torch.where(w >= 0, room_up, room_down).clamp(min=0)
+    if norm == "linf":
+        a, s = aw, room
+    else:
+        a = aw * aw
+        s = torch.where(aw > 0, room / aw.clamp(min=TINY), torch.zeros_like(room))
+    s_sorted, order = s.sort(dim=1)
+    a_sorted = a.gather(1, order)
+    suffix = a_sorted.flip(1).cumsum(1).flip(1)                       # Σ_{i>=j} a_i
+    prefix = (a_sorted * s_sorted).cumsum(1) - a_sorted * s_sorted    # Σ_{i<j} a_i s_i
+    h = prefix + s_sorted * suffix                                    # w·d at t = s_j (non-decreasing)
+    j = (h < c.unsqueeze(1)).sum(1, keepdim=True)                     # first breakpoint reaching c
+    feasible = j < s.shape[1]
+    jc = j.clamp(max=s.shape[1] - 1)
+    t = (c.unsqueeze(1) - prefix.gather(1, jc)) / suffix.gather(1, jc).clamp(min=TINY)
+    t = torch.where(feasible, t, torch.full_like(t, float("inf")))
+    mag = torch.minimum(t, room) if norm == "linf" else torch.minimum(t * aw, room)
+    return torch.sign(w) * mag

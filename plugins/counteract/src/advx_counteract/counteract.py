@@ -51,6 +51,7 @@ class Counteract(InputTransformDefense):
     name: ClassVar[str] = "counteract"
     randomized: ClassVar[bool] = True
     differentiable: ClassVar[bool] = False
+    optimizes_input: ClassVar[bool] = True
     alpha: float = attrs.field(default=4 / 255, validator=attrs.validators.ge(0))
     mu: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     n: int = attrs.field(default=9, validator=attrs.validators.ge(1))

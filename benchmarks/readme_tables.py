@@ -1,0 +1,78 @@
+"""Regenerate the measured tables in the READMEs from the stored JSON they come from.
+
+A README marks a generated table with two comment lines:
+
+    <!-- table: plugins/counteract/results/counteract_fmnist/summary.json "robust accuracy" -->
+    ...generated Markdown, never edited by hand...
+    <!-- /table -->
+
+The JSON is a ``summary.json`` written by ``advx run --report-dir`` / ``advx report`` (tables
+under "tables", each {title, columns, rows}) or a benchmark JSON ({"table": {...}}). The quoted
+text selects the first table whose title starts with it. Run ``python benchmarks/readme_tables.py``
+to rewrite every marked block; ``--check`` exits 1 naming the blocks that differ (the test suite
+runs it, so a README table cannot drift from its stored run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r'(<!-- table: (\S+) "([^"]*)" -->\n)(.*?)(<!-- /table -->)', re.S)
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) < 10 and v != round(v, 1) else f"{v:.1f}"
+    return str(v)
+
+
+def render(source: Path, title: str) -> str:
+    data = json.loads(source.read_text())
+    tables = data.get("tables") or [data["table"]]
+    table = next((t for t in tables if t["title"].startswith(title)), None)
+    if table is None:
+        raise SystemExit(f"{source}: no table titled {title!r}... (have: {[t['title'] for t in tables]})")
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + " --- |" * len(table["columns"])]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def readmes() -> list[Path]:
+    return [ROOT / "README.md", *sorted(ROOT.glob("plugins/*/README.md"))]
+
+
+def sync(check: bool) -> list[str]:
+    stale = []
+    for path in readmes():
+        text = path.read_text()
+
+        def repl(m: re.Match) -> str:
+            return m.group(1) + render(ROOT / m.group(2), m.group(3)) + m.group(5)
+
+        new = BLOCK.sub(repl, text)
+        if new != text:
+            stale.append(str(path.relative_to(ROOT)))
+            if not check:
+                path.write_text(new)
+    return stale
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a README block differs from its JSON")
+    stale = sync(ap.parse_args().check)
+    if stale and "--check" in sys.argv:
+        print("stale generated tables in: " + ", ".join(stale))
+        sys.exit(1)
+    print("rewrote: " + ", ".join(stale) if stale else "every generated table matches its JSON")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""APGD-T — the targeted member of AutoAttack: Croce & Hein, "Reliable evaluation of adversarial
+robustness with an ensemble of diverse parameter-free attacks", ICML 2020
+(https://arxiv.org/abs/2003.01690), Section 4 ("APGD-T") and Eq. 7 (targeted DLR loss)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import attrs
+import torch
+
+from .apgd import APGD
+from .ops import success
+
+
+def top_other_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` highest-scoring classes other than ``y``, best first (N x k): APGD-T's and
+    FAB-T's target order (AutoAttack takes the 2nd, 3rd, ... largest clean logits)."""
+    masked = logits.float().scatter(1, y[:, None], float("-inf"))
+    return masked.topk(min(k, logits.shape[1] - 1), dim=1).indices
+
+
+@attrs.frozen
+class APGDTargeted(APGD):
+    """APGD-T — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf or l2.
+
+    AutoPGD on the targeted DLR loss −(z_y − z_t)/(z_π1 − (z_π3 + z_π4)/2), run once per target
+    class t among the ``targets`` classes with the largest clean logits (default 9: every other
+    class of a 10-class problem). Each run attacks only the samples still robust, and a sample
+    counts as broken as soon as it is misclassified (any class), as in AutoAttack. With an
+    explicit ``target=`` it is plain targeted APGD towards that class.
+    Arguments: eps (8/255), steps (100), norm ('linf'|'l2'), targets (9), restarts per target (1),
+    loss ('dlr' needs ≥ 4 classes; 'ce' steers −CE towards t). Cost: up to targets x restarts x
+    (steps + 1) forward+backward passes, on the still-robust samples only.
+    Example: ``advx.create("attack", "apgd-t", eps="8/255")(model, x, y)``.
+    """
+
+    name: ClassVar[str] = "apgd-t"
+    loss: Literal["ce", "dlr"] = attrs.field(default="dlr", validator=attrs.validators.in_(["ce", "dlr"]))
+    targets: int = attrs.field(default=9, validator=attrs.validators.ge(1))
+
+    def perturb(self, model, x, y, *, target, generator, eps):
+        if target is not None:
+            return super().perturb(model, x, y, target=target, generator=generator, eps=eps)
+        with torch.no_grad():
+            logits = model(x).float()
+        fooled = success(logits, y, None)
+        x_adv = x.clone()
+        for t in top_other_classes(logits, y, self.targets).T:
+            for _ in range(self.restarts):
+                todo = (~fooled).nonzero().flatten()
+                if len(todo) == 0:
+                    return x_adv
+                cand, ok = self.run_once(model, x[todo], y[todo], t[todo], generator, eps[todo],
+                                         any_misclassification=True)
+                x_adv[todo[ok]] = cand[ok]
+                fooled[todo[ok]] = True
+        return x_adv

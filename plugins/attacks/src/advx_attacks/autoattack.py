@@ -1,0 +1,98 @@
+"""AutoAttack — Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+diverse parameter-free attacks", ICML 2020 (https://arxiv.org/abs/2003.01690), Section 5: the
+standard ensemble APGD-CE, APGD-T, FAB-T, Square, each run on the points still robust."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import attrs
+import torch
+
+from advx.protocols import AttackBase
+
+from .apgd import APGD
+from .apgd_targeted import APGDTargeted
+from .fab import FAB
+from .ops import success
+from .square import Square
+
+MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square", "apgd-dlr")
+VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+#: per-sample codes in the ``broken_by`` record besides a member's index
+SURVIVED, MISCLASSIFIED = -1, -2
+
+
+def _members(_: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    bad = [v for v in value if v not in MEMBERS]
+    if bad:
+        raise ValueError(f"{attribute.name}: unknown member(s) {bad}; choose from {', '.join(MEMBERS)}")
+
+
+@attrs.frozen
+class AutoAttack(AttackBase):
+    """AutoAttack — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf or l2.
+
+    ``version = "standard"``: APGD-CE (no restarts), APGD-T (``targets`` target classes, DLR),
+    FAB-T (``targets`` target classes) and Square (``queries``), in that order; each member attacks
+    only the samples no earlier member broke. ``version = "rand"`` (randomized defences): APGD-CE
+    and APGD-DLR with the gradient averaged over ``eot`` = 20 draws. ``attacks = [...]`` picks the
+    members and their order (names: apgd-ce, apgd-t, fab-t, square, apgd-dlr). ``steps`` (100) is
+    every gradient member's iteration count; the defaults are AutoAttack's, and a run that
+    shrinks ``steps`` or ``queries`` is no longer the standard evaluation — say so beside it.
+    The per-sample record (``attack_with_log``) says which member broke each sample
+    (``broken_by``: member index, −1 survived, −2 misclassified without perturbation).
+    Untargeted only. Example: ``advx.create("attack", "autoattack", eps="8/255")(model, x, y)``.
+    """
+
+    name: ClassVar[str] = "autoattack"
+    supports_target: ClassVar[bool] = False
+    eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
+    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    version: Literal["standard", "rand"] = attrs.field(default="standard",
+                                                       validator=attrs.validators.in_(list(VERSIONS)))
+    attacks: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_members)
+    steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    targets: int = attrs.field(default=9, validator=attrs.validators.ge(1))
+    queries: int = attrs.field(default=5000, validator=attrs.validators.ge(1))
+    eot: int = attrs.field(default=20, validator=attrs.validators.ge(1))
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.attacks or VERSIONS[self.version]
+
+    def member(self, name: str) -> AttackBase:
+        """The configured attack object behind a member name."""
+        eot = self.eot if self.version == "rand" else 1
+        common = dict(eps=self.eps, norm=self.norm, bounds=self.bounds)
+        if name == "apgd-ce":
+            return APGD(steps=self.steps, loss="ce", eot=eot, **common)
+        if name == "apgd-dlr":
+            return APGD(steps=self.steps, loss="dlr", eot=eot, **common)
+        if name == "apgd-t":
+            return APGDTargeted(steps=self.steps, targets=self.targets, **common)
+        if name == "fab-t":
+            return FAB(steps=self.steps, targets=self.targets, **common)
+        return Square(queries=self.queries, **common)
+
+    def perturb_logged(self, model, x, y, *, target, generator, eps):
+        with torch.no_grad():
+            robust = ~success(model(x).float(), y, None)
+        broken_by = torch.where(robust, SURVIVED, MISCLASSIFIED).to(torch.int16)
+        x_adv = x.clone()
+        for k, name in enumerate(self.members):
+            todo = robust.nonzero().flatten()
+            if len(todo) == 0:
+                break
+            attack = self.member(name)
+            cand = attack.perturb(model, x[todo], y[todo], target=None, generator=generator, eps=eps[todo])
+            cand = cand.clamp(*self.bounds)
+            with torch.no_grad():
+                ok = success(model(cand).float(), y[todo], None)
+            x_adv[todo[ok]] = cand[ok]
+            robust[todo[ok]] = False
+            broken_by[todo[ok]] = k
+        return x_adv, {"broken_by": broken_by}
+
+    def perturb(self, model, x, y, *, target, generator, eps):
+        return self.perturb_logged(model, x, y, target=target, generator=generator, eps=eps)[0]

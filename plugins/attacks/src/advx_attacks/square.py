@@ -1,0 +1,178 @@
+"""Square Attack — Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient
+black-box adversarial attack via random search", ECCV 2020 (https://arxiv.org/abs/1912.00049),
+Algorithms 1-3."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import attrs
+import torch
+
+from advx.protocols import AttackBase
+
+from .ops import flat_norm, other_max
+
+
+def fraction_schedule(p_init: float, i: int, queries: int) -> float:
+    """Fraction of pixels a square covers at iteration ``i``: halved at 10, 50, 200, 500, 1000,
+    2000, 4000, 6000, 8000 of 10,000 iterations, rescaled to the budget (Section 4 / App. A)."""
+    it = int(i / queries * 10000)
+    halvings = sum(it > b for b in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    return p_init / 2 ** halvings
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Margin loss on logits, minimised by the search; ≤ 0 means success."""
+    logits = logits.float()
+    if target is None:
+        return logits.gather(1, y[:, None]).squeeze(1) - other_max(logits, y)
+    return other_max(logits, target) - logits.gather(1, target[:, None]).squeeze(1)
+
+
+def window_masks(n: int, h: int, w: int, s: int, generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One random s x s window per sample: (mask N x 1 x H x W, row offset, column offset)."""
+    top = torch.randint(0, h - s + 1, (n,), generator=generator).to(device)
+    left = torch.randint(0, w - s + 1, (n,), generator=generator).to(device)
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + s).view(-1, 1, 1))
+              & (cols >= left.view(-1, 1, 1)) & (cols < (left + s).view(-1, 1, 1)))
+    return inside.unsqueeze(1), top, left
+
+
+def place(patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Write per-sample patches (N x C x s x s) into zero images (N x C x H x W) at (top, left)."""
+    n, c, s, _ = patch.shape
+    rows = (torch.arange(h, device=patch.device).view(1, h, 1) - top.view(-1, 1, 1))
+    cols = (torch.arange(w, device=patch.device).view(1, 1, w) - left.view(-1, 1, 1))
+    inside = (rows >= 0) & (rows < s) & (cols >= 0) & (cols < s)
+    idx = (rows.clamp(0, s - 1) * s + cols.clamp(0, s - 1)).view(n, 1, h * w).expand(n, c, h * w)
+    out = patch.reshape(n, c, s * s).gather(2, idx).view(n, c, h, w)
+    return out * inside.unsqueeze(1)
+
+
+def centre_weights(rows: int, cols: int) -> torch.Tensor:
+    """Nested rectangles weighted 1/(k+1)² around the centre, unit norm (the L2 "pseudo-Gaussian"
+    building block of Section 3.2)."""
+    delta = torch.zeros(rows, cols)
+    r0, c0 = rows // 2, cols // 2
+    for k in range(max(r0, c0) + 1):
+        delta[max(r0 - k, 0):min(r0 + k + 1, rows), max(c0 - k, 0):min(c0 + k + 1, cols)] += 1.0 / (k + 1) ** 2
+    return delta / delta.norm()
+
+
+def l2_pattern(s: int) -> torch.Tensor:
+    """Two pseudo-Gaussian halves of opposite sign in an s x s square, unit norm (Section 3.2)."""
+    top = centre_weights(s // 2, s) if s // 2 > 0 else torch.zeros(0, s)
+    pattern = torch.cat([top, -centre_weights(s - s // 2, s)], 0)
+    return pattern / pattern.norm()
+
+
+@attrs.frozen
+class Square(AttackBase):
+    """Square Attack — Andriushchenko et al., ECCV 2020 (https://arxiv.org/abs/1912.00049).
+    Distance: linf or l2. Score-based and gradient-free: only forward passes.
+
+    Random search on the margin loss z_y − max_{k≠y} z_k (targeted: max_{k≠t} z_k − z_t). linf
+    (Algorithm 2): start from vertical stripes of ±eps; each iteration sets one random square
+    per sample to ±eps per channel around the original (projected onto the ball and the box)
+    and keeps it if the margin fell. l2 (Algorithm 3): start from a grid of pseudo-Gaussian
+    squares scaled to norm eps; each iteration moves the perturbation mass of a second random
+    square into a new pseudo-Gaussian pattern on the first, keeping the norm at eps. The
+    square's side follows the fraction schedule from ``p_init`` (0.8, AutoAttack's value).
+    Each iteration is one batched forward of the samples still robust; a sample stops at its
+    first success. Arguments: eps (8/255), norm ('linf'|'l2'), queries (5000; at most
+    queries + 1 forwards per sample), p_init (0.8). The windows, signs and patterns come from
+    ``generator``, so a seeded call is reproducible.
+    """
+
+    name: ClassVar[str] = "square"
+    gradient_free: ClassVar[bool] = True
+    eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
+    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    queries: int = attrs.field(default=5000, validator=attrs.validators.ge(1))
+    p_init: float = attrs.field(default=0.8, validator=attrs.validators.and_(attrs.validators.gt(0),
+                                                                              attrs.validators.le(1)))
+
+    def signs(self, shape, generator, like):
+        return (torch.randint(0, 2, shape, generator=generator) * 2 - 1).to(like)
+
+    def init_linf(self, x, eps, generator):
+        n, c, _, w = x.shape
+        return (x + eps * self.signs((n, c, 1, w), generator, x)).clamp(*self.bounds)
+
+    def init_l2(self, x, eps, generator):
+        n, c, h, w = x.shape
+        s = max(h // 5, 1)
+        delta = torch.zeros_like(x)
+        pattern = l2_pattern(s).to(x) if s > 1 else torch.ones(1, 1).to(x)
+        offset = (h - 5 * s) // 2
+        for i in range(offset, h - s + 1, s):
+            for j in range(offset, w - s + 1, s):
+                delta[:, :, i:i + s, j:j + s] += pattern * self.signs((n, c, 1, 1), generator, x)
+        delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
+        return (x + delta).clamp(*self.bounds)
+
+    def propose_linf(self, x, x_best, eps, s, generator):
+        n, c, h, w = x.shape
+        mask, _, _ = window_masks(n, h, w, s, generator, x.device)
+        step = 2 * eps * self.signs((n, c, 1, 1), generator, x)
+        cand = torch.where(mask, x_best + step, x_best)
+        return torch.minimum(torch.maximum(cand, x - eps), x + eps).clamp(*self.bounds)
+
+    def propose_l2(self, x, x_best, eps, s, generator):
+        n, c, h, w = x.shape
+        delta = x_best - x
+        m1, top, left = window_masks(n, h, w, s, generator, x.device)
+        m2, _, _ = window_masks(n, h, w, s, generator, x.device)
+        both = (m1 | m2).to(x)
+        total = flat_norm(delta, "l2")                                   # N x 1 x 1 x 1
+        in_windows = flat_norm(delta * both, "l2")
+        old = delta * m1
+        old_norm = old.pow(2).sum((2, 3), keepdim=True).sqrt()         # per channel
+        # the new square: pseudo-Gaussian pattern (random orientation, random sign per channel)
+        # plus the old content of the square, rescaled to carry the freed budget
+        base = l2_pattern(s).to(x)
+        flip = torch.rand(n, generator=generator).to(x.device) > 0.5
+        pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
+        patch = pat.unsqueeze(1) * self.signs((n, c, 1, 1), generator, x)
+        new = place(patch, top, left, h, w) + old / old_norm.clamp(min=1e-12)
+        budget = ((eps ** 2 - total ** 2).clamp(min=0) / c + in_windows ** 2).sqrt()
+        new = new / new.pow(2).sum((2, 3), keepdim=True).sqrt().clamp(min=1e-12) * budget
+        delta = torch.where(m2, torch.zeros_like(delta), delta)
+        delta = torch.where(m1, new, delta)
+        delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
+        return (x + delta).clamp(*self.bounds)
+
+    def perturb(self, model, x, y, *, target, generator, eps):
+        if x.ndim != 4:
+            raise ValueError(f"square needs image batches N x C x H x W, got shape {tuple(x.shape)}")
+        n, c, h, w = x.shape
+        with torch.no_grad():
+            clean = margin(model(x), y, target)
+            start = (self.init_linf if self.norm == "linf" else self.init_l2)(x, eps, generator)
+            best = margin(model(start), y, target)
+            already = clean <= 0  # misclassified without any perturbation: nothing to search
+            x_best = torch.where(already.view(-1, 1, 1, 1), x, start)
+            best = torch.where(already, clean, best)
+            propose = self.propose_linf if self.norm == "linf" else self.propose_l2
+            for i in range(self.queries):
+                todo = (best > 0).nonzero().flatten()
+                if len(todo) == 0:
+                    break
+                p = fraction_schedule(self.p_init, i, self.queries)
+                s = max(int(round(math.sqrt(p * h * w))), 1)
+                if self.norm == "l2":
+                    s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
+                s = min(s, h, w)
+                xs, es = x[todo], eps[todo]
+                cand = propose(xs, x_best[todo], es, s, generator)
+                m = margin(model(cand), y[todo], None if target is None else target[todo])
+                better = m < best[todo]
+                x_best[todo] = torch.where(better.view(-1, 1, 1, 1), cand, x_best[todo])
+                best[todo] = torch.where(better, m, best[todo])
+        # samples never fooled keep their best point (inside the budget): harmless, and the
+        # margin it reached is the attack's honest output
+        return x_best

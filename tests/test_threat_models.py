@@ -1,0 +1,200 @@
+"""Threat models beside oblivious and adaptive (transfer, black-box), the per-sample worst case
+that heads every report, and the checks that flag a weak or masked evaluation."""
+
+import json
+import types
+from typing import ClassVar
+
+import attrs
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import advx
+from advx.cli import cli
+from advx.config import load_config
+from advx.data.bundle import as_float
+from advx.defense import build_defended
+from advx.evaluation.cells import Cell
+from advx.evaluation.report import all_tables
+from advx.evaluation.results import CellResult, RunResults
+from advx.evaluation.sanity import SanityLog
+from advx.protocols import InputTransformDefense
+from advx.registry import Registry, hookimpl, make_plugin_manager
+
+NOAUTO = torch.autocast("cpu", enabled=False)
+
+
+def config(**evaluate):
+    return {
+        "experiment": {"name": "tm", "seed": 0},
+        "data": {"name": "digits", "test_limit": 80},
+        "model": {"name": "digits-cnn", "train": {"epochs": 3, "batch_size": 64, "lr": 2e-3}},
+        "train": [{"label": "ft", "init": "base", "epochs": 1}],
+        "defense": [{"label": "guo", "chain": [{"name": "crop-rescale", "min_scale": 0.75, "max_scale": 1.0}],
+                     "repeats": 2}],
+        "attack": [{"name": "fgsm", "eps": 0.1, "label": "FGSM"},
+                   {"name": "square", "eps": 0.1, "queries": 20, "label": "Square"}],
+        "evaluate": {"chunk_size": 50, "batch_size": 64, "save_adversarials": True, **evaluate},
+    }
+
+
+def cells_of(out):
+    with h5py.File(out, "r") as f:
+        return {tuple(json.loads(g.attrs["spec"]).values()): {k: g[k][()] for k in g} | dict(g.attrs)
+                for g in f["cells"].values()}, len(f["adversarials"]) if "adversarials" in f else 0
+
+
+def test_transfer_crafts_once_on_the_source_and_evaluates_every_model_and_defence(tmp_path):
+    cfg = config(modes=["transfer"], transfer_from="base", metrics=["worst-case"])
+    cfg["attack"].append({"name": "autoattack", "eps": 0.1, "steps": 3, "targets": 2, "queries": 10, "label": "AA"})
+    res = advx.load_experiment(cfg).run(tmp_path / "r.h5")
+    cells, crafted = cells_of(tmp_path / "r.h5")
+    assert crafted == 3  # one adversarial set per attack, all on 'base'
+    for attack in ("FGSM", "Square", "AA"):
+        ref = cells[("base", "none", attack, "transfer")]["x_adv"]
+        for t in ("base", "ft"):
+            for d in ("none", "guo"):
+                assert np.array_equal(cells[(t, d, attack, "transfer")]["x_adv"], ref)
+    # the numbers are the target model's on the source's adversarials
+    ft, data = res.context["models"]["ft"], res.context["data"]
+    cell = cells[("ft", "none", "FGSM", "transfer")]
+    with torch.no_grad():
+        pred = ft(torch.from_numpy(cell["x_adv"])).argmax(1).numpy()
+    assert np.array_equal(pred, cell["prediction"])
+    fgsm = cells[("base", "none", "FGSM", "transfer")]["x_adv"]
+    direct = advx.create("attack", "fgsm", eps=0.1)(res.context["models"]["base"], as_float(data.x_test), data.y_test)
+    assert np.allclose(fgsm, direct.numpy(), atol=1e-6)
+    # the ensemble's per-sample record is stored with the names of its members, and tabulated
+    aa = cells[("ft", "guo", "AA", "transfer")]
+    assert json.loads(aa["members"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    codes = aa["broken_by"]
+    assert set(np.unique(codes)) <= {-2, -1, 0, 1, 2, 3} and (codes >= 0).any()
+    table = next(t for t in all_tables(res) if t.title.startswith("ensemble: samples broken by each member"))
+    row = next(r for r in table.rows if r[:4] == ["ft", "guo", "AA", "transfer"])
+    assert row[4:] == [int((codes == -2).sum()), *(int((codes == k).sum()) for k in range(4)), int((codes == -1).sum())]
+
+
+def test_black_box_cells_are_gradient_free_attacks_only_and_never_backpropagate(tmp_path):
+    advx.load_experiment(config(modes=["black-box"])).run(tmp_path / "r.h5")
+    cells, _ = cells_of(tmp_path / "r.h5")
+    attacked = {k for k in cells if k[3] != "clean"}
+    assert attacked == {(t, d, "Square", "black-box") for t in ("base", "ft") for d in ("none", "guo")}
+    assert all(cells[k]["backwards"] == 0 and cells[k]["forwards"] > 0 for k in attacked)
+
+
+def test_worst_case_is_the_per_sample_and_over_every_cell_and_heads_the_report(tmp_path):
+    res = advx.load_experiment(config(modes=["oblivious", "adaptive", "black-box"])).run(tmp_path / "r.h5")
+    for t in ("base", "ft"):
+        for d in ("none", "guo"):
+            w = res.worst_case(t, d)
+            cells = [c for c in res.cells if (c.cell.train, c.cell.defense) == (t, d)]
+            assert {c.cell.mode for c in w.cells} == {c.cell.mode for c in cells}
+            expected = np.logical_and.reduce([c.arrays["correct"].astype(bool) for c in cells])
+            assert np.array_equal(w.correct, expected)
+            assert w.accuracy == pytest.approx(expected.mean() * 100)
+            assert w.accuracy <= min(c.accuracy for c in cells)
+    assert set(res.worst_case("base", "guo").modes) == {"oblivious", "adaptive", "black-box"}
+    head = all_tables(res)[0]
+    assert head.title.startswith("robust accuracy (%) — per-sample worst case")
+    row = next(r for r in head.rows if r[:2] == ["base", "guo"])
+    assert row[3] == round(res.worst_case("base", "guo").accuracy, 2)
+
+
+@attrs.frozen
+class RoundUndeclared(InputTransformDefense):
+    """Binarises the input and does not say so: every input gradient is zero (gradient masking)."""
+
+    name: ClassVar[str] = "round-undeclared"
+
+    def transform(self, x, model, generator, context):
+        return torch.round(x)
+
+
+@attrs.frozen
+class RoundDeclared(RoundUndeclared):
+    """The same step declared non-differentiable, so adaptive attacks use BPDA through it."""
+
+    name: ClassVar[str] = "round-declared"
+    differentiable: ClassVar[bool] = False
+
+
+def registry_with_rounding():
+    pm = make_plugin_manager()
+    mod = types.ModuleType("rounding_plugin")
+    mod.advx_register_inference_defenses = hookimpl(lambda: [RoundUndeclared, RoundDeclared])
+    mod.advx_register_inference_defenses.__name__ = "advx_register_inference_defenses"
+    pm.register(mod)
+    return Registry(pm)
+
+
+def test_masked_gradients_are_exposed_by_the_gradient_free_attack(tmp_path):
+    cfg = config(modes=["adaptive", "black-box"])
+    cfg["train"] = []
+    cfg["data"]["test_limit"] = 120
+    cfg["defense"] = [{"label": "round", "chain": [{"name": "round-undeclared"}]}]
+    cfg["attack"] = [{"name": "pgd", "eps": 0.3, "steps": 10, "label": "PGD"},
+                     {"name": "square", "eps": 0.3, "queries": 300, "label": "Square"}]
+    res = advx.Experiment(load_config(cfg), registry_with_rounding()).run(tmp_path / "r.h5")
+    pgd, square = res.get("base", "round", "PGD", "adaptive"), res.get("base", "round", "Square", "black-box")
+    assert square.accuracy < pgd.accuracy - 10, (square.accuracy, pgd.accuracy)
+    assert any("all-zero input gradient" in w for w in res.warnings)
+    assert any("gradient masking" in w and "[base/round] gradient-free Square" in w for w in res.warnings)
+    assert res.worst_case("base", "round").accuracy <= square.accuracy
+
+
+def test_the_masking_check_differentiates_the_pipeline_as_the_adaptive_attack_does():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    for defence, flagged in ((RoundUndeclared(), True), (RoundDeclared(), False)):
+        evaluated, attacked = build_defended(model, [defence]), build_defended(model, [defence])
+        log = SanityLog()
+        log.check_cell(Cell("base", "round", "clean", "clean"), evaluated, attacked, x, y, NOAUTO)
+        assert any("all-zero input gradient" in m for m in log.messages) == flagged, log.messages
+        assert not attacked.attacking  # switched back after the check
+
+
+def fake_results(cells):
+    return RunResults({}, [CellResult(Cell(*spec), {"correct": np.array(c, dtype=bool), "index": np.arange(len(c))},
+                                      {"status": "done"}) for spec, c in cells], {}, {}, [])
+
+
+def test_adaptive_above_oblivious_is_named_with_its_significance():
+    n = 200
+    obl = [1] * 100 + [0] * 100
+    above_noise = [1] * 100 + [1] * 30 + [0] * 70        # 30 samples better, none worse: z = 5.5
+    within_noise = [1] * 99 + [0] + [1] * 2 + [0] * 98   # 2 better, 1 worse: z = 0.6
+    res = fake_results([(("m", "d1", "PGD", "adaptive"), above_noise), (("m", "d1", "PGD", "oblivious"), obl),
+                        (("m", "d2", "PGD", "adaptive"), within_noise), (("m", "d2", "PGD", "oblivious"), obl),
+                        (("m", "d3", "PGD", "adaptive"), [0] * n), (("m", "d3", "PGD", "oblivious"), obl)])
+    log = SanityLog()
+    log.check_threat_models(res, frozenset())
+    assert len(log.messages) == 2
+    assert "[m/d1] PGD: adaptive accuracy 65.0% is above oblivious 50.0% (beyond sampling noise" in log.messages[0]
+    assert "[m/d2]" in log.messages[1] and "within sampling noise" in log.messages[1]
+
+
+@pytest.mark.parametrize("evaluate,attack,needle", [
+    ({"modes": ["transfer"], "transfer_from": "nobody"}, {}, "'nobody' names no trained model; trained models: base"),
+    ({"modes": ["transfer"]}, {}, "the 'transfer' mode needs the trained model to craft on"),
+    ({"modes": ["oblivious"], "transfer_from": "base"}, {}, "'transfer' is not in evaluate.modes"),
+    ({"modes": ["black-box"]}, {}, "'black-box' runs gradient-free attacks only"),
+    ({"modes": []}, {}, "evaluate.modes: empty"),
+    ({}, {"name": "square", "queries": 0}, "queries"),
+    ({}, {"name": "autoattack", "version": "nonsense"}, "version"),
+])
+def test_bad_threat_model_settings_exit_2_with_one_line(tmp_path, evaluate, attack, needle):
+    lines = ['[data]\nname = "digits"\ntest_limit = 20\n[model]\nname = "digits-cnn"\n[model.train]\nepochs = 1\n']
+    atk = {"name": "fgsm", "eps": 0.1, **attack}
+    lines.append("[[attack]]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in atk.items()))
+    if evaluate:
+        lines.append("[evaluate]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in evaluate.items()))
+    path = tmp_path / "x.toml"
+    path.write_text("".join(lines))
+    res = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "r.h5")])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "r.h5").exists()  # refused before the run file is created
