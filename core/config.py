@@ -102,6 +102,7 @@ class AttackSpec:
     target: Literal["none", "random", "least-likely"] = "none"
     sweep_param: str | None = None
     sweep_value: Any = None
+    defenses: tuple[str, ...] | None = None  # only these pipelines (defence labels, "none"); None: all
 
 
 def _batch_size(_: Any, attribute: Any, value: Any) -> None:
@@ -203,21 +204,26 @@ def _attacks(items: Any) -> tuple[AttackSpec, ...]:
     out: list[AttackSpec] = []
     for i, table in enumerate(items):
         path = f"attack[{i}]"
-        comp = _component(table, path, reserved={"label", "target", "sweep"})
+        comp = _component(table, path, reserved={"label", "target", "sweep", "defenses"})
         label = table.get("label", comp.short()) if isinstance(table, dict) else comp.name
         target = table.get("target", "none") if isinstance(table, dict) else "none"
         if target not in ("none", "random", "least-likely"):
             raise ConfigError(f"{path}.target: expected 'none', 'random' or 'least-likely', got {target!r}")
+        only = table.get("defenses") if isinstance(table, dict) else None
+        if only is not None and not (isinstance(only, list) and only and all(isinstance(d, str) for d in only)):
+            raise ConfigError(f"{path}.defenses: expected a non-empty list of defence labels, got {only!r}")
+        only = None if only is None else tuple(only)
         sweep = table.get("sweep") if isinstance(table, dict) else None
         if sweep is None:
-            out.append(AttackSpec(str(label), comp, target))
+            out.append(AttackSpec(str(label), comp, target, defenses=only))
             continue
         if not (isinstance(sweep, dict) and len(sweep) == 1 and isinstance(next(iter(sweep.values())), list)):
             raise ConfigError(f"{path}.sweep: expected one parameter and a list, e.g. sweep = {{eps = [0.1, 0.2]}}, got {sweep!r}")
         (param, values), = sweep.items()
         for v in values:
             params = {**comp.params, param: v}
-            out.append(AttackSpec(f"{label}[{param}={v}]", ComponentSpec(comp.name, params, path), target, param, v))
+            out.append(AttackSpec(f"{label}[{param}={v}]", ComponentSpec(comp.name, params, path), target, param, v,
+                                  only))
     labels = [a.label for a in out]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
@@ -278,8 +284,13 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         ekw["metrics"] = _components(eval_t["metrics"], "evaluate.metrics")
     evaluate = EvaluateSettings(**ekw)
     _check_modes(evaluate, labels)
-    return ExperimentConfig(exp, data, model, base, tuple(trains), _defenses(raw.get("defense", [])),
-                            _attacks(raw.get("attack", [])), evaluate, raw)
+    defenses, attacks = _defenses(raw.get("defense", [])), _attacks(raw.get("attack", []))
+    known = ["none", *(d.label for d in defenses)]
+    for i, a in enumerate(attacks):
+        bad = [d for d in a.defenses or () if d not in known]
+        if bad:
+            raise ConfigError(f"{a.component.where}.defenses: {bad[0]!r} is no defence label; labels: {', '.join(known)}")
+    return ExperimentConfig(exp, data, model, base, tuple(trains), defenses, attacks, evaluate, raw)
 
 
 def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:

@@ -198,3 +198,27 @@ def test_bad_threat_model_settings_exit_2_with_one_line(tmp_path, evaluate, atta
     assert needle in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "r.h5").exists()  # refused before the run file is created
+
+
+def test_grid_rules_for_gradient_free_attacks_and_attack_defence_filters():
+    from advx.evaluation.cells import expand_grid
+
+    cfg = load_config(config(modes=["oblivious", "adaptive", "black-box"]) | {
+        "attack": [{"name": "pgd", "label": "PGD"},
+                   {"name": "square", "label": "Square", "defenses": ["none"]},
+                   {"name": "square", "label": "Square-guo", "defenses": ["guo"]}]})
+    cells = {(c.train, c.defense, c.attack, c.mode) for c in expand_grid(cfg, {"Square", "Square-guo"}) if c.mode != "clean"}
+    base = {c for c in cells if c[0] == "base"}
+    assert base == {("base", "none", "PGD", "oblivious"), ("base", "guo", "PGD", "oblivious"),
+                    ("base", "guo", "PGD", "adaptive"),
+                    ("base", "none", "Square", "oblivious"),  # black-box on 'none' is the oblivious cell
+                    ("base", "guo", "Square-guo", "oblivious"), ("base", "guo", "Square-guo", "black-box")}
+
+
+def test_an_attack_aimed_at_an_unknown_defence_is_refused_with_its_path():
+    from advx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"attack\[0\].defenses: 'gou' is no defence label; labels: none, guo"):
+        load_config(config() | {"attack": [{"name": "fgsm", "defenses": ["gou"]}]})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        load_config(config() | {"attack": [{"name": "fgsm", "defenses": "guo"}]})

@@ -40,7 +40,9 @@ def expand_grid(cfg: ExperimentConfig, gradient_free: frozenset[str] | set[str] 
 
     The undefended pipeline gets one white-box cell (oblivious and adaptive coincide there), and
     a black-box cell only when no oblivious one attacks the same model. ``black-box`` cells exist
-    only for the attacks labelled in ``gradient_free``.
+    only for the attacks labelled in ``gradient_free``; those get no ``adaptive`` cells when
+    black-box runs (querying the pipeline is what black-box does). An attack with
+    ``defenses = [...]`` is evaluated on those pipelines only.
     """
     modes = cfg.evaluate.modes
     defenses = ([NONE] if cfg.evaluate.include_undefended else []) + [d.label for d in cfg.defenses]
@@ -50,8 +52,12 @@ def expand_grid(cfg: ExperimentConfig, gradient_free: frozenset[str] | set[str] 
             cells.append(Cell(t.label, d, CLEAN, CLEAN))
         for a in cfg.attacks:
             for d in defenses:
+                if a.defenses is not None and d not in a.defenses:
+                    continue
                 for mode in modes:
                     if mode == "black-box" and a.label not in gradient_free:
+                        continue
+                    if mode == "adaptive" and a.label in gradient_free and "black-box" in modes:
                         continue
                     if d == NONE and mode in ("adaptive", "black-box") and "oblivious" in modes:
                         continue

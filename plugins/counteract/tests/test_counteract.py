@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import advx
 from advx.defense import DefendedClassifier, build_defended
@@ -128,3 +129,27 @@ def test_untargeted_counteract_costs_less_clean_accuracy_than_targeted(digits):
         base = (model(x).argmax(1) == y).float().mean().item()
     assert acc("untargeted") >= acc("targeted")
     assert acc("untargeted") <= base + 0.01
+
+
+@pytest.mark.parametrize("name", ["random-resize-pad", "crop-rescale"])
+def test_random_transforms_draw_a_window_per_image(name):
+    """Xie et al. and Guo et al. randomise each image; one window for the whole batch would make a
+    10-repeat average over a test set a 10-window average (high variance between seeds)."""
+    x = torch.rand(1, 1, 28, 28).expand(64, 1, 28, 28).contiguous()  # 64 copies of one image
+    out = advx.create("inference_defense", name).transform(x, None, torch.Generator().manual_seed(0), {})
+    distinct = {tuple(o.flatten().round(decimals=5).tolist()) for o in out}
+    assert len(distinct) > 16
+    again = advx.create("inference_defense", name).transform(x, None, torch.Generator().manual_seed(0), {})
+    assert torch.equal(out, again)
+
+
+def test_resize_pad_equals_resize_then_pad_for_a_given_window():
+    from advx_counteract.randomized import affine_resample
+
+    x = torch.rand(1, 1, 28, 28)
+    r, top, left = 22, 3, 5
+    ref = F.pad(F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False),
+                (left, 28 - r - left, top, 28 - r - top))
+    one = torch.tensor([1.0])
+    out = affine_resample(x, one * 28 / r, one * 28 / r, one * (28 - 2 * top - r) / r, one * (28 - 2 * left - r) / r)
+    assert torch.allclose(out, ref, atol=1e-5)

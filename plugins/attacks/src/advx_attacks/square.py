@@ -83,9 +83,9 @@ class Square(AttackBase):
     square into a new pseudo-Gaussian pattern on the first, keeping the norm at eps. The
     square's side follows the fraction schedule from ``p_init`` (0.8, AutoAttack's value).
     Each iteration is one batched forward of the samples still robust; a sample stops at its
-    first success. Arguments: eps (8/255), norm ('linf'|'l2'), queries (5000; at most
-    queries + 1 forwards per sample), p_init (0.8). The windows, signs and patterns come from
-    ``generator``, so a seeded call is reproducible.
+    first success. Arguments: eps (8/255), norm ('linf'|'l2'), queries (5000 iterations; at most
+    queries + 2 forwards per sample, counting the clean check and the start), p_init (0.8).
+    The windows, signs and patterns come from ``generator``, so a seeded call is reproducible.
     """
 
     name: ClassVar[str] = "square"

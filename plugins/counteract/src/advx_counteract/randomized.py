@@ -17,13 +17,27 @@ def _size(scale: float, side: int) -> int:
     return max(1, min(side, round(scale * side)))
 
 
-def draw_window(h: int, w: int, min_scale: float, max_scale: float, g: torch.Generator | None) -> tuple[int, int, int]:
-    """A random square side s in [min_scale, max_scale]·h and a random (top, left) placing it
-    inside an h x w image."""
-    s = int(torch.randint(_size(min_scale, h), _size(max_scale, h) + 1, (1,), generator=g))
-    top = int(torch.randint(0, h - s + 1, (1,), generator=g))
-    left = int(torch.randint(0, w - s + 1, (1,), generator=g))
-    return s, top, left
+def draw_windows(n: int, h: int, w: int, min_scale: float, max_scale: float,
+                 g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample: a random square side s in [min_scale, max_scale]·h (whole pixels) and a random
+    (top, left) placing it inside an h x w image — each image gets its own draw, as in Xie et al.
+    and Guo et al. (a draw shared by the batch makes a 10-repeat average a 10-window average)."""
+    s = torch.randint(_size(min_scale, h), _size(max_scale, h) + 1, (n,), generator=g)
+    top = (torch.rand(n, generator=g) * (h - s + 1)).floor().clamp(max=h - s)
+    left = (torch.rand(n, generator=g) * (w - s + 1)).floor().clamp(max=w - s)
+    return s.float(), top, left
+
+
+def affine_resample(x: torch.Tensor, scale_h: torch.Tensor, scale_w: torch.Tensor, shift_h: torch.Tensor,
+                    shift_w: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Bilinear resampling of each image by its own axis-aligned affine map in normalised
+    coordinates (input = scale·output + shift); points outside the input read ``padding``."""
+    n = x.shape[0]
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = scale_w.to(x), shift_w.to(x)
+    theta[:, 1, 1], theta[:, 1, 2] = scale_h.to(x), shift_h.to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
 def _check_scales(inst: Any, attribute: Any, value: float) -> None:
@@ -35,7 +49,7 @@ def _check_scales(inst: Any, attribute: Any, value: float) -> None:
 class RandomResizePad(InputTransformDefense):
     """Xie et al., "Mitigating adversarial effects through randomization", ICLR 2018: resize to a
     random r x r, then zero-pad at a random offset back to the input size. r is drawn per call
-    from [min_scale, max_scale] x side; paper 004 uses r in [22, 30] on 32x32 CIFAR-10
+    from [min_scale, max_scale] x side, per image; paper 004 uses r in [22, 30] on 32x32 CIFAR-10
     (the defaults) and averages 50 executions (``repeats = 50``)."""
 
     name: ClassVar[str] = "random-resize-pad"
@@ -45,15 +59,15 @@ class RandomResizePad(InputTransformDefense):
 
     def transform(self, x, model, generator, context):
         h, w = x.shape[-2:]
-        r, top, left = draw_window(h, w, self.min_scale, self.max_scale, generator)
-        small = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
-        return F.pad(small, (left, w - r - left, top, h - r - top))
+        r, top, left = draw_windows(x.shape[0], h, w, self.min_scale, self.max_scale, generator)
+        # output pixels [top, top + r) show the whole input resized to r; the rest reads zero
+        return affine_resample(x, h / r, w / r, (h - 2 * top - r) / r, (w - 2 * left - r) / r)
 
 
 @attrs.frozen
 class CropRescale(InputTransformDefense):
     """Guo et al., "Countering adversarial images using input transformations", ICLR 2018: a
-    random crop of random size c x c, rescaled back to the input size. c from [min_scale,
+    random crop of random size c x c, rescaled back to the input size (per image). c from [min_scale,
     max_scale] x side; paper 004 uses c in [22, 30] (mixup) / [24, 32] (IAT) on 32x32 and 50
     executions."""
 
@@ -64,9 +78,9 @@ class CropRescale(InputTransformDefense):
 
     def transform(self, x, model, generator, context):
         h, w = x.shape[-2:]
-        c, top, left = draw_window(h, w, self.min_scale, self.max_scale, generator)
-        crop = x[..., top:top + c, left:left + c]
-        return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+        c, top, left = draw_windows(x.shape[0], h, w, self.min_scale, self.max_scale, generator)
+        # the whole output shows the input's c x c window at (top, left), rescaled
+        return affine_resample(x, c / h, c / w, (2 * top + c - h) / h, (2 * left + c - w) / w, padding="border")
 
 
 @attrs.frozen
