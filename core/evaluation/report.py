@@ -109,7 +109,8 @@ def plot_table(t: MetricTable, path: Path) -> Path | None:
     else:
         num_start = next((i for i, c in enumerate(t.columns) if c == "clean"), 2)
         numeric = [i for i in range(num_start, len(t.columns))
-                   if all(r[i] is None or isinstance(r[i], (int, float)) for r in t.rows)]
+                   if all(r[i] is None or isinstance(r[i], (int, float)) for r in t.rows)
+                   and (t.plot_columns is None or t.columns[i] in t.plot_columns)]
         groups = [t.columns[i] for i in numeric]
         width = 0.8 / max(1, len(t.rows))
         for j, row in enumerate(t.rows):

@@ -21,6 +21,7 @@ class MetricTable:
     rows: list[list[Any]]
     plot: str | None = None
     note: str = ""
+    plot_columns: list[str] | None = None  # the columns a bar plot shows (default: every numeric one)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -147,7 +148,7 @@ class RunResults:
                              len(w.attacks), f"{weak.cell.attack} ({weak.cell.mode}) {weak.accuracy:.2f}"])
         return MetricTable("robust accuracy (%) — per-sample worst case over every attack and threat model",
                            ["train", "defense", "clean", "robust", "threat models", "attacks", "weakest single cell"],
-                           rows, plot="bar",
+                           rows, plot="bar", plot_columns=["clean", "robust"],
                            note="a sample counts as robust only if it is classified correctly clean and under every "
                                 "attack in every threat model listed")
 
