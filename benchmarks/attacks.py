@@ -154,6 +154,11 @@ def counted_limit(model, atk, x, y, batch, device, costs):
     return limit, counter.forward_rows / len(x), counter.backward_rows / len(x)
 
 
+def table_value(v):
+    """Rounded for the README: three decimals below 10 (norms, ratios, seconds), one above."""
+    return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="digits-cnn")
@@ -267,8 +272,7 @@ def main() -> None:
     meta["date"] = time.strftime("%Y-%m-%d")
     table = {"title": f"attacks on {args.model}, n={args.n}, eps={args.eps}, {device} ({meta['threads']} threads)",
              "columns": [h for _, h in cols],
-             "rows": [[r.get(k) if not isinstance(r.get(k), float) else round(r[k], 3 if "_vs_" in k else 1)
-                       for k, _ in cols] for r in rows]}
+             "rows": [[table_value(r.get(k)) for k, _ in cols] for r in rows]}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows, "table": table}, indent=2))

@@ -29,6 +29,8 @@ def fmt(v) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
+        if abs(v) < 1:
+            return f"{v:.3f}"
         return f"{v:.2f}" if abs(v) < 10 and v != round(v, 1) else f"{v:.1f}"
     return str(v)
 
