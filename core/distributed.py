@@ -69,7 +69,11 @@ class Dist:
         return bool(t.item())
 
     def close(self) -> None:
+        """Leave the process group once every rank got here: a rank tearing gloo down while a
+        peer is still working (rank 0 saving, merging) aborted now and then ("terminate called
+        without an active exception")."""
         if self.group and tdist.is_initialized():
+            tdist.barrier()
             tdist.destroy_process_group()
 
 
