@@ -286,7 +286,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     _check_modes(evaluate, labels)
     defenses, attacks = _defenses(raw.get("defense", [])), _attacks(raw.get("attack", []))
     known = ["none", *(d.label for d in defenses)]
-    for i, a in enumerate(attacks):
+    for a in attacks:
         bad = [d for d in a.defenses or () if d not in known]
         if bad:
             raise ConfigError(f"{a.component.where}.defenses: {bad[0]!r} is no defence label; labels: {', '.join(known)}")

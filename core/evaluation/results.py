@@ -53,7 +53,7 @@ class WorstCase:
     index: np.ndarray            # test-set positions, in the cells' order
     correct: np.ndarray          # per sample: survived everything
     cells: list[CellResult]      # the clean cell and every attack cell it covers
-    weakest: CellResult | None   # the attack cell with the lowest accuracy
+    weakest: CellResult          # the attack cell with the lowest accuracy
 
     @property
     def accuracy(self) -> float:

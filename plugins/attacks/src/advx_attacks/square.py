@@ -149,7 +149,7 @@ class Square(AttackBase):
     def perturb(self, model, x, y, *, target, generator, eps):
         if x.ndim != 4:
             raise ValueError(f"square needs image batches N x C x H x W, got shape {tuple(x.shape)}")
-        n, c, h, w = x.shape
+        h, w = x.shape[-2:]
         with torch.no_grad():
             clean = margin(model(x), y, target)
             start = (self.init_linf if self.norm == "linf" else self.init_l2)(x, eps, generator)
