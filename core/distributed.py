@@ -16,6 +16,7 @@ processes (``advx run --shard R/W``, e.g. a cluster array job); ``advx merge`` j
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,10 @@ class Dist:
     def close(self) -> None:
         """Leave the process group once every rank got here: a rank tearing gloo down while a
         peer is still working (rank 0 saving, merging) aborted now and then ("terminate called
-        without an active exception")."""
+        without an active exception"). DDP wrappers sit in reference cycles; collecting them here,
+        while the group is alive, keeps their reducers from being torn down at interpreter exit."""
         if self.group and tdist.is_initialized():
+            gc.collect()
             tdist.barrier()
             tdist.destroy_process_group()
 
