@@ -12,6 +12,23 @@ import torch
 from torch import nn
 
 CPU_BATCH = 256
+SEED_BLOCKS = 16  # a test set is cut into about this many seed blocks: the unit of sharding
+
+
+def seed_block(n: int, batch_size: int | str, device_type: str) -> int:
+    """Samples that share one random stream in the evaluator, and the unit ranks are dealt.
+
+    Attacks, targets and randomized defences draw from a generator seeded by the block's global
+    start, so a sample's numbers depend on neither the world size, the chunk size nor (with an
+    explicit batch size) the memory. About ``SEED_BLOCKS`` blocks per test set lets up to 16
+    ranks share the work evenly; a block is never larger than one attack batch, so a single
+    process loses no batching. With "auto" on CUDA the block is not capped: the memory-fitted
+    batches split it, and only a block larger than what fits depends on the free memory.
+    """
+    block = max(1, -(-n // SEED_BLOCKS))
+    if batch_size == "auto":
+        return block if device_type == "cuda" else min(block, CPU_BATCH)
+    return min(block, int(batch_size))
 
 
 def batch_from_memory(free_bytes: int, bytes_per_sample: float, *, fraction: float = 0.5, floor: int = 16,

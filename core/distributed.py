@@ -6,9 +6,11 @@ group (NCCL on CUDA, gloo on CPU) and every rank then runs the same experiment:
 - training wraps the model in DistributedDataParallel; each global batch (the same one a single
   process would draw) is split across ranks and the loss re-weighted so the averaged gradient is
   the single-process gradient;
-- evaluation is sharded by sample index: rank r takes a contiguous, chunk-aligned range and
-  writes its own HDF5 shard, which rank 0 merges into the run file at the end. Chunk seeds
-  depend only on the chunk's global start, so the numbers match a single-process run.
+- evaluation is sharded by sample index: rank r takes a contiguous range of whole seed blocks
+  (``advx.batching.seed_block``: about a sixteenth of the test set, at most one attack batch)
+  and writes its own HDF5 shard, which rank 0 merges into the run file at the end. Every random
+  draw is seeded by its block's global start, so the numbers match a single-process run
+  whatever the world size, chunk size or memory.
 
 ``Dist(rank, world)`` without a process group describes one shard of a job run as separate
 processes (``advx run --shard R/W``, e.g. a cluster array job); ``advx merge`` joins the shards.
@@ -80,11 +82,15 @@ class Dist:
             tdist.destroy_process_group()
 
 
-def shard_bounds(n: int, chunk: int, rank: int, world: int) -> tuple[int, int]:
-    """Rank ``rank``'s contiguous sample range [lo, hi): whole chunks, dealt as evenly as possible."""
-    chunks = -(-n // chunk)
-    first, last = rank * chunks // world, (rank + 1) * chunks // world
-    return min(first * chunk, n), min(last * chunk, n)
+def shard_bounds(n: int, block: int, rank: int, world: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous sample range [lo, hi): whole seed blocks (``seed_block``), dealt
+    so that no two ranks differ by more than one block and the lowest ranks get the extra ones
+    (rank 0, which runs the sanity checks, is empty only when the test set is)."""
+    blocks = -(-n // block)
+    base, extra = divmod(blocks, world)
+    first = rank * base + min(rank, extra)
+    last = first + base + (rank < extra)
+    return min(first * block, n), min(last * block, n)
 
 
 def shard_paths(run_file: Path, world: int) -> list[Path]:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 import advx
 from advx.cli import cli
+from advx.batching import seed_block
 from advx.distributed import Dist, shard_bounds, split_batch
 from advx.evaluation.experiment import merge_run
 
@@ -65,12 +66,24 @@ def single(tmp_path_factory):
     return d
 
 
-def test_shard_bounds_are_whole_chunks_covering_everything():
-    spans = [shard_bounds(100, 16, r, 3) for r in range(3)]
-    assert spans[0][0] == 0 and spans[-1][1] == 100
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-    assert all(lo % 16 == 0 for lo, _ in spans)
-    assert [shard_bounds(10, 16, r, 2) for r in range(2)] == [(0, 0), (0, 10)]  # more ranks than chunks
+def test_shard_bounds_deal_whole_seed_blocks_evenly():
+    for n, block, world in [(100, 16, 3), (539, 34, 2), (10_000, 500, 8), (10, 16, 2), (3, 1, 5), (97, 7, 4)]:
+        spans = [shard_bounds(n, block, r, world) for r in range(world)]
+        assert spans[0][0] == 0 and spans[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # contiguous, nothing twice
+        assert all(lo % block == 0 for lo, hi in spans if hi > lo)  # seeds keyed by block start stay put
+        sizes = [-(-(hi - lo) // block) for lo, hi in spans]  # blocks per rank
+        assert max(sizes) - min(sizes) <= 1, (n, block, world, spans)
+        assert spans[0][1] > spans[0][0]  # rank 0 (the sanity checks) is never the empty one
+    assert [shard_bounds(10, 16, r, 2) for r in range(2)] == [(0, 10), (10, 10)]  # more ranks than blocks
+
+
+def test_seed_block_is_at_most_a_batch_and_a_sixteenth_of_the_test_set():
+    assert seed_block(539, 64, "cpu") == 34
+    assert seed_block(10_000, 500, "cuda") == 500
+    assert seed_block(10_000, "auto", "cpu") == 256
+    assert seed_block(10_000, "auto", "cuda") == 625
+    assert seed_block(3, 64, "cpu") == 1
 
 
 def test_split_batch_weights_make_the_mean_gradient_exact():
@@ -83,14 +96,20 @@ def test_split_batch_weights_make_the_mean_gradient_exact():
     assert split_batch(torch.arange(1), Dist(1, 2)) == (torch.arange(1), 1.0)  # tiny batch: every rank takes it
 
 
-def test_torchrun_two_cpu_ranks_match_one_process(single, tmp_path):
-    (tmp_path / "x.toml").write_text(CONFIG)
+def torchrun(tmp_path, nproc, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVX_PROGRESS": "0"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "advx", "run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "run.h5"),
-                          "--set", f"experiment.cache_dir={tmp_path / 'cache'}"],
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+                          "-m", "advx", "run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "run.h5"), *args],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    return res
+
+
+def test_torchrun_two_cpu_ranks_match_one_process(single, tmp_path):
+    (tmp_path / "x.toml").write_text(CONFIG)
+    # one chunk holds the whole test set: ranks are dealt seed blocks, not chunks, so both work
+    res = torchrun(tmp_path, 2, "--set", f"experiment.cache_dir={tmp_path / 'cache'}",
+                   "--set", "evaluate.chunk_size=1024")
     assert res.stdout.count("per-sample worst case") == 1  # rank 0 alone prints the tables
     assert res.stdout.count("accuracy (%) — oblivious attacks") == 1
     assert not (tmp_path / "run.h5.shards").exists()  # merged, then removed
@@ -100,6 +119,21 @@ def test_torchrun_two_cpu_ranks_match_one_process(single, tmp_path):
     wa = torch.load(single / "cache" / "models" / f"{h}.pt", weights_only=True)["state_dict"]
     wb = torch.load(tmp_path / "cache" / "models" / f"{h}.pt", weights_only=True)["state_dict"]
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-4  # DDP training == one process
+
+
+@pytest.mark.parametrize("test_limit,nproc", [(100, 3), (2, 3)])  # uneven shares; fewer samples than ranks
+def test_torchrun_awkward_shapes_match_one_process(single, tmp_path, test_limit, nproc):
+    config = CONFIG.replace("test_limit = 100", f"test_limit = {test_limit}")
+    (tmp_path / "x.toml").write_text(config)
+    reference = single / "run.h5"
+    if test_limit != 100:
+        (tmp_path / "one").mkdir()
+        (tmp_path / "one" / "x.toml").write_text(config)
+        reference = tmp_path / "one" / "run.h5"
+        advx.load_experiment(tmp_path / "one" / "x.toml").run(reference, cache_dir=single / "cache")
+    torchrun(tmp_path, nproc, "--set", f"experiment.cache_dir={single / 'cache'}")  # the trained model is cached
+    assert not (tmp_path / "run.h5.shards").exists()
+    assert_same_cells(cells(reference), cells(tmp_path / "run.h5"))
 
 
 OWN_LOSS_SCRIPT = textwrap.dedent("""
@@ -163,7 +197,9 @@ def test_separate_shard_jobs_resume_and_merge(single, tmp_path):
     with h5py.File(shard, "a") as f:  # a crash in the middle of one cell: its last chunk is lost
         g = next(g for k, g in f["cells"].items() if "adaptive" in k)
         victim = g.name
-        g.attrs["n_done"] = (int(g.attrs["n_done"]) - 1) // 16 * 16  # whole chunks survive a crash
+        block = seed_block(100, "auto", "cpu")
+        rows = 16 // block * block  # samples per resumable step (chunk_size 16, whole seed blocks)
+        g.attrs["n_done"] = (int(g.attrs["n_done"]) - 1) // rows * rows  # whole steps survive a crash
         g.attrs["status"] = "running"
         seconds = {k: float(f["cells"][k].attrs["seconds"]) for k in f["cells"] if f["cells"][k].name != victim}
     with pytest.raises(advx.errors.StoreError, match="unfinished"):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 import advx
+from advx.evaluation.experiment import merge_run
 
 from .test_data import make_mnist
+from .test_distributed import assert_same_cells, cells
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 SHRINK = {"epochs": lambda v: 1, "steps": lambda v: min(v, 2), "binary_search_steps": lambda v: 1,
@@ -106,3 +108,10 @@ def test_example_runs_shrunk(path, tmp_path):
     n_attacks = len({c.cell.attack for c in res.cells}) - 1
     assert n_attacks >= 1 and all(c.info["status"] == "done" for c in res.cells)
     assert res.metrics, "no metric tables were produced"
+    # the same example as two shard jobs (`advx run --shard R/2`, then `advx merge`): the numbers
+    # of one process, whatever the shapes (the models come from the cache the run above filled)
+    for rank in range(2):
+        advx.load_experiment(raw).run(tmp_path / "sharded.h5", shard=(rank, 2))
+    merged = merge_run(tmp_path / "sharded.h5")
+    assert {c.cell.key(): c.info["status"] for c in merged.cells} == {c.cell.key(): "done" for c in res.cells}
+    assert_same_cells(cells(tmp_path / "run.h5"), cells(tmp_path / "sharded.h5"))

@@ -99,6 +99,8 @@ def test_sigkill_and_resume_gives_identical_results_without_recomputing(tmp_path
             continue
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        if not out.exists():  # killed while still importing (a loaded machine): try a later point
+            continue
         with h5py.File(out, "r") as f:
             cells = f.get("cells", {})
             done = {k: cells[k].attrs["started"] for k in cells if cells[k].attrs["status"] == "done"}

@@ -28,7 +28,7 @@ from advx.defense import build_defended, reseed, set_attacking
 from advx.errors import AdvxError, ConfigError, StoreError
 from advx.progress import progress
 
-from advx.batching import auto_batch_size
+from advx.batching import auto_batch_size, seed_block
 
 from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, find_defense, per_sample_arrays,
                     pick_targets, predict, run_attack)
@@ -153,7 +153,8 @@ class Experiment:
                 done = [n for n in main.names("cells") if main.attrs(f"cells/{n}").get("status") == "done"]
             done = dist.broadcast(done)
             data, test_index, train_index = self.prepare_data(dev)
-            lo, hi = shard_bounds(len(data.y_test), cfg.evaluate.chunk_size, dist.rank, dist.world)
+            block = seed_block(len(data.y_test), cfg.evaluate.batch_size, dev.type)
+            lo, hi = shard_bounds(len(data.y_test), block, dist.rank, dist.world)
             store = main
             if dist.sharded:
                 store = stack.enter_context(RunStore(shard_paths(out, dist.world)[dist.rank]))
@@ -168,7 +169,7 @@ class Experiment:
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
-                                 dev, lo, hi)
+                                 dev, lo, hi, block)
             cells = expand_grid(cfg, self.components["gradient_free"])
             bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
                            unit="cell")
@@ -227,7 +228,7 @@ class _CellRunner:
     """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
 
     def __init__(self, exp: Experiment, store: RunStore, data: DataBundle, test_index: torch.Tensor,
-                 models: dict[str, CountingModel], device: torch.device, lo: int, hi: int) -> None:
+                 models: dict[str, CountingModel], device: torch.device, lo: int, hi: int, block: int) -> None:
         self.exp, self.cfg, self.store, self.data, self.models, self.device = exp, exp.config, store, data, models, device
         self.lo, self.hi = lo, hi  # the sample range this process evaluates (all of it unless sharded)
         self.test_index = test_index.to(device)
@@ -235,6 +236,8 @@ class _CellRunner:
         self.y = data.y_test
         ev = self.cfg.evaluate
         self.chunk = ev.chunk_size
+        self.block = block  # samples per random stream (``seed_block``)
+        self.rows = max(1, self.chunk // block) * block  # samples per resumable step: whole blocks
         self._batch: dict[tuple[str, str], int] = {}
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
         self.sanity = SanityLog()
@@ -269,7 +272,7 @@ class _CellRunner:
         path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
         while self.lo + self.store.n_done(path) < stop:
             s = self.lo + self.store.n_done(path)
-            e = min(s + self.chunk, self.hi)
+            e = min(s + self.rows, self.hi)
             x_adv, logs, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE,
                                                       attack_label, s, e)
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
@@ -278,21 +281,47 @@ class _CellRunner:
                 for name in self.store.names(path)}
         return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows
 
+    def blocks(self, s: int, e: int) -> list[tuple[int, int]]:
+        """The seed blocks of rows [s, e) (s is always a block start)."""
+        return [(b, min(b + self.block, e)) for b in range(s, e, self.block)]
+
     def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
-              s: int, e: int) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
+              s: int, e: int, reseed_key: tuple[str, str] | None = None,
+              ) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
+        """Attack rows [s, e), each seed block with its own generator; ``reseed_key`` (cell key,
+        purpose) also reseeds a randomized defence under attack per block."""
         spec = find_attack(self.cfg, attack_label)
         attack = self.exp.components["attacks"][attack_label]
-        g = torch.Generator().manual_seed(chunk_seed(self.cfg.experiment.seed, train, attack_label, s))
-        x, y = self.x[s:e], self.y[s:e]
-        target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
         batch = self.batch_for(train, defense)  # probes the raw model: not counted
+        seed = self.cfg.experiment.seed
         counter.take()
         t0 = time.perf_counter()
-        x_adv, logs = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
+        parts, logs = [], []
+        for b, be in self.blocks(s, e):
+            g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, b))
+            x, y = self.x[b:be], self.y[b:be]
+            target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
+            if reseed_key is not None:
+                reseed(target_model, chunk_seed(seed, reseed_key[0], b, reseed_key[1]))
+            x_adv, log = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
+            parts.append(x_adv)
+            logs.append(log)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
-        return x_adv, logs, time.perf_counter() - t0, fw, bw
+        merged = {k: np.concatenate([log[k] for log in logs]) for k in logs[0]} if logs else {}
+        return torch.cat(parts), merged, time.perf_counter() - t0, fw, bw
+
+    def evaluate(self, model: nn.Module, key: str, x_adv: torch.Tensor, s: int, e: int, batch: int,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions and losses of the deployed pipeline on rows [s, e), reseeded per block."""
+        preds, losses = [], []
+        for b, be in self.blocks(s, e):
+            reseed(model, chunk_seed(self.cfg.experiment.seed, key, b, "eval"))
+            pred, loss = predict(model, x_adv[b - s:be - s], self.y[b:be], batch, self.autocast)
+            preds.append(pred)
+            losses.append(loss)
+        return torch.cat(preds), torch.cat(losses)
 
     def run(self, cell: Cell, order: int) -> None:
         path = f"cells/{cell.key()}"
@@ -305,8 +334,8 @@ class _CellRunner:
         if members:  # what the codes of a per-sample ``broken_by`` record mean
             self.store.set_attrs(path, members=list(members))
         counter = self.models[cell.train]
-        for s in range(self.lo + self.store.n_done(path), self.hi, self.chunk):
-            e = min(s + self.chunk, self.hi)
+        for s in range(self.lo + self.store.n_done(path), self.hi, self.rows):
+            e = min(s + self.rows, self.hi)
             x, y = self.x[s:e], self.y[s:e]
             t0 = time.perf_counter()
             fw = bw = 0
@@ -319,14 +348,14 @@ class _CellRunner:
                 x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
             elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
                 model = self.defended(cell.train, cell.defense, attacking=False)
-                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "queries"))
-                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
+                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
+                                                    reseed_key=(cell.key(), "queries"))
             else:
                 model = self.defended(cell.train, cell.defense, attacking=True)
                 set_attacking(model, True)
-                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eot"))
                 try:
-                    x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e)
+                    x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
+                                                        reseed_key=(cell.key(), "eot"))
                 finally:
                     set_attacking(model, False)
             model = self.defended(cell.train, cell.defense, attacking=False)
@@ -337,10 +366,9 @@ class _CellRunner:
                 self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
                                        attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
                                        modes=self.cfg.evaluate.modes)
-            reseed(model, chunk_seed(self.cfg.experiment.seed, cell.key(), s, "eval"))
             batch = self.batch_for(cell.train, cell.defense)
             counter.take()
-            pred, loss = predict(model, x_adv, y, batch, self.autocast)
+            pred, loss = self.evaluate(model, cell.key(), x_adv, s, e, batch)
             efw, ebw = counter.take()
             arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
             if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:

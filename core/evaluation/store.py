@@ -219,9 +219,14 @@ class RunStore:
 _SUMMED = ("seconds", "forwards", "backwards", "crafted")
 
 
+def _shard_empty(shard: RunStore) -> bool:
+    """A rank dealt no samples (more ranks than seed blocks) has nothing to finish."""
+    return int(shard.f.attrs["shard_hi"]) == int(shard.f.attrs["shard_lo"])
+
+
 def _shard_done(shard: RunStore, path: str) -> bool:
     if not shard.has(path):
-        return False
+        return _shard_empty(shard)
     a = shard.attrs(path)
     if path.startswith("cells/"):
         return a.get("status") == "done"
@@ -264,7 +269,8 @@ def merge_shards(main: RunStore, shard_files: list[Path]) -> tuple[list[str], li
                     arrays = {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset)}
                     main.append(path, arrays, chunk=g[next(iter(arrays))].chunks[0],
                                 extra_attrs={k: v for k, v in s.attrs(path).items() if k in _SUMMED})
-                keep = {k: v for k, v in shards[0].attrs(path).items() if k not in _SUMMED and k != "n_done"}
+                first = next(s for s in shards if s.has(path))
+                keep = {k: v for k, v in first.attrs(path).items() if k not in _SUMMED and k != "n_done"}
                 main.set_attrs(path, **keep)
                 merged.append(path)
     return merged, unfinished
