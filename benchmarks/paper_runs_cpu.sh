@@ -10,8 +10,8 @@ advx run examples/mixup_at_mnist.toml --set data.train_fraction=0.1 --set data.t
   --set model.train.epochs=10 --set model.train.step_size=7 --report-dir runs/mixup_at_mnist_report
 # stored: plugins/counteract/results/counteract_fmnist (summary.json records this command)
 advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
-advx run examples/intelligent_mixup_fmnist.toml --set data.train_fraction=0.1 --set data.test_limit=200 \
-  --set model.train.epochs=5 --set train.0.epochs=5 --set train.1.epochs=5 \
-  --set attack.0.binary_search_steps=2 --set attack.0.steps=20 --report-dir runs/intelligent_mixup_fmnist_report
+# stored: plugins/intelligent-mixup/results/intelligent_mixup_fmnist (full training set, paper epochs)
+advx run examples/intelligent_mixup_fmnist.toml --set data.test_limit=1000 --out runs/im_full.h5 \
+  --report-dir plugins/intelligent-mixup/results/intelligent_mixup_fmnist
 # stored: plugins/fixer/results/fixer_fmnist
 advx run examples/fixer_fmnist.toml --report-dir plugins/fixer/results/fixer_fmnist

@@ -11,6 +11,11 @@ under "tables", each {title, columns, rows}) or a benchmark JSON ({"table": {...
 text selects the first table whose title starts with it. Run ``python benchmarks/readme_tables.py``
 to rewrite every marked block; ``--check`` exits 1 naming the blocks that differ (the test suite
 runs it, so a README table cannot drift from its stored run).
+
+A paper's claims table is marked the same way with ``<!-- claims: path/claims.json -->``. The
+claims file holds what a person writes (the claim, the paper's number, the setting, the verdict
+and why); each measured value is a reference ``{"table": title prefix, "row": [first cells],
+"column": name}`` into the summary the file names, looked up at render time, never typed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r'(<!-- table: (\S+) "([^"]*)" -->\n)(.*?)(<!-- /table -->)', re.S)
+CLAIMS = re.compile(r'(<!-- claims: (\S+) -->\n)(.*?)(<!-- /claims -->)', re.S)
 
 
 def fmt(v) -> str:
@@ -46,6 +52,29 @@ def render(source: Path, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lookup(summary: dict, ref: dict):
+    """The value a claim's ``measured`` reference points at in a run's summary."""
+    table = next((t for t in summary["tables"] if t["title"].startswith(ref["table"])), None)
+    if table is None:
+        raise SystemExit(f"no table titled {ref['table']!r}...")
+    keys = ref["row"] if isinstance(ref["row"], list) else [ref["row"]]
+    row = next((r for r in table["rows"] if [str(v) for v in r[:len(keys)]] == keys), None)
+    if row is None or ref["column"] not in table["columns"]:
+        raise SystemExit(f"{ref}: no such row or column in {table['title']!r}")
+    return row[table["columns"].index(ref["column"])]
+
+
+def render_claims(source: Path) -> str:
+    claims = json.loads(source.read_text())
+    summary = json.loads((ROOT / claims["summary"]).read_text())
+    lines = ["| claim | paper | measured | setting | verdict |", "| --- | --- | --- | --- | --- |"]
+    for c in claims["claims"]:
+        value = None if c.get("measured") is None else lookup(summary, c["measured"])
+        measured = "not measured" if c.get("measured") is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {c['claim']} | {c['paper']} | {measured} | {c['setting']} | {c['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
 def readmes() -> list[Path]:
     return [ROOT / "README.md", *sorted(ROOT.glob("plugins/*/README.md"))]
 
@@ -58,7 +87,10 @@ def sync(check: bool) -> list[str]:
         def repl(m: re.Match) -> str:
             return m.group(1) + render(ROOT / m.group(2), m.group(3)) + m.group(5)
 
-        new = BLOCK.sub(repl, text)
+        def repl_claims(m: re.Match) -> str:
+            return m.group(1) + render_claims(ROOT / m.group(2)) + m.group(4)
+
+        new = CLAIMS.sub(repl_claims, BLOCK.sub(repl, text))
         if new != text:
             stale.append(str(path.relative_to(ROOT)))
             if not check:

@@ -33,3 +33,31 @@ def test_render_formats_every_row_from_the_json(tmp_path):
     src.write_text(json.dumps({"command": "x", "tables": [
         {"title": "robust accuracy (%) — x", "columns": ["train", "acc"], "rows": [["base", 12.345], ["ft", None]]}]}))
     assert readme_tables.render(src, "robust") == "| train | acc |\n| --- | --- |\n| base | 12.3 |\n| ft | — |\n"
+
+
+CLAIMS = [(path, m) for path in readme_tables.readmes() for m in readme_tables.CLAIMS.finditer(path.read_text())]
+
+
+@pytest.mark.parametrize("path,block", CLAIMS, ids=[p.parent.name for p, _ in CLAIMS])
+def test_each_claims_table_reads_its_measured_values_from_the_stored_summary(path, block):
+    source = ROOT / block.group(2)
+    claims = json.loads(source.read_text())
+    assert claims.get("command") and (ROOT / claims["summary"]).is_file()
+    for c in claims["claims"]:
+        assert c["verdict"], c
+        assert c.get("measured") is not None or "not measured" in c["verdict"], f"{c['claim']}: say why not measured"
+    assert block.group(3) == readme_tables.render_claims(source), \
+        f"{path}: the claims table from {source} is stale; run python benchmarks/readme_tables.py"
+
+
+def test_claims_look_up_the_measured_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(readme_tables, "ROOT", tmp_path)
+    (tmp_path / "s.json").write_text(json.dumps({"tables": [
+        {"title": "accuracy (%) — oblivious", "columns": ["train", "defense", "PGD"],
+         "rows": [["base", "none", 3.0], ["GN05", "none", 21.456]]}]}))
+    (tmp_path / "c.json").write_text(json.dumps({"summary": "s.json", "command": "x", "claims": [
+        {"claim": "GN05 PGD", "paper": "21.51", "measured": {"table": "accuracy", "row": ["GN05", "none"],
+                                                             "column": "PGD"}, "setting": "s", "verdict": "ok"},
+        {"claim": "CIFAR", "paper": "61.6", "measured": None, "setting": "c", "verdict": "not measured: no data"}]}))
+    assert readme_tables.render_claims(tmp_path / "c.json").splitlines()[2:] == [
+        "| GN05 PGD | 21.51 | 21.46 | s | ok |", "| CIFAR | 61.6 | not measured | c | not measured: no data |"]
