@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import importlib.metadata as md
 import shutil
 import time
 from pathlib import Path

@@ -118,7 +118,6 @@ class DeepFool(AttackBase):
     candidates: int = attrs.field(default=10, validator=attrs.validators.ge(2))
 
     def perturb(self, model, x, y, *, target, generator, eps):
-        n = x.shape[0]
         with torch.no_grad():
             logits0 = model(x).float()
         k = min(self.candidates, logits0.shape[1])

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import attrs
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from advx.data.bundle import as_float
 from advx.protocols import InputTransformDefense
