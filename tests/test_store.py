@@ -221,3 +221,19 @@ def test_cells_equal_direct_attack_calls_on_a_dropout_model(tmp_path, tiny_confi
             direct = model(x_in).argmax(1).numpy()
         assert np.array_equal(cell.arrays["prediction"], direct), cell.cell
         assert not model.training
+
+
+def test_resume_keeps_how_models_were_obtained_and_the_first_runs_warnings(tmp_path, tiny_config):
+    out = tmp_path / "r.h5"
+    run_exp(tiny_config, out)
+    with h5py.File(out, "a") as f:
+        before = dict(f["models"]["base"].attrs)
+        f.attrs["warnings"] = json.dumps(["a check of a cell that finished before the crash"])
+    run_exp(tiny_config, out)  # resume: everything is done, the model comes from the cache
+    with h5py.File(out, "r") as f:
+        after = dict(f["models"]["base"].attrs)
+        warnings = json.loads(f.attrs["warnings"])
+    assert before["cached"] == after["cached"] == False  # noqa: E712 (trained by the first run)
+    assert after == before
+    assert warnings[0] == "a check of a cell that finished before the crash"
+    assert len(warnings) == len(set(warnings))

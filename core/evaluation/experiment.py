@@ -8,6 +8,7 @@ finished cells and chunks are skipped, and each chunk's randomness is seeded fro
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import shutil
@@ -164,7 +165,7 @@ class Experiment:
                 header.write_array("test/index", test_index.numpy())
                 header.write_array("test/label", data.y_test.cpu().numpy())
                 header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
-            record = None if header is None else (lambda label, info: header.set_attrs(f"models/{label}", **info))
+            record = None if header is None else functools.partial(record_model, header)
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
@@ -199,10 +200,21 @@ class Experiment:
             store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
         sanity.check_monotone(results, self.config)
         sanity.check_threat_models(results, self.components["gradient_free"])
-        store.set_attrs("/", warnings=sanity.messages)
+        earlier = json.loads(store.f.attrs.get("warnings", "[]")) if "warnings" in store.f.attrs else []
+        # a resume skips the finished cells and so their checks: keep what the first run found
+        store.set_attrs("/", warnings=list(dict.fromkeys([*earlier, *sanity.messages])))
         results = RunResults.from_store(store)
         results.context = {"models": context["models"], "data": context["data"]}
         return results
+
+
+def record_model(store: RunStore, label: str, info: dict[str, Any]) -> None:
+    """Record how model ``label`` was obtained, once: a resume that loads the same checkpoint
+    again must not turn "trained in 152 s" into "cached, 0.004 s"."""
+    path = f"models/{label}"
+    if store.has(path) and store.attrs(path).get("hash") == info.get("hash"):
+        return
+    store.set_attrs(path, **info)
 
 
 def merge_run(run_file: str | Path, registry: Any = None, *, device: str | None = None) -> RunResults:
