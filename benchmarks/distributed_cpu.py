@@ -3,8 +3,11 @@
 Runs the same config (default: the unshrunk quickstart) as one process with all the cores, then
 under ``torchrun --nproc_per_node W`` with the cores split among the ranks, each from a cold
 model cache (training is part of the job). Prints the samples each rank was dealt (seed blocks,
-``advx.batching.seed_block``), the wall times and the speed-up, checks that every per-sample
-result is identical, and writes the JSON:
+``advx.batching.seed_block``), the wall times, the speed-up and how many per-sample predictions
+differ, and writes the JSON. Each job trains its own model, and DDP's gradient all-reduce sums in
+another order than one process, so the weights agree to ~1e-5, not bit for bit, and an attack can
+tip a borderline sample; with one shared checkpoint the predictions are identical (asserted in
+tests/test_distributed.py).
 
     python benchmarks/distributed_cpu.py --out bench_results/distributed_cpu.json
 """
@@ -68,7 +71,9 @@ def main() -> None:
                       "--set", f"experiment.cache_dir={t / 'cacheW'}"],
                      {**base, "OMP_NUM_THREADS": str(max(1, args.cores // args.world))})
         a, b = per_sample(t / "one.h5"), per_sample(t / "many.h5")
-        identical = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        assert a.keys() == b.keys()
+        differ = int(sum((a[k] != b[k]).sum() for k in a))
+        total = int(sum(len(a[k]) for k in a))
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "config": str(Path(args.config).resolve().relative_to(ROOT)) if ROOT in Path(args.config).resolve().parents
@@ -77,16 +82,15 @@ def main() -> None:
                     "torch": torch.__version__, "advx": advx.__version__},
         "test_samples": n, "seed_block": block, "world": args.world, "samples_per_rank": shares,
         "seconds_1_process": round(one, 1), f"seconds_{args.world}_processes": round(many, 1),
-        "speedup": round(one / many, 2), "identical_predictions": identical,
+        "speedup": round(one / many, 2), "cells": len(a), "per_sample_predictions": total,
+        "predictions_that_differ": differ,
     }
     print(f"{n} test samples in seed blocks of {block}; samples per rank: {shares}")
     print(f"| processes | threads each | wall (s) |\n| --- | --- | --- |\n| 1 | {args.cores} | {one:.1f} |\n"
           f"| {args.world} | {max(1, args.cores // args.world)} | {many:.1f} |")
-    print(f"speed-up {one / many:.2f}x; per-sample predictions identical: {identical}")
+    print(f"speed-up {one / many:.2f}x; {differ} of {total} per-sample predictions differ (separately trained models)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    if not identical:
-        sys.exit("the distributed run's predictions differ from the single process's")
 
 
 if __name__ == "__main__":
