@@ -13,6 +13,7 @@ from torch import nn
 
 CPU_BATCH = 256
 SEED_BLOCKS = 16  # a test set is cut into about this many seed blocks: the unit of sharding
+MIN_SEED_BLOCK = 32  # ...but no block smaller than this (unless the batch is): tiny blocks waste batching
 
 
 def seed_block(n: int, batch_size: int | str, device_type: str) -> int:
@@ -21,11 +22,11 @@ def seed_block(n: int, batch_size: int | str, device_type: str) -> int:
     Attacks, targets and randomized defences draw from a generator seeded by the block's global
     start, so a sample's numbers depend on neither the world size, the chunk size nor (with an
     explicit batch size) the memory. About ``SEED_BLOCKS`` blocks per test set lets up to 16
-    ranks share the work evenly; a block is never larger than one attack batch, so a single
-    process loses no batching. With "auto" on CUDA the block is not capped: the memory-fitted
+    ranks share the work evenly (a test set under 512 samples has fewer, of ``MIN_SEED_BLOCK``);
+    a block is never larger than one attack batch, so a single process loses no batching. With "auto" on CUDA the block is not capped: the memory-fitted
     batches split it, and only a block larger than what fits depends on the free memory.
     """
-    block = max(1, -(-n // SEED_BLOCKS))
+    block = max(MIN_SEED_BLOCK, -(-n // SEED_BLOCKS))
     if batch_size == "auto":
         return block if device_type == "cuda" else min(block, CPU_BATCH)
     return min(block, int(batch_size))

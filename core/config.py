@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -240,12 +241,22 @@ def _defenses(items: Any) -> tuple[DefenseVariant, ...]:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: expected a table, got {table!r}")
         if "chain" in table:
+            extra = set(table) - {"label", "chain", "repeats", "eot"}
+            if extra:
+                raise ConfigError(f"{path}.{sorted(extra)[0]}: unknown key beside chain (valid: label, chain, repeats, "
+                                  "eot; a defence's own parameters go inside its chain entry)")
             chain = _components(table["chain"], f"{path}.chain")
+            if not chain:
+                raise ConfigError(f"{path}.chain: empty; list at least one defence, e.g. chain = [{{name = \"crop-rescale\"}}]")
         elif "name" in table:
             chain = (_component(table, path, reserved={"label", "repeats", "eot"}),)
         else:
             raise ConfigError(f"{path}: give either name = \"...\" (one defence) or chain = [{{name = ...}}, ...]")
         label = table.get("label") or "+".join(c.name for c in chain)
+        if str(label) == "none":
+            raise ConfigError(f"{path}.label: 'none' is the undefended baseline, always evaluated; choose another label")
+        if str(label) in {d.label for d in out}:
+            raise ConfigError(f"{path}.label: {label!r} is used by another defence; labels must be unique")
         kw = _settings(DefenseVariant, {k: table[k] for k in ("repeats", "eot") if k in table}, path)
         out.append(DefenseVariant(str(label), chain, **kw))
     return tuple(out)
@@ -279,6 +290,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     if len(set(labels)) != len(labels):
         raise ConfigError(f"train: labels must be unique (and not 'base'), got {labels}")
     eval_t = raw.get("evaluate", {})
+    if isinstance(eval_t, dict) and isinstance(eval_t.get("modes"), str):
+        raise ConfigError(f"evaluate.modes: expected a list, e.g. modes = [{eval_t['modes']!r}], got the string "
+                          f"{eval_t['modes']!r}")
     ekw = _settings(EvaluateSettings, eval_t, "evaluate", skip={"metrics"})
     if "metrics" in eval_t:
         ekw["metrics"] = _components(eval_t["metrics"], "evaluate.metrics")
@@ -290,7 +304,9 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         bad = [d for d in a.defenses or () if d not in known]
         if bad:
             raise ConfigError(f"{a.component.where}.defenses: {bad[0]!r} is no defence label; labels: {', '.join(known)}")
-    return ExperimentConfig(exp, data, model, base, tuple(trains), defenses, attacks, evaluate, raw)
+    cfg = ExperimentConfig(exp, data, model, base, tuple(trains), defenses, attacks, evaluate, raw)
+    _check_ranges(cfg)
+    return cfg
 
 
 def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:
@@ -309,6 +325,44 @@ def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:
     elif ev.transfer_from is not None:
         raise ConfigError(f"evaluate.transfer_from is set ({ev.transfer_from!r}) but 'transfer' is not in "
                           f"evaluate.modes {list(ev.modes)}; add it or remove transfer_from")
+
+
+def _check_ranges(cfg: "ExperimentConfig") -> None:
+    """Numbers that would train nothing, divide by zero or evaluate nothing are refused in one
+    line naming the key, instead of a traceback or a silently meaningless table."""
+    def need(ok: bool, key: str, value: Any, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: expected {what}, got {value!r}")
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    d = cfg.data
+    need(finite(d.train_fraction) and 0 < d.train_fraction <= 1, "data.train_fraction", d.train_fraction, "a number in (0, 1]")
+    need(finite(d.val_fraction) and 0 <= d.val_fraction < 1, "data.val_fraction", d.val_fraction, "a number in [0, 1)")
+    need(d.test_limit is None or (isinstance(d.test_limit, int) and d.test_limit >= 1), "data.test_limit",
+         d.test_limit, "a positive integer")
+    need(isinstance(d.splits, int) and d.splits >= 1, "data.splits", d.splits, "a positive integer")
+    for t in cfg.trains:
+        where = "model.train" if t.label == "base" else f"train[{t.label}]"
+        st = t.settings
+        for key in ("epochs", "batch_size", "step_size"):
+            v = getattr(st, key)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{where}.{key}", v, "a positive integer")
+        need(finite(st.lr) and st.lr > 0, f"{where}.lr", st.lr, "a positive, finite learning rate")
+        for key in ("momentum", "weight_decay", "gamma", "focal_gamma"):
+            v = getattr(st, key)
+            need(finite(v) and v >= 0, f"{where}.{key}", v, "a non-negative, finite number")
+        need(st.train_fraction is None or (finite(st.train_fraction) and 0 < st.train_fraction <= 1),
+             f"{where}.train_fraction", st.train_fraction, "a number in (0, 1]")
+    ev = cfg.evaluate
+    need(isinstance(ev.chunk_size, int) and ev.chunk_size >= 1, "evaluate.chunk_size", ev.chunk_size, "a positive integer")
+    need(isinstance(ev.eot, int) and ev.eot >= 1, "evaluate.eot", ev.eot, "a positive integer (1: no EOT)")
+    for dv in cfg.defenses:
+        need(isinstance(dv.repeats, int) and dv.repeats >= 1, f"defense[{dv.label}].repeats", dv.repeats,
+             "a positive integer (1: one draw)")
+        need(dv.eot is None or (isinstance(dv.eot, int) and dv.eot >= 1), f"defense[{dv.label}].eot", dv.eot,
+             "a positive integer")
 
 
 def _parse_value(text: str) -> Any:

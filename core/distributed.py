@@ -7,10 +7,10 @@ group (NCCL on CUDA, gloo on CPU) and every rank then runs the same experiment:
   process would draw) is split across ranks and the loss re-weighted so the averaged gradient is
   the single-process gradient;
 - evaluation is sharded by sample index: rank r takes a contiguous range of whole seed blocks
-  (``advx.batching.seed_block``: about a sixteenth of the test set, at most one attack batch)
-  and writes its own HDF5 shard, which rank 0 merges into the run file at the end. Every random
-  draw is seeded by its block's global start, so the numbers match a single-process run
-  whatever the world size, chunk size or memory.
+  (``advx.batching.seed_block``: about a sixteenth of the test set, at least 32 samples, at most
+  one attack batch) and writes its own HDF5 shard, which rank 0 merges into the run file at the
+  end. Every random draw is seeded by its block's global start, so the numbers match a
+  single-process run whatever the world size, chunk size or memory.
 
 ``Dist(rank, world)`` without a process group describes one shard of a job run as separate
 processes (``advx run --shard R/W``, e.g. a cluster array job); ``advx merge`` joins the shards.

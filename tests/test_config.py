@@ -64,3 +64,35 @@ def test_missing_and_broken_files(tmp_path):
     bad.write_text("[model\nname = 1")
     with pytest.raises(ConfigError, match="TOML syntax error"):
         load_config(bad)
+
+
+M = {"name": "m"}
+D = [{"label": "g", "chain": [{"name": "crop-rescale"}]}]
+
+
+@pytest.mark.parametrize("raw,message", [  # each once a traceback or a silently meaningless table
+    ({"model": {"name": "m", "train": {"batch_size": 0}}}, "model.train.batch_size: expected a positive integer, got 0"),
+    ({"model": {"name": "m", "train": {"batch_size": -8}}}, "model.train.batch_size: expected a positive integer"),
+    ({"model": {"name": "m", "train": {"epochs": -1}}}, "model.train.epochs: expected a positive integer, got -1"),
+    ({"model": {"name": "m", "train": {"lr": float("nan")}}}, "model.train.lr: expected a positive, finite"),
+    ({"model": M, "train": [{"label": "ft", "epochs": 0}]}, "train[ft].epochs: expected a positive integer"),
+    ({"model": M, "evaluate": {"chunk_size": 0}}, "evaluate.chunk_size: expected a positive integer, got 0"),
+    ({"model": M, "evaluate": {"chunk_size": -5}}, "evaluate.chunk_size: expected a positive integer"),
+    ({"model": M, "evaluate": {"eot": 0}}, "evaluate.eot: expected a positive integer"),
+    ({"model": M, "evaluate": {"modes": "adaptive"}}, "evaluate.modes: expected a list, e.g. modes = ['adaptive']"),
+    ({"model": M, "data": {"name": "digits", "splits": 0}}, "data.splits: expected a positive integer, got 0"),
+    ({"model": M, "data": {"name": "digits", "train_fraction": 0.0}}, "data.train_fraction: expected a number in (0, 1]"),
+    ({"model": M, "data": {"name": "digits", "val_fraction": 1.0}}, "data.val_fraction: expected a number in [0, 1)"),
+    ({"model": M, "data": {"name": "digits", "test_limit": 0}}, "data.test_limit: expected a positive integer, got 0"),
+    ({"model": M, "data": {"name": "digits", "test_limit": -5}}, "data.test_limit: expected a positive integer"),
+    ({"model": M, "defense": [{**D[0], "repeats": 0}]}, "defense[g].repeats: expected a positive integer"),
+    ({"model": M, "defense": [{**D[0], "eot": 0}]}, "defense[g].eot: expected a positive integer"),
+    ({"model": M, "defense": [{"label": "none", "chain": D[0]["chain"]}]}, "'none' is the undefended baseline"),
+    ({"model": M, "defense": D + D}, "defense[1].label: 'g' is used by another defence"),
+    ({"model": M, "defense": [{"label": "g", "chain": []}]}, "defense[0].chain: empty"),
+    ({"model": M, "defense": [{**D[0], "min_scale": 0.5}]}, "defense[0].min_scale: unknown key beside chain"),
+])
+def test_values_that_would_train_or_evaluate_nothing_are_refused(raw, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert message in str(e.value)

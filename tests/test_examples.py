@@ -30,6 +30,9 @@ def shrink(node):
             out["sweep"] = {k: v[:2] for k, v in out["sweep"].items()}
         if isinstance(out.get("attack"), list) and len(out["attack"]) > 2:
             out["attack"] = [out["attack"][0], out["attack"][-1]]
+        if out.get("name") == "cw":  # its defaults are a 9 x 100 search
+            out.setdefault("steps", 2)
+            out.setdefault("binary_search_steps", 1)
         out.setdefault("data", {}).setdefault("test_limit", 8) if "model" in out else None
         return out
     if isinstance(node, list):
