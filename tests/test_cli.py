@@ -94,4 +94,7 @@ def test_run_then_report_writes_png(tmp_path):
     assert list((tmp_path / "rep").glob("*.png")) and (tmp_path / "rep" / "report.md").is_file()
     again = run("run", cfg, "--out", str(out))
     assert again.exit_code == 2 and "different config" in again.output
+    suggested = again.output.split("keep both with --out ")[1].split(",")[0]  # the command it names works
+    assert suggested.startswith(str(tmp_path / "r-")) and suggested.endswith(".h5")
+    assert run("run", cfg, "--out", suggested).exit_code == 0
     assert run("run", cfg, "--out", str(out), "--overwrite").exit_code == 0

@@ -129,8 +129,9 @@ class RunStore:
             if self.f.attrs["config_hash"] == config_hash:
                 return True
             if not overwrite:
-                raise StoreError(f"{self.path} holds a run of a different config; pass --overwrite to replace "
-                                 "it or --out to write elsewhere")
+                other = self.path.with_name(f"{self.path.stem}-{config_hash[:6]}{self.path.suffix}")
+                raise StoreError(f"{self.path} holds a run of a different config; keep both with --out {other}, "
+                                 "or replace it with --overwrite")
             for k in list(self.f):
                 del self.f[k]
         self.f.attrs.update({"advx_schema": SCHEMA, "config": config_text, "config_hash": config_hash,
