@@ -64,6 +64,20 @@ def test_missing_and_broken_files(tmp_path):
     bad.write_text("[model\nname = 1")
     with pytest.raises(ConfigError, match="TOML syntax error"):
         load_config(bad)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match="not a text"):
+        load_config(binary)
+
+
+def test_test_limit_above_the_test_set_is_refused():
+    import torch
+
+    import advx
+
+    exp = advx.load_experiment({"model": {"name": "digits-cnn"}, "data": {"name": "digits", "test_limit": 10_000}})
+    with pytest.raises(ConfigError, match="data.test_limit: 10000 is more than the 539 test samples of digits"):
+        exp.prepare_data(torch.device("cpu"))
 
 
 M = {"name": "m"}

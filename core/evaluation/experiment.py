@@ -94,6 +94,9 @@ class Experiment:
         c, seed = self.config.data, self.config.experiment.seed
         data: DataBundle = self.components["dataset"].load()
         test_index = torch.arange(len(data.y_test))
+        if c.test_limit is not None and c.test_limit > len(test_index):
+            raise ConfigError(f"data.test_limit: {c.test_limit} is more than the {len(test_index)} test samples of "
+                              f"{c.dataset.name}; drop it to use them all")
         if c.test_limit is not None and c.test_limit < len(test_index):
             test_index = stratified_subset(data.y_test, c.test_limit / len(test_index), seed + 1)[: c.test_limit]
         train_index = torch.arange(len(data.y_train))
@@ -144,6 +147,7 @@ class Experiment:
         device_name = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
+        data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
             main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
@@ -152,7 +156,6 @@ class Experiment:
                 main.initialize(text, config_hash, versions(self.registry), device_name, overwrite=overwrite)
                 done = [n for n in main.names("cells") if main.attrs(f"cells/{n}").get("status") == "done"]
             done = dist.broadcast(done)
-            data, test_index, train_index = self.prepare_data(dev)
             block = seed_block(len(data.y_test), cfg.evaluate.batch_size, dev.type)
             lo, hi = shard_bounds(len(data.y_test), block, dist.rank, dist.world)
             store = main
