@@ -50,6 +50,22 @@ def test_cw_stops_early_per_sample_not_per_batch(linear):
         assert (model(x_adv).argmax(1) != y).float().mean() > 0.95
 
 
+def test_cw_runs_only_the_samples_still_searching(linear):
+    model, x, y = linear
+    seen = []
+
+    class Counting(nn.Module):
+        def forward(self, z):
+            seen.append(len(z))
+            return model(z)
+
+    cw = advx.create("attack", "cw", c=0.1, steps=100, binary_search_steps=3)
+    together = cw(Counting(), x, y)
+    assert sum(seen) < len(x) * 3 * 100 and min(seen) < len(x)  # finished samples left the batch
+    alone = torch.cat([cw(model, x[i:i + 1], y[i:i + 1]) for i in range(4)])  # samples are not coupled
+    torch.testing.assert_close(together[:4], alone, atol=1e-5, rtol=0)
+
+
 def test_deepfool_overshoot_is_applied(linear):
     model, x, y = linear
     small = advx.create("attack", "deepfool", overshoot=0.0)(model, x, y)

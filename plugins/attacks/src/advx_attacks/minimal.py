@@ -25,7 +25,8 @@ class CarliniWagnerL2(AttackBase):
     Minimise ‖x' − x‖² + c·max(Z_y − max_{i≠y} Z_i, −κ) over x' = lo + (hi−lo)(tanh w + 1)/2 with
     Adam; binary search over c per sample; keep each sample's smallest successful x'. Samples
     that were never fooled are returned unchanged. Early stopping is per sample: a sample whose
-    loss stopped decreasing is frozen while the rest continue.
+    loss stopped decreasing leaves the batch, so later forward and backward passes run only on
+    the samples still searching (the cost falls with early stopping; Adam is kept per sample).
     Arguments: c (initial constant, 1e-2), binary_search_steps (9), steps (100),
     lr (0.01), confidence κ (0), abort_early (true). Targeted: max_{i≠t} Z_i − Z_t.
     Pixels exactly at the bounds map to a finite w (atanh of ±(1 − 1e-6)).
@@ -59,34 +60,39 @@ class CarliniWagnerL2(AttackBase):
         best_l2 = torch.full((n,), float("inf"), device=x.device)
         best = x.clone()
         check_every = max(1, self.steps // 10)
+        b1, b2 = 0.9, 0.999  # Adam, written out per sample so that only the searching samples run
         for _ in range(self.binary_search_steps):
-            w = w0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([w], lr=self.lr)
+            w = w0.clone()
+            m, v = torch.zeros_like(w), torch.zeros_like(w)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
-            active = torch.ones(n, dtype=torch.bool, device=x.device)
             prev = torch.full((n,), float("inf"), device=x.device)
+            idx = torch.arange(n, device=x.device)  # the samples still searching (early stopping)
             for it in range(self.steps):
-                x_new = lo + (hi - lo) * (torch.tanh(w) + 1) / 2
+                wa = w[idx].requires_grad_(True)
+                x_new = lo + (hi - lo) * (torch.tanh(wa) + 1) / 2
                 logits = model(x_new).float()
-                l2sq = (x_new - x).flatten(1).pow(2).sum(1)
-                f = self.margin(logits, y, target)
-                loss = l2sq + const * f
-                w_before = w.detach().clone()
-                opt.zero_grad()
-                loss.sum().backward()
-                opt.step()
-                with torch.no_grad():  # torch.where, not masked writes: no host-device sync per step
-                    keep = active.view(-1, *([1] * (x.ndim - 1)))
-                    w.copy_(torch.where(keep, w, w_before))  # frozen samples do not move
+                l2sq = (x_new - x[idx]).flatten(1).pow(2).sum(1)
+                f = self.margin(logits, y[idx], None if target is None else target[idx])
+                loss = l2sq + const[idx] * f
+                (grad,) = torch.autograd.grad(loss.sum(), wa)
+                with torch.no_grad():
+                    t = it + 1
+                    m[idx] = b1 * m[idx] + (1 - b1) * grad
+                    v[idx] = b2 * v[idx] + (1 - b2) * grad.square()
+                    denom = (v[idx] / (1 - b2 ** t)).sqrt() + 1e-8
+                    w[idx] = wa - self.lr / (1 - b1 ** t) * m[idx] / denom
                     pred_ok = (f <= -self.confidence) if self.confidence > 0 else (f <= 0)
-                    hit = pred_ok & (l2sq.sqrt() < best_l2)
-                    best_l2 = torch.where(hit, l2sq.sqrt(), best_l2)
-                    best = torch.where(hit.view(-1, *([1] * (x.ndim - 1))), x_new.detach(), best)
-                    succeeded |= pred_ok
+                    l2 = l2sq.sqrt()
+                    hit = pred_ok & (l2 < best_l2[idx])
+                    best_l2[idx] = torch.where(hit, l2, best_l2[idx])
+                    best[idx] = torch.where(hit.view(-1, *([1] * (x.ndim - 1))), x_new, best[idx])
+                    succeeded[idx] |= pred_ok
                     if self.abort_early and (it + 1) % check_every == 0:
-                        active &= loss.detach() <= prev * 0.9999
-                        prev = loss.detach()
-                        if not active.any():
+                        loss = loss.detach()
+                        keep = loss <= prev[idx] * 0.9999
+                        prev[idx] = loss
+                        idx = idx[keep]  # finished samples leave every later forward and backward
+                        if len(idx) == 0:
                             break
             with torch.no_grad():
                 upper = torch.where(succeeded, torch.minimum(upper, const), upper)
