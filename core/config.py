@@ -13,9 +13,13 @@ import copy
 import difflib
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib  # type: ignore[no-redef]
 
 import attrs
 
