@@ -69,8 +69,11 @@ def render_claims(source: Path) -> str:
     summary = json.loads((ROOT / claims["summary"]).read_text())
     lines = ["| claim | paper | measured | setting | verdict |", "| --- | --- | --- | --- | --- |"]
     for c in claims["claims"]:
-        value = None if c.get("measured") is None else lookup(summary, c["measured"])
-        measured = "not measured" if c.get("measured") is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+        if c.get("measured") is None:
+            measured = "not measured"
+        else:
+            value = lookup(summary, c["measured"])
+            measured = f"{value:.2f}" if isinstance(value, float) else str(value)
         lines.append(f"| {c['claim']} | {c['paper']} | {measured} | {c['setting']} | {c['verdict']} |")
     return "\n".join(lines) + "\n"
 

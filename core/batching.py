@@ -23,8 +23,9 @@ def seed_block(n: int, batch_size: int | str, device_type: str) -> int:
     start, so a sample's numbers depend on neither the world size, the chunk size nor (with an
     explicit batch size) the memory. About ``SEED_BLOCKS`` blocks per test set lets up to 16
     ranks share the work evenly (a test set under 512 samples has fewer, of ``MIN_SEED_BLOCK``);
-    a block is never larger than one attack batch, so a single process loses no batching. With "auto" on CUDA the block is not capped: the memory-fitted
-    batches split it, and only a block larger than what fits depends on the free memory.
+    a block is never larger than one attack batch, so a single process loses no batching. With
+    "auto" on CUDA the block is not capped: the memory-fitted batches split it, and only a block
+    larger than what fits depends on the free memory.
     """
     block = max(MIN_SEED_BLOCK, -(-n // SEED_BLOCKS))
     if batch_size == "auto":

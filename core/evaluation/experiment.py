@@ -1,8 +1,8 @@
 """Run an experiment: data, trained models (cached), every cell chunk by chunk into HDF5.
 
 Re-running the same command resumes: finished models come from the checkpoint cache,
-finished cells and chunks are skipped, and each chunk's randomness is seeded from
-(seed, cell, chunk), so a resumed run gives the same numbers as an uninterrupted one.
+finished cells and chunks are skipped, and each seed block's randomness is seeded from
+(seed, cell, block start), so a resumed run gives the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class Experiment:
             store.set_attrs(f"metrics/{metric.name}", tables=[t.to_dict() for t in produced])
         sanity.check_monotone(results, self.config)
         sanity.check_threat_models(results, self.components["gradient_free"])
-        earlier = json.loads(store.f.attrs.get("warnings", "[]")) if "warnings" in store.f.attrs else []
+        earlier = json.loads(store.attrs("/").get("warnings", "[]"))
         # a resume skips the finished cells and so their checks: keep what the first run found
         store.set_attrs("/", warnings=list(dict.fromkeys([*earlier, *sanity.messages])))
         results = RunResults.from_store(store)
@@ -323,7 +323,7 @@ class _CellRunner:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
-        merged = {k: np.concatenate([log[k] for log in logs]) for k in logs[0]} if logs else {}
+        merged = {k: np.concatenate([log[k] for log in logs]) for k in logs[0]}  # s < e: one block at least
         return torch.cat(parts), merged, time.perf_counter() - t0, fw, bw
 
     def evaluate(self, model: nn.Module, key: str, x_adv: torch.Tensor, s: int, e: int, batch: int,

@@ -77,14 +77,14 @@ class CarliniWagnerL2(AttackBase):
                 (grad,) = torch.autograd.grad(loss.sum(), wa)
                 with torch.no_grad():
                     t = it + 1
-                    m[idx] = b1 * m[idx] + (1 - b1) * grad
-                    v[idx] = b2 * v[idx] + (1 - b2) * grad.square()
-                    denom = (v[idx] / (1 - b2 ** t)).sqrt() + 1e-8
-                    w[idx] = wa - self.lr / (1 - b1 ** t) * m[idx] / denom
+                    ma = b1 * m[idx] + (1 - b1) * grad
+                    va = b2 * v[idx] + (1 - b2) * grad.square()
+                    m[idx], v[idx] = ma, va
+                    w[idx] = wa - self.lr / (1 - b1 ** t) * ma / ((va / (1 - b2 ** t)).sqrt() + 1e-8)
                     pred_ok = (f <= -self.confidence) if self.confidence > 0 else (f <= 0)
-                    l2 = l2sq.sqrt()
-                    hit = pred_ok & (l2 < best_l2[idx])
-                    best_l2[idx] = torch.where(hit, l2, best_l2[idx])
+                    l2, best_l2a = l2sq.sqrt(), best_l2[idx]
+                    hit = pred_ok & (l2 < best_l2a)
+                    best_l2[idx] = torch.where(hit, l2, best_l2a)
                     best[idx] = torch.where(hit.view(-1, *([1] * (x.ndim - 1))), x_new, best[idx])
                     succeeded[idx] |= pred_ok
                     if self.abort_early and (it + 1) % check_every == 0:
