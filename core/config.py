@@ -74,14 +74,18 @@ class TrainSettings:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: Literal["none", "step", "onecycle", "cosine"] = "none"
+    schedule: Literal["none", "step", "multistep", "onecycle", "cosine"] = "none"
     step_size: int = 30
+    #: "multistep": lr × gamma at each of these epochs (paper 001: 300, 400 of 500; paper 004: 100, 150)
+    milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     loss: Literal["ce", "focal"] = "ce"
     focal_gamma: float = 2.0
     augment: tuple[ComponentSpec, ...] = ()
     checkpoint: str | None = None
-    init: Literal["scratch", "base"] = "scratch"
+    #: "scratch", "base" or the label of an earlier [[train]] variant: start from that trained
+    #: model (paper 001 Table 5 adversarially trains each pretrained model: init = "mixup").
+    init: str = "scratch"
     train_fraction: float | None = None  # this variant only: stratified subset of the training split
     data_augment: Literal["none", "crop-flip", "paper003"] | None = None  # None: data.augment
 
@@ -347,9 +351,12 @@ def _check_ranges(cfg: "ExperimentConfig") -> None:
     need(d.test_limit is None or (isinstance(d.test_limit, int) and d.test_limit >= 1), "data.test_limit",
          d.test_limit, "a positive integer")
     need(isinstance(d.splits, int) and d.splits >= 1, "data.splits", d.splits, "a positive integer")
-    for t in cfg.trains:
+    for i, t in enumerate(cfg.trains):
         where = "model.train" if t.label == "base" else f"train[{t.label}]"
         st = t.settings
+        earlier = [e.label for e in cfg.trains[:i]]
+        need(st.init == "scratch" or st.init in earlier, f"{where}.init", st.init,
+             f"'scratch' or the label of an earlier trained model ({', '.join(earlier) or 'none yet'})")
         for key in ("epochs", "batch_size", "step_size"):
             v = getattr(st, key)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{where}.{key}", v, "a positive integer")
@@ -357,6 +364,9 @@ def _check_ranges(cfg: "ExperimentConfig") -> None:
         for key in ("momentum", "weight_decay", "gamma", "focal_gamma"):
             v = getattr(st, key)
             need(finite(v) and v >= 0, f"{where}.{key}", v, "a non-negative, finite number")
+        need(st.schedule != "multistep" or (st.milestones and all(m >= 1 for m in st.milestones)
+                                            and list(st.milestones) == sorted(set(st.milestones))),
+             f"{where}.milestones", list(st.milestones), "increasing positive epochs for schedule = 'multistep'")
         need(st.train_fraction is None or (finite(st.train_fraction) and 0 < st.train_fraction <= 1),
              f"{where}.train_fraction", st.train_fraction, "a number in (0, 1]")
     ev = cfg.evaluate

@@ -68,6 +68,8 @@ def _scheduler(opt: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: in
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if s.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size * steps_per_epoch, gamma=s.gamma)
+    if s.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, [m * steps_per_epoch for m in s.milestones], gamma=s.gamma)
     return None
 
 

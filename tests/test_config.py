@@ -105,6 +105,11 @@ D = [{"label": "g", "chain": [{"name": "crop-rescale"}]}]
     ({"model": M, "defense": D + D}, "defense[1].label: 'g' is used by another defence"),
     ({"model": M, "defense": [{"label": "g", "chain": []}]}, "defense[0].chain: empty"),
     ({"model": M, "defense": [{**D[0], "min_scale": 0.5}]}, "defense[0].min_scale: unknown key beside chain"),
+    ({"model": M, "train": [{"label": "ft", "init": "later"}, {"label": "later"}]},
+     "train[ft].init: expected 'scratch' or the label of an earlier trained model (base), got 'later'"),
+    ({"model": {"name": "m", "train": {"init": "base"}}}, "model.train.init: expected 'scratch' or the label"),
+    ({"model": {"name": "m", "train": {"schedule": "multistep"}}}, "model.train.milestones: expected increasing"),
+    ({"model": {"name": "m", "train": {"schedule": "multistep", "milestones": [4, 2]}}}, "milestones: expected"),
 ])
 def test_values_that_would_train_or_evaluate_nothing_are_refused(raw, message):
     with pytest.raises(ConfigError) as e:

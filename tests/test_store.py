@@ -177,6 +177,29 @@ def test_model_hash_covers_component_defaults(tiny_config):
     assert implicit["model"]["name"] == "digits-cnn"
 
 
+def test_init_names_any_earlier_model_and_its_hash_keys_the_cache(tmp_path, tiny_config):
+    """Paper 001 Table 5 fine-tunes each pretrained model adversarially: init = "mix" starts from
+    the trained "mix" weights (not base's), and changing "mix" changes the fine-tuned model's hash."""
+    from advx.evaluation import models as models_mod
+    from advx.training import load_checkpoint
+
+    cfg = copy.deepcopy(tiny_config)
+    cfg["train"] = [{"label": "mix", "augment": [{"name": "mixup"}]},
+                    {"label": "ft", "init": "mix", "epochs": 1, "lr": 1e-12}]  # ~no step: stays at mix
+    res = run_exp(cfg, tmp_path / "a.h5", cache_dir=tmp_path / "cache")
+    exp = advx.load_experiment(cfg)
+    ckpt = {v.label: load_checkpoint(res.models[v.label]["checkpoint"]) for v in exp.config.trains}
+    w = next(k for k in ckpt["ft"] if k.endswith("weight"))
+    assert torch.allclose(ckpt["ft"][w], ckpt["mix"][w], atol=1e-6)
+    assert not torch.allclose(ckpt["ft"][w], ckpt["base"][w], atol=1e-3)
+    spec = models_mod._variant_spec(exp.config, exp.config.trains[2], res.models["mix"]["hash"], exp.registry)
+    assert spec["base"] == res.models["mix"]["hash"]
+    cfg["train"][0]["augment"] = [{"name": "mixup", "alpha": 0.4}]
+    res2 = run_exp(cfg, tmp_path / "b.h5", cache_dir=tmp_path / "cache")
+    assert res2.models["ft"]["hash"] != res.models["ft"]["hash"]
+    assert res2.models["base"]["hash"] == res.models["base"]["hash"]
+
+
 def test_wrappers_take_the_models_mode_so_attacks_leave_it_in_eval():
     """A fresh wrapper Module says training=True; an attack that restores the mode it found on
     the wrapper then switched a dropout model into train mode for every later cell."""

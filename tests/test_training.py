@@ -41,6 +41,21 @@ def test_optimisers_and_schedules_learn(data, opt, sched):
         assert (m(data.x_test).argmax(1) == data.y_test).float().mean() > 0.8
 
 
+def test_multistep_drops_the_lr_at_each_milestone_epoch():
+    """Paper 001 (lr 0.1 → 0.01 → 0.001 at epochs 300, 400) and paper 004 (drops at 100, 150)."""
+    from advx.training import _scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = _scheduler(opt, TrainSettings(epochs=6, lr=0.1, schedule="multistep", milestones=(2, 4)), steps_per_epoch=3)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        for _ in range(3):
+            opt.step()
+            sched.step()
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
 def test_only_parameters_requiring_grad_are_optimised(data):
     m = fresh()
     for p in m.conv1.parameters():

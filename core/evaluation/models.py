@@ -27,7 +27,12 @@ def _resolved(registry: Any, kind: str, spec: Any, where: str) -> Any:
     return {"name": spec.name, "params": {f.name: getattr(obj, f.name) for f in attrs.fields(type(obj)) if f.init}}
 
 
-def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, base_hash: str | None, registry: Any) -> dict[str, Any]:
+#: Settings added after models were cached, left out of the hash at their no-op default so those
+#: checkpoints keep their keys; any other value is hashed like every other field.
+_HASH_NEUTRAL = {"milestones": ()}
+
+
+def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any) -> dict[str, Any]:
     s = variant.settings
     where = f"train[{variant.label}].augment"
     return {
@@ -36,8 +41,8 @@ def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, base_hash: str |
         "model": _resolved(registry, "model", cfg.model, "model"), "seed": cfg.experiment.seed,
         "precision": cfg.experiment.precision,
         "train": {k: (v if k != "augment" else [_resolved(registry, "augmentation", a, where) for a in v])
-                  for k, v in attrs.asdict(s, recurse=False).items()},
-        "base": base_hash if s.init == "base" else None,
+                  for k, v in attrs.asdict(s, recurse=False).items() if k not in _HASH_NEUTRAL or v != _HASH_NEUTRAL[k]},
+        "base": init_hash if s.init != "scratch" else None,  # the model training starts from
     }
 
 
@@ -60,7 +65,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
     augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
     for variant in cfg.trains:
         s = variant.settings
-        h = spec_hash(_variant_spec(cfg, variant, hashes.get("base"), registry))
+        h = spec_hash(_variant_spec(cfg, variant, hashes.get(s.init), registry))
         hashes[variant.label] = h
         path = cache_dir / "models" / f"{h}.pt"
         model = build_model(cfg, registry, data).to(device)
@@ -70,8 +75,8 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         t0 = time.perf_counter()
         cached = dist.all_true(path.is_file())
         if not cached:
-            if s.init == "base" and variant.label != "base":
-                model.load_state_dict(models["base"].state_dict())
+            if s.init != "scratch":  # config checked it names an earlier model
+                model.load_state_dict(models[s.init].state_dict())
             if s.checkpoint:
                 ck = Path(s.checkpoint).expanduser()
                 if not ck.is_file():
