@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from advx.errors import AdvxError
+from advx.errors import AdvxError, DataWarning
 
 
 class _Group(click.Group):
@@ -155,8 +156,19 @@ def describe(kind: str, name: str) -> None:
     click.echo(get_registry().describe(kind, name))
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, DataWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: add plugin commands (``advx_register_commands``), then run the group."""
+    warnings.showwarning = _one_line_warning
     try:
         from advx.registry import make_plugin_manager
 

@@ -29,3 +29,8 @@ class DatasetNotFoundError(AdvxError):
 
 class StoreError(AdvxError):
     """The HDF5 run file is locked, foreign, corrupted or written by a different config."""
+
+
+class DataWarning(UserWarning):
+    """Data loads but something about it may mislead (e.g. an image folder without a split).
+    The CLI prints it as one ``warning:`` line."""

@@ -177,3 +177,48 @@ def test_augmentations_are_seeded_and_keep_range():
     b = augment_batch(x, "crop-flip", torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
     assert torch.equal(augment_batch(x, "none", torch.Generator()), x)
+
+
+def test_imagefolder_without_a_split_warns_in_one_line(tmp_path, capsys):
+    """A random split can put one patient's patches on both sides: say so (paper 003 splits HIST by patient)."""
+    from PIL import Image
+
+    from advx.cli import main
+    from advx.errors import DataWarning
+
+    rng = np.random.default_rng(0)
+    for c in ("benign", "malignant"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / c / f"{i}.png")
+    with pytest.warns(DataWarning, match="no train/ and test/ sub-folders.*patient"):
+        d = advx.create("dataset", "imagefolder", root=str(tmp_path / "img")).load()
+    assert len(d.y_test) == 4
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\nname = "imagefolder"\nroot = "{tmp_path / "img"}"\n[model]\nname = "digits-cnn"\n'
+                      '[model.train]\nepochs = 1\n[[attack]]\nname = "fgsm"\n[evaluate]\nmodes = ["oblivious"]\n')
+    main_exit = pytest.raises(SystemExit)
+    with main_exit as e:
+        main(["run", str(config), "--out", str(tmp_path / "run.h5")])
+    assert e.value.code == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "sub-folders" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: imagefolder:")
+
+
+def test_imagefolder_expected_classes_are_named_and_checked(tmp_path):
+    """fixer_hist.toml names HIST's four classes: a missing folder is reported with exactly that
+    layout, and a folder with other classes is refused instead of silently relabelled."""
+    from PIL import Image
+
+    hist = ["artifact", "benign", "malignant", "other"]
+    with pytest.raises(DatasetNotFoundError) as e:
+        advx.create("dataset", "imagefolder", root=str(tmp_path / "hist"), classes=hist).load()
+    assert f"{tmp_path / 'hist'}/train/{{artifact,benign,malignant,other}}/*.png" in str(e.value)
+    for split in ("train", "test"):
+        for c in ("benign", "tumour"):
+            (tmp_path / "hist" / split / c).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "hist" / split / c / "0.png")
+    with pytest.raises(DatasetNotFoundError, match=r"class folders \['benign', 'tumour'\]; data.classes expects"):
+        advx.create("dataset", "imagefolder", root=str(tmp_path / "hist"), classes=hist).load()
+    d = advx.create("dataset", "imagefolder", root=str(tmp_path / "hist"), classes=["tumour", "benign"]).load()
+    assert d.classes == ("tumour", "benign") and d.y_train.tolist() == [0, 1]  # label order follows classes

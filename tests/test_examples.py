@@ -13,6 +13,7 @@ from advx.evaluation.experiment import merge_run
 
 from .test_data import make_mnist
 from .test_distributed import assert_same_cells, cells
+from .test_pathology_data import make_pathmnist, make_pcam
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 SHRINK = {"epochs": lambda v: 1, "steps": lambda v: min(v, 2), "binary_search_steps": lambda v: 1,
@@ -76,9 +77,10 @@ def lighten(raw):
         model["name"] = LIGHT[model["name"]]
         for k in ("mean", "std"):
             model.pop(k, None)
-    if raw.get("data", {}).get("name") == "imagefolder":
-        raw["data"]["size"] = 32
-        model["size"] = 32
+    small = {"imagefolder": 32, "pcam": 32, "pathmnist": 28}.get(raw.get("data", {}).get("name"))
+    if small:  # histopathology patches: 128 px in the examples
+        raw["data"]["size"] = small
+        model["size"] = small
 
 
 def prepare_data(raw, tmp_path):
@@ -93,12 +95,19 @@ def prepare_data(raw, tmp_path):
     elif name == "imagefolder":
         fake_hist(tmp_path / "hist")
         data["root"] = str(tmp_path / "hist")
+    elif name == "pcam":
+        make_pcam(tmp_path / "pcam", n_train=16, n_test=8)
+        data["root"] = str(tmp_path)
+    elif name == "pathmnist":
+        make_pathmnist(tmp_path / "pathmnist.npz")
+        data["root"] = str(tmp_path)
 
 
 def test_examples_exist():
     names = {p.stem for p in EXAMPLES}
     assert {"quickstart", "fixer_hist", "fixer_cifar10", "intelligent_mixup_fmnist", "mixup_at_mnist",
-            "batchout_mnist", "batchout_cifar", "counteract_cifar10", "counteract_fmnist"} <= names
+            "batchout_mnist", "batchout_cifar", "counteract_cifar10", "counteract_fmnist", "fixer_pcam",
+            "fixer_pathmnist"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -3,6 +3,7 @@ and arrays in an HDF5 file. Neither can be downloaded; a missing path is a clear
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,7 +11,7 @@ import attrs
 import numpy as np
 import torch
 
-from advx.errors import DatasetNotFoundError
+from advx.errors import DataWarning, DatasetNotFoundError
 
 from .bundle import DataBundle
 
@@ -47,13 +48,15 @@ class ImageFolder:
 
     With ``root/train/<class>`` and ``root/test/<class>`` the given split is kept (HIST is split by
     patient, so never re-split it); with only ``root/<class>`` a seeded stratified ``test_fraction``
-    is held out."""
+    is held out, with a warning. ``classes`` names the class folders expected (in label order);
+    they are then checked and named in the error when the folder is missing."""
 
     name: ClassVar[str] = "imagefolder"
     root: str = attrs.field(default="data/images", converter=str)
     size: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
     test_fraction: float = _test_fraction
     seed: int = 0
+    classes: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
 
     def _scan(self, folder: Path, classes: tuple[str, ...]) -> tuple[list[Path], torch.Tensor]:
         files, labels = [], []
@@ -70,16 +73,29 @@ class ImageFolder:
         split = (root / "train").is_dir() and (root / "test").is_dir()
         train_dir = root / "train" if split else root
         classes = tuple(p.name for p in _class_dirs(train_dir))
+        if not classes and self.classes:
+            names = "{" + ",".join(self.classes) + "}"
+            raise DatasetNotFoundError(
+                f"imagefolder: no images under {root}; expected {root}/train/{names}/*.png and "
+                f"{root}/test/{names}/*.png (split by patient). Point data.root at your images.")
         if not classes:
             raise DatasetNotFoundError(
                 f"imagefolder: {root} needs one sub-folder per class (root/<class>/*.png), or root/train/<class> "
                 f"and root/test/<class>; nothing found there. Point data.root at your images.")
+        if self.classes is not None and set(classes) != set(self.classes):
+            raise DatasetNotFoundError(f"imagefolder: {train_dir} has class folders {list(classes)}; "
+                                       f"data.classes expects {list(self.classes)}")
+        classes = tuple(self.classes) if self.classes is not None else classes
         files, y = self._scan(train_dir, classes)
         x = _read_images(files, self.size, "images")
         if not split:
+            warnings.warn(f"imagefolder: {root} has no train/ and test/ sub-folders, so a random "
+                          f"{self.test_fraction:.0%} of the images is held out for testing; if images of one patient "
+                          f"(or slide) can land on both sides, split them yourself into {root}/train/<class> and "
+                          f"{root}/test/<class>", DataWarning, stacklevel=2)
             return DataBundle.split(x, y, classes, self.test_fraction, self.seed)
         test_classes = tuple(p.name for p in _class_dirs(root / "test"))
-        if test_classes != classes:
+        if set(test_classes) != set(classes):
             raise DatasetNotFoundError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
         test_files, y_test = self._scan(root / "test", classes)
         return DataBundle(x, y, _read_images(test_files, self.size, "test images"), y_test, classes)

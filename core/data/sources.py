@@ -21,6 +21,7 @@ from .bundle import DataBundle
 from .download import fetch
 from .folders import HDF5Arrays, ImageFolder
 from .idx import find_idx, read_idx
+from .pathology import PathMNIST, PCam
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -213,4 +214,4 @@ class SVHN:
         return DataBundle(*parts, tuple(str(i) for i in range(10)))
 
 
-DATASETS = [Digits, MNIST, FashionMNIST, CIFAR10, CIFAR100, SVHN, ImageFolder, HDF5Arrays]
+DATASETS = [Digits, MNIST, FashionMNIST, CIFAR10, CIFAR100, SVHN, ImageFolder, HDF5Arrays, PCam, PathMNIST]
