@@ -103,6 +103,39 @@ def test_worst_case_is_the_per_sample_and_over_every_cell_and_heads_the_report(t
     assert row[3] == round(res.worst_case("base", "guo").accuracy, 2)
 
 
+def test_worst_case_never_mixes_budgets(tmp_path):
+    """A sweep over eps and an unbounded DeepFool in one run: each budget gets its own worst case
+    (a sample broken at eps 0.3 says nothing about eps 0.05), named in the headline table."""
+    cfg = config(modes=["oblivious"])
+    cfg["attack"] = [{"name": "fgsm", "label": "FGSM", "sweep": {"eps": [0.05, 0.3]}},
+                     {"name": "pgd", "eps": 0.05, "steps": 3, "label": "PGD"},
+                     {"name": "deepfool", "steps": 3, "label": "DeepFool"}]
+    res = advx.load_experiment(cfg).run(tmp_path / "r.h5")
+    assert res.budgets() == ["linf 0.05", "linf 0.3", "unbounded"]
+    with pytest.raises(ValueError, match="several budgets"):
+        res.worst_case("base", "none")
+    small = res.worst_case("base", "none", "linf 0.05")
+    assert sorted(small.attacks) == ["FGSM[eps=0.05]", "PGD"]
+    expected = np.logical_and.reduce([res.get("base", "none", a).arrays["correct"].astype(bool)
+                                      for a in ("clean", "FGSM[eps=0.05]", "PGD")])
+    assert np.array_equal(small.correct, expected)
+    assert res.worst_case("base", "none", "unbounded").attacks == ["DeepFool"]
+    head = all_tables(res)[0]
+    assert head.columns[:4] == ["train", "defense", "budget", "clean"]
+    rows = {(r[0], r[1], r[2]): r for r in head.rows}
+    assert rows["base", "none", "linf 0.05"][4] == round(small.accuracy, 2)
+    assert {b for _, _, b in rows} == {"linf 0.05", "linf 0.3", "unbounded"}
+
+
+def test_budget_names_read_as_papers_write_them():
+    from advx.evaluation.results import attack_budget
+
+    assert attack_budget(advx.create("attack", "apgd", eps=8 / 255)) == "linf 8/255"
+    assert attack_budget(advx.create("attack", "pgd", eps=0.3)) == "linf 0.3"
+    assert attack_budget(advx.create("attack", "square", norm="l2", eps=0.5)) == "l2 0.5"
+    assert attack_budget(advx.create("attack", "cw")) == "unbounded"
+
+
 @attrs.frozen
 class RoundUndeclared(InputTransformDefense):
     """Binarises the input and does not say so: every input gradient is zero (gradient masking)."""

@@ -34,7 +34,7 @@ from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, fin
                     pick_targets, predict, run_attack)
 from .counting import CountingModel
 from .models import obtain_models
-from .results import RunResults
+from .results import RunResults, attack_budget
 from .sanity import SanityLog
 from .store import RunStore, adopt_header, config_of, merge_shards
 
@@ -344,7 +344,10 @@ class _CellRunner:
         if not self.store.has(path):
             self.store.set_attrs(path, started=time.time())
         self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
-        members = getattr(self.exp.components["attacks"].get(cell.attack), "members", None)
+        attack = self.exp.components["attacks"].get(cell.attack)
+        if attack is not None:  # the threat model the headline worst case groups this cell under
+            self.store.set_attrs(path, budget=attack_budget(attack))
+        members = getattr(attack, "members", None)
         if members:  # what the codes of a per-sample ``broken_by`` record mean
             self.store.set_attrs(path, members=list(members))
         counter = self.models[cell.train]

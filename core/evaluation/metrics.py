@@ -14,7 +14,7 @@ import torch
 from advx.data.bundle import as_float
 
 from .cells import CLEAN, NONE
-from .results import MetricTable, RunResults
+from .results import MetricTable, RunResults, cell_budget
 
 
 @attrs.frozen
@@ -60,17 +60,21 @@ class WorstCase:
     @staticmethod
     def per_mode(results: RunResults) -> MetricTable:
         rows = []
+        budgets = results.budgets()
         for mode in results.modes():
-            for t in results.labels("train"):
-                for d in results.labels("defense"):
-                    cells = [results.get(t, d, a, mode) for a in results.attack_labels()]
-                    cells = [c for c in cells if c is not None]
-                    if not cells:
-                        continue
-                    survived = np.logical_and.reduce([c.arrays["correct"] for c in cells])
-                    rows.append([t, d, mode, len(cells), round(float(survived.mean()) * 100, 2)])
-        return MetricTable("worst case over attacks (%), per threat model", ["train", "defense", "mode", "attacks",
-                                                                             "accuracy"], rows)
+            for b in budgets:
+                for t in results.labels("train"):
+                    for d in results.labels("defense"):
+                        cells = [results.get(t, d, a, mode) for a in results.attack_labels()]
+                        cells = [c for c in cells if c is not None and cell_budget(c) == b]
+                        if not cells:
+                            continue
+                        survived = np.logical_and.reduce([c.arrays["correct"] for c in cells])
+                        rows.append([t, d, mode, *([b or "—"] if len(budgets) > 1 else []), len(cells),
+                                     round(float(survived.mean()) * 100, 2)])
+        budget_column = ["budget"] if len(budgets) > 1 else []
+        return MetricTable("worst case over attacks (%), per threat model",
+                           ["train", "defense", "mode", *budget_column, "attacks", "accuracy"], rows)
 
 
 def _mean_std(correct: np.ndarray, folds: np.ndarray) -> tuple[float, float]:

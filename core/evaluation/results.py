@@ -45,11 +45,13 @@ class CellResult:
 
 @attrs.define
 class WorstCase:
-    """The headline robust accuracy of one (trained model, defence): a sample counts only if it
-    is classified correctly clean and under every attack in every threat model that ran."""
+    """The headline robust accuracy of one (trained model, defence, budget): a sample counts only
+    if it is classified correctly clean and under every attack of that budget in every threat model
+    that ran."""
 
     train: str
     defense: str
+    budget: str                  # e.g. "linf 8/255"; "unbounded" for minimal-norm attacks
     index: np.ndarray            # test-set positions, in the cells' order
     correct: np.ndarray          # per sample: survived everything
     cells: list[CellResult]      # the clean cell and every attack cell it covers
@@ -66,6 +68,26 @@ class WorstCase:
     @property
     def attacks(self) -> list[str]:
         return list(dict.fromkeys(c.cell.attack for c in self.cells if c.cell.attack != CLEAN))
+
+
+def format_eps(eps: float) -> str:
+    """8/255 for multiples of 1/255 below 1 (how papers write image budgets), else 0.3."""
+    k = eps * 255
+    return f"{round(k)}/255" if 0 < eps < 1 and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+def attack_budget(attack: Any) -> str:
+    """The threat model an attack's results belong to: its norm and eps ("linf 8/255"), or
+    "unbounded" for minimal-norm attacks (DeepFool, CW), which have no eps."""
+    eps = getattr(attack, "eps", None)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool):
+        return "unbounded"
+    return f"{getattr(attack, 'norm', 'linf')} {format_eps(float(eps))}"
+
+
+def cell_budget(c: CellResult) -> str:
+    """A cell's recorded budget; "" in run files written before budgets were recorded."""
+    return str(c.info.get("budget", ""))
 
 
 @attrs.define
@@ -115,12 +137,25 @@ class RunResults:
     def modes(self) -> list[str]:
         return [m for m in self.labels("mode") if m != CLEAN]
 
-    def worst_case(self, train: str, defense: str) -> WorstCase | None:
+    def budgets(self) -> list[str]:
+        """The attack budgets that ran ("linf 8/255", "l2 0.5", "unbounded"), in order of first use."""
+        return list(dict.fromkeys(cell_budget(c) for c in self.cells if c.cell.mode != CLEAN))
+
+    def worst_case(self, train: str, defense: str, budget: str | None = None) -> WorstCase | None:
         """Per-sample worst case over every finished cell of (``train``, ``defense``): clean and
-        every attack in every mode. Cells are aligned by test index; a cell that has not finished
-        every sample restricts the result to the samples all cells share."""
+        every attack of ``budget`` in every mode. ``budget = None`` takes the run's only budget and
+        refuses to mix several (a sample broken at eps 0.3 says nothing about eps 0.03). Cells are
+        aligned by test index; a cell that has not finished every sample restricts the result to
+        the samples all cells share."""
+        if budget is None:
+            budgets = self.budgets()
+            if len(budgets) > 1:
+                raise ValueError(f"this run has attacks of several budgets {budgets}; name one: "
+                                 f"worst_case({train!r}, {defense!r}, budget={budgets[0]!r})")
+            budget = budgets[0] if budgets else ""
         cells = [c for c in self.cells if (c.cell.train, c.cell.defense) == (train, defense)
-                 and len(c.arrays.get("correct", ())) and c.info.get("status") == "done"]
+                 and len(c.arrays.get("correct", ())) and c.info.get("status") == "done"
+                 and (c.cell.mode == CLEAN or cell_budget(c) == budget)]
         if not cells or all(c.cell.mode == CLEAN for c in cells):
             return None
         common = cells[0].arrays["index"]
@@ -132,25 +167,34 @@ class RunResults:
             pos = {int(i): j for j, i in enumerate(c.arrays["index"])}
             correct &= c.arrays["correct"][[pos[int(i)] for i in common]].astype(bool)
         attacked = [c for c in cells if c.cell.mode != CLEAN]
-        return WorstCase(train, defense, np.asarray(common), correct, cells, min(attacked, key=lambda c: c.accuracy))
+        return WorstCase(train, defense, budget, np.asarray(common), correct, cells,
+                         min(attacked, key=lambda c: c.accuracy))
 
     def worst_case_table(self) -> MetricTable:
-        """The report's first table: one robust-accuracy number per (trained model, defence)."""
+        """The report's first table: one robust-accuracy number per (trained model, defence) and
+        attack budget."""
+        budgets = self.budgets()
         rows = []
         for t in self.labels("train"):
             for d in self.labels("defense"):
-                w = self.worst_case(t, d)
-                clean = self.get(t, d, CLEAN)
-                if w is None or clean is None:
-                    continue
-                weak = w.weakest
-                rows.append([t, d, round(clean.accuracy, 2), round(w.accuracy, 2), ", ".join(w.modes),
-                             len(w.attacks), f"{weak.cell.attack} ({weak.cell.mode}) {weak.accuracy:.2f}"])
-        return MetricTable("robust accuracy (%) — per-sample worst case over every attack and threat model",
-                           ["train", "defense", "clean", "robust", "threat models", "attacks", "weakest single cell"],
+                for b in budgets:
+                    w = self.worst_case(t, d, b)
+                    clean = self.get(t, d, CLEAN)
+                    if w is None or clean is None:
+                        continue
+                    weak = w.weakest
+                    rows.append([t, d, *([b or "—"] if len(budgets) > 1 else []), round(clean.accuracy, 2),
+                                 round(w.accuracy, 2), ", ".join(w.modes), len(w.attacks),
+                                 f"{weak.cell.attack} ({weak.cell.mode}) {weak.accuracy:.2f}"])
+        budget_column = ["budget"] if len(budgets) > 1 else []
+        only = f" ({budgets[0]})" if len(budgets) == 1 and budgets[0] else ""
+        return MetricTable(f"robust accuracy (%) — per-sample worst case over every attack and threat model{only}",
+                           ["train", "defense", *budget_column, "clean", "robust", "threat models", "attacks",
+                            "weakest single cell"],
                            rows, plot="bar", plot_columns=["clean", "robust"],
                            note="a sample counts as robust only if it is classified correctly clean and under every "
-                                "attack in every threat model listed")
+                                "attack of its budget in every threat model listed; budgets are never mixed "
+                                "('unbounded': minimal-norm attacks such as DeepFool and CW)")
 
     def accuracy_table(self, mode: str) -> MetricTable:
         """Rows: (training variant, defence); columns: clean then each attack (accuracy, %)."""
