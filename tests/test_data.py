@@ -222,3 +222,32 @@ def test_imagefolder_expected_classes_are_named_and_checked(tmp_path):
         advx.create("dataset", "imagefolder", root=str(tmp_path / "hist"), classes=hist).load()
     d = advx.create("dataset", "imagefolder", root=str(tmp_path / "hist"), classes=["tumour", "benign"]).load()
     assert d.classes == ("tumour", "benign") and d.y_train.tolist() == [0, 1]  # label order follows classes
+
+
+class _Shell:
+    """A pickle that runs a shell command when loaded with plain pickle.load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_cifar_batches_are_read_without_running_code(tmp_path):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(base / f, "wb") as fh:  # real arrays, every protocol numpy may write
+            pickle.dump({"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [0, 1]}, fh,
+                        protocol=2 if f == "test_batch" else pickle.HIGHEST_PROTOCOL)
+    assert advx.create("dataset", "cifar10", root=str(tmp_path)).load().x_test.shape == (2, 3, 32, 32)
+    marker = tmp_path / "pwned"
+    with open(base / "data_batch_1", "wb") as fh:
+        pickle.dump({"data": _Shell(marker), "labels": [0]}, fh)
+    with pytest.raises(DatasetNotFoundError, match=r"data_batch_1: not a CIFAR batch \(refusing to load posix.system"):
+        advx.create("dataset", "cifar10", root=str(tmp_path)).load()
+    assert not marker.exists()

@@ -125,9 +125,32 @@ class FashionMNIST:
         return data
 
 
+#: What a CIFAR batch holds: dicts, lists, strings and numpy arrays. Nothing else is ever built.
+_CIFAR_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                  for n in ("_reconstruct", "scalar")} | {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR batches contain: a crafted file in the data folder cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR batches hold only arrays, "
+                                         f"lists and strings")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="latin1")
+    try:
+        with open(path, "rb") as fh:
+            obj = _CifarUnpickler(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise DatasetNotFoundError(f"{path}: not a CIFAR batch ({e})") from None
+    if not isinstance(obj, dict):
+        raise DatasetNotFoundError(f"{path}: not a CIFAR batch (holds a {type(obj).__name__}, not a dict)")
+    return obj
 
 
 def _cifar_images(rows: np.ndarray) -> torch.Tensor:
