@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from advx.errors import AdvxError, DataWarning
+from advx.errors import AdvxError, AdvxWarning
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, `timeout`), handled like Ctrl-C so the run file closes cleanly."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Group(click.Group):
@@ -17,7 +39,11 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _terminate_as_interrupt():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # finished chunks and cells are on disk; the next run resumes
+            click.echo("\ninterrupted; re-run the same command to resume", err=True)
+            ctx.exit(143 if isinstance(exc, _Terminated) else 130)
         except AdvxError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -157,7 +183,7 @@ def describe(kind: str, name: str) -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    if issubclass(category, DataWarning):
+    if issubclass(category, AdvxWarning):
         click.echo(f"warning: {message}", err=True)
     else:
         _show_warning(message, category, filename, lineno, file, line)

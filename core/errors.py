@@ -31,6 +31,6 @@ class StoreError(AdvxError):
     """The HDF5 run file is locked, foreign, corrupted or written by a different config."""
 
 
-class DataWarning(UserWarning):
-    """Data loads but something about it may mislead (e.g. an image folder without a split).
-    The CLI prints it as one ``warning:`` line."""
+class AdvxWarning(UserWarning):
+    """The run goes on but the user should know (an image folder without a split, an unreadable
+    cached checkpoint being retrained). The CLI prints it as one ``warning:`` line."""

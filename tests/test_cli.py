@@ -98,3 +98,25 @@ def test_run_then_report_writes_png(tmp_path):
     assert suggested.startswith(str(tmp_path / "r-")) and suggested.endswith(".h5")
     assert run("run", cfg, "--out", suggested).exit_code == 0
     assert run("run", cfg, "--out", str(out), "--overwrite").exit_code == 0
+
+
+@pytest.mark.parametrize("out,needle", [
+    ("{tmp}/afile/run.h5", "afile is a file, not a folder"),
+    ("/proc/run.h5", "cannot write the run file /proc/run.h5"),
+    ("/sys/advx-test/run.h5", "cannot create the folder /sys/advx-test"),
+    ("{tmp}", "is a folder; give a file name for the run"),
+])
+def test_unwritable_out_is_one_line_before_anything_trains(tmp_path, out, needle):
+    (tmp_path / "afile").write_text("x")
+    res = run("run", write(tmp_path, GOOD), "--out", out.format(tmp=tmp_path))
+    assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cache").exists()
+
+
+def test_a_broken_run_file_is_not_sent_to_overwrite(tmp_path):
+    """--overwrite cannot open a file that is not HDF5, so the hint says what works."""
+    (tmp_path / "r.h5").write_bytes(b"not hdf5")
+    res = run("run", write(tmp_path, GOOD), "--out", str(tmp_path / "r.h5"))
+    assert res.exit_code == 2 and "delete it or choose another --out" in res.output and "--overwrite" not in res.output
+    res = run("report", str(tmp_path / "r.h5"))
+    assert res.exit_code == 2 and "not a valid HDF5 run file" in res.output and "delete it" not in res.output

@@ -184,14 +184,14 @@ def test_imagefolder_without_a_split_warns_in_one_line(tmp_path, capsys):
     from PIL import Image
 
     from advx.cli import main
-    from advx.errors import DataWarning
+    from advx.errors import AdvxWarning
 
     rng = np.random.default_rng(0)
     for c in ("benign", "malignant"):
         (tmp_path / "img" / c).mkdir(parents=True)
         for i in range(10):
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / c / f"{i}.png")
-    with pytest.warns(DataWarning, match="no train/ and test/ sub-folders.*patient"):
+    with pytest.warns(AdvxWarning, match="no train/ and test/ sub-folders.*patient"):
         d = advx.create("dataset", "imagefolder", root=str(tmp_path / "img")).load()
     assert len(d.y_test) == 4
     config = tmp_path / "c.toml"
@@ -251,3 +251,16 @@ def test_cifar_batches_are_read_without_running_code(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"data_batch_1: not a CIFAR batch \(refusing to load posix.system"):
         advx.create("dataset", "cifar10", root=str(tmp_path)).load()
     assert not marker.exists()
+
+
+def test_a_truncated_image_is_one_line_naming_it(tmp_path):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((16, 16, 3), 9, np.uint8)).save(tmp_path / c / f"{i}.png")
+    bad = tmp_path / "b" / "1.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    with pytest.raises(DatasetNotFoundError, match=f"cannot read the image {bad}"):
+        advx.create("dataset", "imagefolder", root=str(tmp_path)).load()

@@ -260,3 +260,96 @@ def test_resume_keeps_how_models_were_obtained_and_the_first_runs_warnings(tmp_p
     assert after == before
     assert warnings[0] == "a check of a cell that finished before the crash"
     assert len(warnings) == len(set(warnings))
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_say_how_to_resume_and_lose_nothing(tmp_path, tiny_config, sig, code):
+    """`advx run` stopped by a scheduler (SIGTERM) or Ctrl-C (SIGINT): one line, exit 143 / 130,
+    the run file readable, and the same command resumes without recomputing a finished cell."""
+    tiny_config["attack"].append({"name": "apgd", "eps": 0.1, "steps": 60, "label": "APGD"})
+    tiny_config["evaluate"]["chunk_size"] = 20
+    tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(_toml(tiny_config))
+    out = tmp_path / "r.h5"
+    cmd = [sys.executable, "-m", "advx", "run", str(cfg), "--out", str(out)]
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    done = {}
+    while time.time() < deadline and proc.poll() is None and not done:
+        time.sleep(0.2)
+        try:
+            with h5py.File(out, "r", locking=False) as f:
+                cells = f.get("cells", {})
+                done = {k: cells[k].attrs["started"] for k in cells if cells[k].attrs.get("status") == "done"}
+        except (OSError, KeyError):
+            pass
+    assert proc.poll() is None and done, "the run ended before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == "interrupted; re-run the same command to resume" and "Traceback" not in err
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    with h5py.File(out, "r") as f:
+        for k, started in done.items():
+            assert f["cells"][k].attrs["started"] == started, f"finished cell {k} was recomputed"
+        assert all(g.attrs["status"] == "done" for g in f["cells"].values())
+
+
+def _toml(d, prefix=""):
+    """A minimal TOML writer for the test configs (tables, arrays of tables, scalars, lists)."""
+    lines, tables = [], []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    for k, v in tables:
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            lines += ["", f"[{name}]", _toml(v, name + ".")]
+        else:
+            for item in v:
+                lines += ["", f"[[{name}]]"] + [f"{ik} = {_inline(iv)}" for ik, iv in item.items()]
+    return "\n".join(lines)
+
+
+def _inline(v):
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[" + ", ".join(_inline(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+def test_an_unreadable_cached_checkpoint_is_retrained_with_a_warning(tmp_path, tiny_config):
+    from advx.errors import AdvxWarning
+
+    cache = tmp_path / "cache"
+    first = run_exp(tiny_config, tmp_path / "a.h5", cache_dir=cache)
+    ckpt = cache / "models" / f"{first.models['base']['hash']}.pt"
+    for damage in (b"", ckpt.read_bytes()[:500]):  # a 0-byte file and a truncated one
+        ckpt.write_bytes(damage)
+        with pytest.warns(AdvxWarning, match="cannot be read.*retraining it"):
+            again = run_exp(tiny_config, tmp_path / "b.h5", cache_dir=cache, overwrite=True)
+        assert again.models["base"]["cached"] in (False, 0)
+        assert again.get("base", "none", "FGSM").accuracy == first.get("base", "none", "FGSM").accuracy
+
+
+def test_stale_checkpoint_temporaries_are_removed(tmp_path):
+    from advx.evaluation.models import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"abc.{int(dead.stdout)}.tmp"
+    fresh = tmp_path / f"def.{int(dead.stdout)}.tmp"   # just written: maybe another machine's write
+    mine = tmp_path / f"ghi.{os.getpid()}.tmp"
+    for p in (stale, fresh, mine):
+        p.write_bytes(b"x")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    os.utime(mine, (time.time() - 3600, time.time() - 3600))
+    remove_stale_temporaries(tmp_path)
+    assert not stale.exists() and fresh.exists() and mine.exists()

@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 import torch
 
-from advx.errors import DataWarning, DatasetNotFoundError
+from advx.errors import AdvxWarning, DatasetNotFoundError
 
 from .bundle import DataBundle
 
@@ -30,11 +30,14 @@ def _read_images(files: list[Path], size: int | None, desc: str) -> torch.Tensor
 
     out = []
     for path in progress(iterable=files, desc=desc, unit="img"):
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            out.append(np.asarray(im))
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                if size is not None and im.size != (size, size):
+                    im = im.resize((size, size), Image.BILINEAR)
+                out.append(np.asarray(im))
+        except (OSError, ValueError, SyntaxError) as e:  # truncated or not an image; PIL raises all three
+            raise DatasetNotFoundError(f"imagefolder: cannot read the image {path} ({e}); fix or remove it") from None
     shapes = {a.shape for a in out}
     if len(shapes) > 1:
         raise DatasetNotFoundError(f"images differ in size ({sorted(shapes)[:3]} ...); set data.size to resize them")
@@ -92,7 +95,7 @@ class ImageFolder:
             warnings.warn(f"imagefolder: {root} has no train/ and test/ sub-folders, so a random "
                           f"{self.test_fraction:.0%} of the images is held out for testing; if images of one patient "
                           f"(or slide) can land on both sides, split them yourself into {root}/train/<class> and "
-                          f"{root}/test/<class>", DataWarning, stacklevel=2)
+                          f"{root}/test/<class>", AdvxWarning, stacklevel=2)
             return DataBundle.split(x, y, classes, self.test_fraction, self.seed)
         test_classes = tuple(p.name for p in _class_dirs(root / "test"))
         if set(test_classes) != set(classes):

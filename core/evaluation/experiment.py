@@ -36,7 +36,7 @@ from .counting import CountingModel
 from .models import obtain_models
 from .results import RunResults, attack_budget
 from .sanity import SanityLog
-from .store import RunStore, adopt_header, config_of, merge_shards
+from .store import RunStore, adopt_header, check_writable, config_of, merge_shards
 
 
 def resolve_device(name: str) -> torch.device:
@@ -123,6 +123,7 @@ class Experiment:
         """
         cfg = self.config
         out = Path(output or cfg.experiment.output)
+        check_writable(out)  # before any data loads or model trains
         dev = resolve_device(device or cfg.experiment.device)
         if shard is not None:
             if not 0 <= shard[0] < shard[1]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
 from advx.data.splits import stratified_subset
 from advx.distributed import Dist
-from advx.errors import ConfigError
+from advx.errors import AdvxWarning, ConfigError
 from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
 
 
@@ -46,6 +48,44 @@ def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str |
     }
 
 
+def _readable_checkpoint(path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached state dict, or None (with a one-line warning) when the file cannot be read —
+    truncated by a full disk or a kill mid-write — so the model is retrained instead of crashing."""
+    try:
+        return load_checkpoint(path)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a bad file
+        warnings.warn(f"cached checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:80]}); "
+                      f"retraining it", AdvxWarning, stacklevel=2)
+        return None
+
+
+STALE_SECONDS = 600
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete ``<hash>.<pid>.tmp`` checkpoints left by a killed process: its pid no longer runs here
+    and the file is older than ``STALE_SECONDS`` (a shard job on another machine sharing the cache
+    may use the same pid number, but finishes its write in seconds)."""
+    for tmp in folder.glob("*.*.tmp"):
+        try:
+            pid = int(tmp.suffixes[-2].lstrip("."))
+            old = time.time() - tmp.stat().st_mtime > STALE_SECONDS
+        except (ValueError, IndexError, OSError):
+            continue
+        if old and pid != os.getpid() and not _alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle) -> nn.Module:
     factory = registry.create("model", cfg.model.name, cfg.model.params, where="model")
     return factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
@@ -60,6 +100,8 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
     rank 0 writes it.
     """
     dist = dist or Dist()
+    if dist.rank == 0 and (cache_dir / "models").is_dir():
+        remove_stale_temporaries(cache_dir / "models")
     models: dict[str, nn.Module] = {}
     hashes: dict[str, str] = {}
     augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
@@ -73,7 +115,8 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}
         t0 = time.perf_counter()
-        cached = dist.all_true(path.is_file())
+        state = _readable_checkpoint(path) if path.is_file() else None
+        cached = dist.all_true(state is not None)
         if not cached:
             if s.init != "scratch":  # config checked it names an earlier model
                 model.load_state_dict(models[s.init].state_dict())
@@ -84,7 +127,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
                 model.load_state_dict(load_checkpoint(ck))
         model = adapt_model(model, augs, info).to(device)
         if cached:
-            model.load_state_dict(load_checkpoint(path))
+            model.load_state_dict(state)
         else:
             index = train_index
             if s.train_fraction is not None and s.train_fraction < 1:

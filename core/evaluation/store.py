@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,23 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise StoreError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
+def check_writable(path: Path) -> None:
+    """A run file can be created at ``path`` (its folder made if needed), or a one-line StoreError
+    saying why not: a file where a folder should be, no permission, a read-only or virtual file system."""
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder; give a file name for the run, e.g. {path / 'run.h5'}")
+    for parent in [*reversed(path.parents)]:
+        if parent.exists() and not parent.is_dir():
+            raise StoreError(f"cannot write the run file {path}: {parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {path.parent} for the run file: {exc.strerror or exc}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise StoreError(f"cannot write the run file {path}: no permission to write in {path.parent}")
+
+
 class RunStore:
     """Read/write access to one run file (use as a context manager)."""
 
@@ -69,8 +87,11 @@ class RunStore:
     # ------------------------------------------------------------------ open / close
     def __enter__(self) -> "RunStore":
         if self.mode != "r":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fh = open(str(self.path) + ".lock", "w")
+            check_writable(self.path)
+            try:
+                self._lock_fh = open(str(self.path) + ".lock", "w")
+            except OSError as exc:
+                raise StoreError(f"cannot write the run file {self.path}: {exc.strerror or exc}") from None
             try:
                 fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -83,7 +104,8 @@ class RunStore:
             self.f = h5py.File(self.path, self.mode, locking=False)
         except OSError as exc:
             self._release()
-            raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}); delete it or use --overwrite") from None
+            fix = "" if self.mode == "r" else "; delete it or choose another --out"
+            raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}){fix}") from None
         if self.mode == "r" or len(self.f.attrs) or len(self.f):
             self._check_schema()
         return self
