@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import warnings
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from advx.errors import AdvxError, AdvxWarning
+from advx.errors import AdvxError, AdvxWarning, StoreWriteError
 
 
 class _Terminated(KeyboardInterrupt):
@@ -44,6 +45,11 @@ class _Group(click.Group):
         except KeyboardInterrupt as exc:  # finished chunks and cells are on disk; the next run resumes
             click.echo("\ninterrupted; re-run the same command to resume", err=True)
             ctx.exit(143 if isinstance(exc, _Terminated) else 130)
+        except StoreWriteError as exc:  # HDF5 may crash tearing down a half-written file: leave at once
+            click.echo(f"error: {exc}", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         except AdvxError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -126,6 +132,25 @@ def merge(run_file: Path, device: str | None, report_dir: Path | None) -> None:
     from advx.evaluation.experiment import merge_run
 
     _show(merge_run(run_file, device=device), run_file, report_dir)
+
+
+@cli.command()
+@click.argument("run_file", type=click.Path(path_type=Path))
+def repair(run_file: Path) -> None:
+    """Rewrite RUN_FILE after a failed write (disk full): keep every finished cell that reads back
+    whole; the next `advx run` recomputes the rest. The damaged file is kept beside it."""
+    from advx.evaluation.store import RunStore, repair_run
+
+    if not run_file.is_file():
+        raise AdvxError(f"{run_file}: no such run file")
+    try:
+        with RunStore(run_file, mode="r"):
+            click.echo(f"{run_file} opens and needs no repair")
+            return
+    except AdvxError:
+        pass
+    kept, dropped, backup = repair_run(run_file)
+    click.echo(f"repaired {run_file}: kept {kept} finished cells, {dropped} to recompute; damaged file kept as {backup}")
 
 
 @cli.command()

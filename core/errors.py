@@ -31,6 +31,11 @@ class StoreError(AdvxError):
     """The HDF5 run file is locked, foreign, corrupted or written by a different config."""
 
 
+class StoreWriteError(StoreError):
+    """Writing the run file failed (disk full, a file-size limit): the file may be damaged past
+    its last finished cell. The next run of the same command repairs it and resumes."""
+
+
 class AdvxWarning(UserWarning):
     """The run goes on but the user should know (an image folder without a split, an unreadable
     cached checkpoint being retrained). The CLI prints it as one ``warning:`` line."""

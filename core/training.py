@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .config import ComponentSpec, TrainSettings
 from .data.augment import augment_batch
 from .data.bundle import DataBundle, as_float
 from .distributed import Dist, split_batch
+from .errors import AdvxWarning
 from .losses import make_criterion, one_hot
 from .progress import progress
 from .protocols import Batch
@@ -195,11 +197,21 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
 
 
-def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> bool:
+    """Write through a temporary file so a kill never leaves a partial checkpoint. A failed write
+    (disk full, a file-size limit) warns in one line and returns False: the trained model is still
+    in memory and the run goes on; only the cache entry is missing."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent shard jobs never share a temp file
-    torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta, default=str)}, tmp)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta, default=str)}, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a short write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"could not write the checkpoint {path} ({str(exc).splitlines()[0][:120]}); the model is "
+                      f"used from memory but will be retrained next time", AdvxWarning, stacklevel=2)
+        return False
+    return True
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:

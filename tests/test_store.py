@@ -353,3 +353,46 @@ def test_stale_checkpoint_temporaries_are_removed(tmp_path):
     os.utime(mine, (time.time() - 3600, time.time() - 3600))
     remove_stale_temporaries(tmp_path)
     assert not stale.exists() and fresh.exists() and mine.exists()
+
+
+def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, tiny_config):
+    """Disk full (simulated by a file-size limit): exit 2 with one line naming the file and the OS
+    error, no crash; the same command then keeps the finished cells and recomputes the rest, giving
+    the numbers of an uninterrupted run. `advx repair` does the same on demand."""
+    import resource
+
+    tiny_config["evaluate"].update(chunk_size=40, save_adversarials=True)
+    tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(_toml(tiny_config))
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+
+    def advx_run(out, limit=None):
+        def cap():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        return subprocess.run([sys.executable, "-m", "advx", "run", str(cfg), "--out", str(out)], env=env,
+                              capture_output=True, text=True, timeout=300, preexec_fn=cap if limit else None)
+
+    assert advx_run(tmp_path / "ref.h5").returncode == 0  # also fills the model cache
+    limit = int((tmp_path / "ref.h5").stat().st_size * 0.6)
+    for out in (tmp_path / "r.h5", tmp_path / "s.h5"):
+        failed = advx_run(out, limit)
+        lines = failed.stderr.strip().splitlines()
+        assert failed.returncode == 2 and len(lines) == 1, failed.stderr
+        assert lines[0].startswith(f"error: writing the run file {out} failed (File too large)")
+    resumed = advx_run(tmp_path / "r.h5")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "was damaged by a failed write; kept" in resumed.stderr
+    assert list(tmp_path.glob("r.h5.damaged-*"))
+    a, b = _digest(tmp_path / "ref.h5"), _digest(tmp_path / "r.h5")
+    assert a.keys() == b.keys()
+    for k in a:
+        for n in PER_SAMPLE:
+            np.testing.assert_array_equal(a[k][n], b[k][n], err_msg=f"{k}:{n}")
+    repaired = subprocess.run([sys.executable, "-m", "advx", "repair", str(tmp_path / "s.h5")], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert repaired.returncode == 0 and "kept" in repaired.stdout, repaired.stderr
+    kept = int(repaired.stdout.split("kept ")[1].split()[0])
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert kept >= 1 and len(f["cells"]) == kept
+        assert all(g.attrs["status"] == "done" for g in f["cells"].values())

@@ -37,14 +37,18 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from advx.errors import StoreError
+from advx.errors import AdvxWarning, StoreError, StoreWriteError
 
 SCHEMA = 1
 
@@ -75,6 +79,123 @@ def check_writable(path: Path) -> None:
         raise StoreError(f"cannot write the run file {path}: no permission to write in {path.parent}")
 
 
+def _is_h5py_teardown(exc: BaseException | None) -> bool:
+    return isinstance(exc, RuntimeError) and "decrement id ref count" in str(exc)
+
+
+def _quiet_h5py_teardown() -> None:
+    """After a failed write every h5py handle of the file errors as it is freed (printed through
+    both hooks by Cython); the StoreWriteError says it once instead. Other errors print as usual."""
+    if getattr(sys.unraisablehook, "_advx", False):
+        return
+    default_unraisable, default_except = sys.unraisablehook, sys.excepthook
+
+    def unraisable(u) -> None:
+        if not _is_h5py_teardown(u.exc_value):
+            default_unraisable(u)
+
+    def excepthook(kind, value, tb) -> None:
+        if not _is_h5py_teardown(value):
+            default_except(kind, value, tb)
+
+    unraisable._advx = True
+    sys.unraisablehook, sys.excepthook = unraisable, excepthook
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The OS's words inside an HDF5 error ("File too large", "No space left on device")."""
+    text = str(exc)
+    m = re.search(r"error message = '([^']+)'", text)
+    return m.group(1) if m else text.splitlines()[0][:160]
+
+
+def _stored_eof(exc: BaseException) -> int | None:
+    """HDF5's "truncated file: eof = A, ..., stored_eof = B": the size the file should have."""
+    m = re.search(r"truncated file.*stored_eof = (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def repair_run(path: Path) -> tuple[int, int, Path]:
+    """Rewrite a run file truncated by a failed write, keeping every finished cell that reads back
+    whole (its per-sample ``index`` equal to the run's test index) and everything else readable.
+    Unfinished or damaged cells are left out and recomputed on the next run. The damaged file is
+    kept beside it; returns (cells kept, cells dropped, the damaged file's path)."""
+    path = Path(path)
+    backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    shutil.copy2(path, backup)
+    padded = path.with_name(path.name + ".padded")
+    shutil.copy2(path, padded)
+    try:
+        real_eof = padded.stat().st_size  # bytes that reached the disk; anything stored past them is lost
+        with open(padded, "rb+") as fh:
+            try:
+                h5py.File(padded, "r").close()
+            except OSError as exc:
+                eof = _stored_eof(exc)
+                if eof is None:
+                    raise StoreError(f"{path}: not repairable ({exc})") from None
+                fh.truncate(eof)  # zeros where the lost writes were: HDF5 can open it again
+        kept = dropped = 0
+        fresh = path.with_name(path.name + ".repaired")
+        with h5py.File(padded, "r") as src, h5py.File(fresh, "w") as dst:
+            dst.attrs.update(dict(src.attrs))
+            test = _readable(src, "test", real_eof)
+            index = src["test/index"][()] if test else None
+            for top in src:
+                if top == "cells" or not _readable(src, top, real_eof):
+                    continue
+                src.copy(src[top], dst, name=top)
+            if index is not None and "shard_lo" in src.attrs:  # one shard's file holds its own rows
+                index = index[int(src.attrs["shard_lo"]):int(src.attrs["shard_hi"])]
+            for name in src.get("cells", {}):
+                g = f"cells/{name}"
+                if index is not None and _finished_and_whole(src, g, index, real_eof):
+                    dst.require_group("cells")
+                    src.copy(src[g], dst["cells"], name=name)
+                    kept += 1
+                else:
+                    dropped += 1
+        fresh.replace(path)
+    finally:
+        padded.unlink(missing_ok=True)
+    return kept, dropped, backup
+
+
+def _readable(f: h5py.File, name: str, eof: int) -> bool:
+    """Every dataset under ``name`` reads, and all its bytes lie in the part of the file that was
+    really written (a padded region reads back as zeros, not as an error)."""
+    try:
+        bad = f[name].visititems(lambda _, o: None if not isinstance(o, h5py.Dataset) or _whole(o, eof) else True)
+        return not bad
+    except Exception:  # any HDF5 read error means "not whole"
+        return False
+
+
+def _whole(ds: h5py.Dataset, eof: int) -> bool:
+    ds[()]
+    if ds.chunks is None:
+        offset = ds.id.get_offset()
+        return offset is None or offset + ds.id.get_storage_size() <= eof  # None: compact or empty
+    needed = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)]))
+    if ds.id.get_num_chunks() < needed:  # a chunk never written reads back as the fill value (zeros)
+        return False
+    for i in range(ds.id.get_num_chunks()):
+        info = ds.id.get_chunk_info(i)
+        if info.byte_offset + info.size > eof:
+            return False
+    return True
+
+
+def _finished_and_whole(f: h5py.File, g: str, index: np.ndarray, eof: int) -> bool:
+    try:
+        a = f[g].attrs
+        n = int(a.get("n_done", 0))
+        return (a.get("status") == "done" and _readable(f, g, eof) and
+                np.array_equal(f[g]["index"][:n], index[:n]) and n == len(index))
+    except Exception:
+        return False
+
+
 class RunStore:
     """Read/write access to one run file (use as a context manager)."""
 
@@ -88,6 +209,7 @@ class RunStore:
     def __enter__(self) -> "RunStore":
         if self.mode != "r":
             check_writable(self.path)
+            _quiet_h5py_teardown()
             try:
                 self._lock_fh = open(str(self.path) + ".lock", "w")
             except OSError as exc:
@@ -101,9 +223,21 @@ class RunStore:
         try:
             if self.mode == "r" and not self.path.is_file():
                 raise StoreError(f"{self.path}: no such run file")
-            self.f = h5py.File(self.path, self.mode, locking=False)
+            try:
+                self.f = h5py.File(self.path, self.mode, locking=False)
+            except OSError as exc:
+                if self.mode == "r" or _stored_eof(exc) is None:
+                    raise
+                kept, dropped, backup = repair_run(self.path)  # a write failed last time: keep what is whole
+                warnings.warn(f"{self.path} was damaged by a failed write; kept {kept} finished cells, "
+                              f"{dropped} will be recomputed (the damaged file is kept as {backup})",
+                              AdvxWarning, stacklevel=2)
+                self.f = h5py.File(self.path, self.mode, locking=False)
         except OSError as exc:
             self._release()
+            if self.mode == "r" and _stored_eof(exc) is not None:
+                raise StoreError(f"{self.path} is damaged (a write failed: {exc}); `advx repair {self.path}` "
+                                 f"keeps every finished cell, or re-run the same command to repair and resume") from None
             fix = "" if self.mode == "r" else "; delete it or choose another --out"
             raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}){fix}") from None
         if self.mode == "r" or len(self.f.attrs) or len(self.f):
@@ -137,7 +271,25 @@ class RunStore:
 
     def flush(self) -> None:
         assert self.f is not None
-        self.f.flush()
+        with self._writing():
+            self.f.flush()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Turn a failed write into one StoreWriteError naming the file and the OS's reason, and
+        drop the broken HDF5 handle (closing it normally can crash the interpreter)."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, StoreError):
+                raise
+            reason = _os_reason(exc)
+            f, self.f = self.f, None
+            with contextlib.suppress(Exception):
+                f.close()
+            self._release()
+            raise StoreWriteError(f"writing the run file {self.path} failed ({reason}); every finished cell is "
+                                  f"kept: free space, then re-run the same command to resume") from None
 
     # ------------------------------------------------------------------ header
     def initialize(self, config_text: str, config_hash: str, versions: dict[str, str], device: str,
@@ -156,9 +308,10 @@ class RunStore:
                                  "or replace it with --overwrite")
             for k in list(self.f):
                 del self.f[k]
-        self.f.attrs.update({"advx_schema": SCHEMA, "config": config_text, "config_hash": config_hash,
-                             "versions": json.dumps(versions), "device": device,
-                             "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        with self._writing():
+            self.f.attrs.update({"advx_schema": SCHEMA, "config": config_text, "config_hash": config_hash,
+                                 "versions": json.dumps(versions), "device": device,
+                                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         self.flush()
         return False
 
@@ -182,16 +335,18 @@ class RunStore:
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.f[path].attrs.items()}
 
     def set_attrs(self, path: str, **values: Any) -> None:
-        g = self.group(path)
-        for k, v in values.items():
-            g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        with self._writing():
+            g = self.group(path)
+            for k, v in values.items():
+                g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
         self.flush()
 
     def write_array(self, path: str, array: np.ndarray) -> None:
         assert self.f is not None
-        if path in self.f:
-            del self.f[path]
-        self.f.create_dataset(path, data=array)
+        with self._writing():
+            if path in self.f:
+                del self.f[path]
+            self.f.create_dataset(path, data=array)
 
     def read(self, path: str) -> np.ndarray:
         assert self.f is not None
@@ -211,6 +366,11 @@ class RunStore:
 
         Arrays past ``n_done`` (left by a crash mid-chunk) are overwritten, never duplicated.
         """
+        with self._writing():
+            self._append(path, arrays, chunk, extra_attrs)
+        self.flush()
+
+    def _append(self, path: str, arrays: dict[str, np.ndarray], chunk: int, extra_attrs: dict[str, Any]) -> None:
         g = self.group(path)
         start = int(g.attrs.get("n_done", 0))
         n = len(next(iter(arrays.values())))
@@ -226,7 +386,6 @@ class RunStore:
         for k, v in extra_attrs.items():
             g.attrs[k] = g.attrs.get(k, 0) + v if isinstance(v, (int, float)) and k in g.attrs else v
         g.attrs["n_done"] = start + n
-        self.flush()
 
     def read_rows(self, path: str, name: str, start: int, stop: int) -> np.ndarray:
         assert self.f is not None
