@@ -229,6 +229,8 @@ def _attacks(items: Any) -> tuple[AttackSpec, ...]:
         if not (isinstance(sweep, dict) and len(sweep) == 1 and isinstance(next(iter(sweep.values())), list)):
             raise ConfigError(f"{path}.sweep: expected one parameter and a list, e.g. sweep = {{eps = [0.1, 0.2]}}, got {sweep!r}")
         (param, values), = sweep.items()
+        if not values:
+            raise ConfigError(f"{path}.sweep: the list of {param} values is empty")
         for v in values:
             params = {**comp.params, param: v}
             out.append(AttackSpec(f"{label}[{param}={v}]", ComponentSpec(comp.name, params, path), target, param, v,
@@ -237,6 +239,9 @@ def _attacks(items: Any) -> tuple[AttackSpec, ...]:
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
         raise ConfigError(f"attack: labels must be unique, repeated: {sorted(dup)}; set label = \"...\"")
+    if RESERVED_LABELS & set(labels):
+        raise ConfigError(f"attack: {sorted(RESERVED_LABELS & set(labels))[0]!r} names the unattacked cells; "
+                          f"choose another label")
     return tuple(out)
 
 
@@ -263,11 +268,17 @@ def _defenses(items: Any) -> tuple[DefenseVariant, ...]:
         label = table.get("label") or "+".join(c.name for c in chain)
         if str(label) == "none":
             raise ConfigError(f"{path}.label: 'none' is the undefended baseline, always evaluated; choose another label")
+        if str(label) in RESERVED_LABELS:
+            raise ConfigError(f"{path}.label: {label!r} is reserved (it names the unattacked cells); choose another label")
         if str(label) in {d.label for d in out}:
             raise ConfigError(f"{path}.label: {label!r} is used by another defence; labels must be unique")
         kw = _settings(DefenseVariant, {k: table[k] for k in ("repeats", "eot") if k in table}, path)
         out.append(DefenseVariant(str(label), chain, **kw))
     return tuple(out)
+
+
+#: Labels the evaluator uses itself: the clean cells and the undefended pipeline.
+RESERVED_LABELS = frozenset({"clean", "none"})
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -280,9 +291,11 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
                           f"valid sections: {', '.join(sorted(TOP_KEYS))}")
     exp = ExperimentSettings(**_settings(ExperimentSettings, raw.get("experiment", {}), "experiment"))
     data_t = raw.get("data", {"name": "digits"})
-    data = DataSettings(_component(data_t, "data", reserved={f.name for f in attrs.fields(DataSettings)}),
-                        **_settings(DataSettings, {k: v for k, v in data_t.items() if k in
-                                                   {f.name for f in attrs.fields(DataSettings)}}, "data"))
+    if not isinstance(data_t, dict):
+        raise ConfigError(f"data: expected a table, e.g. [data] name = \"digits\", got {data_t!r}")
+    settable = {f.name for f in attrs.fields(DataSettings)} - {"dataset"}  # the dataset is the table itself
+    data = DataSettings(_component(data_t, "data", reserved=settable),
+                        **_settings(DataSettings, {k: v for k, v in data_t.items() if k in settable}, "data"))
     if "model" not in raw:
         raise ConfigError("model: missing section; e.g. [model] name = \"digits-cnn\"")
     model_t = raw["model"]

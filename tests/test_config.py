@@ -70,14 +70,16 @@ def test_missing_and_broken_files(tmp_path):
         load_config(binary)
 
 
-def test_test_limit_above_the_test_set_is_refused():
+def test_test_limit_above_the_test_set_warns_and_uses_all():
     import torch
 
     import advx
+    from advx.errors import AdvxWarning
 
     exp = advx.load_experiment({"model": {"name": "digits-cnn"}, "data": {"name": "digits", "test_limit": 10_000}})
-    with pytest.raises(ConfigError, match="data.test_limit: 10000 is more than the 539 test samples of digits"):
-        exp.prepare_data(torch.device("cpu"))
+    with pytest.warns(AdvxWarning, match="data.test_limit: 10000 is more than the 539 test samples of digits; using all"):
+        _, test_index, _ = exp.prepare_data(torch.device("cpu"))
+    assert len(test_index) == 539
 
 
 M = {"name": "m"}

@@ -18,6 +18,8 @@ from advx.data.bundle import as_float
 from advx.errors import StoreError
 from advx.evaluation.store import RunStore
 
+from .toml_writer import dumps
+
 PER_SAMPLE = ["index", "label", "prediction", "correct", "linf", "l2", "loss"]
 
 
@@ -270,7 +272,7 @@ def test_sigterm_and_sigint_say_how_to_resume_and_lose_nothing(tmp_path, tiny_co
     tiny_config["evaluate"]["chunk_size"] = 20
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(_toml(tiny_config))
+    cfg.write_text(dumps(tiny_config))
     out = tmp_path / "r.h5"
     cmd = [sys.executable, "-m", "advx", "run", str(cfg), "--out", str(out)]
     env = {**os.environ, "ADVX_PROGRESS": "0"}
@@ -298,32 +300,6 @@ def test_sigterm_and_sigint_say_how_to_resume_and_lose_nothing(tmp_path, tiny_co
         assert all(g.attrs["status"] == "done" for g in f["cells"].values())
 
 
-def _toml(d, prefix=""):
-    """A minimal TOML writer for the test configs (tables, arrays of tables, scalars, lists)."""
-    lines, tables = [], []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif isinstance(v, list) and v and isinstance(v[0], dict):
-            tables.append((k, v))
-        else:
-            lines.append(f"{k} = {json.dumps(v)}")
-    for k, v in tables:
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            lines += ["", f"[{name}]", _toml(v, name + ".")]
-        else:
-            for item in v:
-                lines += ["", f"[[{name}]]"] + [f"{ik} = {_inline(iv)}" for ik, iv in item.items()]
-    return "\n".join(lines)
-
-
-def _inline(v):
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_inline(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, list):
-        return "[" + ", ".join(_inline(x) for x in v) + "]"
-    return json.dumps(v)
 
 
 def test_an_unreadable_cached_checkpoint_is_retrained_with_a_warning(tmp_path, tiny_config):
@@ -364,7 +340,7 @@ def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, t
     tiny_config["evaluate"].update(chunk_size=40, save_adversarials=True)
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(_toml(tiny_config))
+    cfg.write_text(dumps(tiny_config))
     env = {**os.environ, "ADVX_PROGRESS": "0"}
 
     def advx_run(out, limit=None):
@@ -396,3 +372,21 @@ def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, t
     with h5py.File(tmp_path / "s.h5", "r") as f:
         assert kept >= 1 and len(f["cells"]) == kept
         assert all(g.attrs["status"] == "done" for g in f["cells"].values())
+
+
+def test_the_report_names_an_unfinished_cell_instead_of_a_nan(tmp_path, tiny_config):
+    from advx.evaluation.report import all_tables, report_warnings
+
+    out = tmp_path / "r.h5"
+    run_exp(tiny_config, out)
+    with h5py.File(out, "a") as f:  # what a crash mid-cell leaves: status running, part of the rows
+        g = next(f["cells"][k] for k in f["cells"] if "PGD" in k and "none" in k)
+        g.attrs["status"] = "running"
+        g.attrs["n_done"] = 50
+        del f["metrics"]  # a crashed run never got to its metric tables
+    res = advx.open_run(out)
+    notes = [w for w in report_warnings(res) if w.startswith("unfinished cell base/none/PGD-3 (oblivious): 50 of 120")]
+    assert len(notes) == 1 and "re-run the same command" in notes[0]
+    table = next(t for t in all_tables(res) if t.title.startswith("accuracy (%) — oblivious"))
+    row = next(r for r in table.rows if r[:2] == ["base", "none"])
+    assert row[table.columns.index("PGD-3")] is None  # shown as "—", never as a number of half the samples

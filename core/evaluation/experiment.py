@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.defense import build_defended, reseed, set_attacking
-from advx.errors import AdvxError, ConfigError, StoreError
+from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
 
 from advx.batching import auto_batch_size, seed_block
@@ -75,7 +76,10 @@ class Experiment:
                                "model": r.create("model", c.model.name, c.model.params, where="model")}
         for t in c.trains:
             for s in t.settings.augment:
-                r.create("training_augmentation", s.name, s.params, where=s.where)
+                aug = r.create("training_augmentation", s.name, s.params, where=s.where)
+                attack = getattr(aug, "attack", None)  # an attack a recipe crafts with: check it before training
+                if isinstance(attack, str) and isinstance(getattr(aug, "params", None), dict):
+                    r.create("attack", attack, aug.params, where=f"{s.where}.params")
         out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
                           for a in c.attacks}
         out["defenses"] = {d.label: [r.create("inference_defense", s.name, s.params, where=s.where) for s in d.chain]
@@ -95,8 +99,8 @@ class Experiment:
         data: DataBundle = self.components["dataset"].load()
         test_index = torch.arange(len(data.y_test))
         if c.test_limit is not None and c.test_limit > len(test_index):
-            raise ConfigError(f"data.test_limit: {c.test_limit} is more than the {len(test_index)} test samples of "
-                              f"{c.dataset.name}; drop it to use them all")
+            warnings.warn(f"data.test_limit: {c.test_limit} is more than the {len(test_index)} test samples of "
+                          f"{c.dataset.name}; using all of them", AdvxWarning, stacklevel=2)
         if c.test_limit is not None and c.test_limit < len(test_index):
             test_index = stratified_subset(data.y_test, c.test_limit / len(test_index), seed + 1)[: c.test_limit]
         train_index = torch.arange(len(data.y_train))

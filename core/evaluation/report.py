@@ -45,8 +45,14 @@ def print_report(results: RunResults, echo=print) -> None:
     for t in all_tables(results):
         echo(format_table(t))
         echo("")
-    for w in results.warnings:
+    for w in report_warnings(results):
         echo(f"warning: {w}")
+
+
+def report_warnings(results: RunResults) -> list[str]:
+    """The run's stored warnings, then one line per cell a crash or an interrupt left unfinished."""
+    total = len(results.test.get("index", ()))
+    return list(results.warnings) + [c.unfinished_note(total) for c in results.cells if not c.finished]
 
 
 def _slug(s: str) -> str:
@@ -59,7 +65,7 @@ def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
     h = results.header
     return {"command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
             "versions": h["versions"], "experiment": h["config"].get("experiment", {}).get("name"),
-            "tables": [t.to_dict() for t in all_tables(results)], "warnings": list(results.warnings)}
+            "tables": [t.to_dict() for t in all_tables(results)], "warnings": report_warnings(results)}
 
 
 def write_report(results: RunResults, out_dir: Path, command: str | None = None) -> list[Path]:
@@ -82,8 +88,8 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
             if png is not None:
                 md += [f"![{t.title}]({png.name})", ""]
                 written.append(png)
-    if results.warnings:
-        md += ["## Warnings", ""] + [f"- {w}" for w in results.warnings] + [""]
+    if report_warnings(results):
+        md += ["## Warnings", ""] + [f"- {w}" for w in report_warnings(results)] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
     (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
     written[:0] = [out_dir / "report.md", out_dir / "summary.json"]

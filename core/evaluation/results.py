@@ -42,6 +42,16 @@ class CellResult:
         c = self.arrays.get("correct")
         return float(np.mean(c)) * 100 if c is not None and len(c) else float("nan")
 
+    @property
+    def finished(self) -> bool:
+        return self.info.get("status") == "done"
+
+    def unfinished_note(self, total: int) -> str:
+        """How the report names a cell a crash or an interrupt left half-done."""
+        c = self.cell
+        return (f"unfinished cell {c.train}/{c.defense}/{c.attack} ({c.mode}): {int(self.info.get('n_done', 0))} of "
+                f"{total} samples, interrupted or crashed; re-run the same command to finish it")
+
 
 @attrs.define
 class WorstCase:
@@ -208,6 +218,6 @@ class RunResults:
                 row: list[Any] = [t, d, round(clean.accuracy, 2)]
                 for a in attacks:
                     r = self.get(t, d, a, mode) or (self.get(t, d, a, "oblivious") if d == "none" else None)
-                    row.append(round(r.accuracy, 2) if r is not None else None)
+                    row.append(round(r.accuracy, 2) if r is not None and r.finished else None)
                 rows.append(row)
         return MetricTable(f"accuracy (%) — {mode} attacks", ["train", "defense", "clean", *attacks], rows, plot="bar")
