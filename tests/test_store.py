@@ -390,3 +390,40 @@ def test_the_report_names_an_unfinished_cell_instead_of_a_nan(tmp_path, tiny_con
     table = next(t for t in all_tables(res) if t.title.startswith("accuracy (%) — oblivious"))
     row = next(r for r in table.rows if r[:2] == ["base", "none"])
     assert row[table.columns.index("PGD-3")] is None  # shown as "—", never as a number of half the samples
+
+
+def test_sigkill_during_the_merge_loses_nothing(tmp_path, tiny_config):
+    """`advx merge` killed at seeded random points, then run again: the numbers of one process."""
+    import random
+    import shutil as sh
+
+    from advx.evaluation.experiment import merge_run
+
+    tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    run_exp(tiny_config, tmp_path / "ref.h5")
+    out = tmp_path / "m.h5"
+    for rank in range(2):
+        advx.load_experiment(tiny_config).run(out, shard=(rank, 2))
+    shards = tmp_path / "m.h5.shards"
+    sh.copytree(shards, tmp_path / "shards.bak")
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "advx", "merge", str(out)]
+    t0 = time.time()
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode == 0
+    duration = time.time() - t0
+    rng = random.Random(0)
+    for _ in range(3):
+        out.unlink()
+        sh.rmtree(shards, ignore_errors=True)
+        sh.copytree(tmp_path / "shards.bak", shards)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(duration * rng.uniform(0.3, 0.95))
+        proc.kill()
+        proc.wait()
+        if shards.exists():  # killed before the merge finished: merging again completes it
+            merge_run(out)
+        a, b = _digest(tmp_path / "ref.h5"), _digest(out)
+        assert a.keys() == b.keys()
+        for k in a:
+            for n in PER_SAMPLE:
+                np.testing.assert_array_equal(a[k][n], b[k][n], err_msg=f"{k}:{n}")
