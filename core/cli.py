@@ -70,7 +70,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Overrides experiment.device.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: experiment.output).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run file (default: experiment.output with the config's short hash, e.g. "
+                   "runs/quickstart-1a2b3c.h5; experiment.output then links to the newest).")
 @click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
 @click.option("--shard", default=None, metavar="R/W", help="Evaluate only shard R of W (0-based) into "
@@ -84,8 +86,8 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
     from advx import load_experiment
 
     exp = load_experiment(config, list(overrides))
-    output = out or Path(exp.config.experiment.output)
-    results = exp.run(output, device=device, overwrite=overwrite, shard=_parse_shard(shard))
+    output = out or exp.default_output()
+    results = exp.run(out, device=device, overwrite=overwrite, shard=_parse_shard(shard))
     if results is None:
         if shard is not None:
             click.echo(f"shard {shard} written to {output}.shards/; when all shards are done: advx merge {output}")

@@ -426,7 +426,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node[int(last)] = _parse_value(value.strip())
         else:
             node[last] = _parse_value(value.strip())
+            _relabel(raw, parts, value.strip())
     return raw
+
+
+_NOT_PARAMETERS = {"label", "target", "sweep", "defenses", "name"}
+
+
+def _relabel(raw: dict[str, Any], parts: list[str], value: str) -> None:
+    """A label written for the TOML's parameters ("PGD-10") must not name an overridden run:
+    ``--set attack.1.steps=20`` makes it "PGD-10 [steps=20]" so the table says what ran."""
+    if len(parts) == 3 and parts[0] == "attack" and parts[1].isdigit() and parts[2] not in _NOT_PARAMETERS:
+        table = raw["attack"][int(parts[1])]
+        if isinstance(table, dict) and isinstance(table.get("label"), str):
+            table["label"] = f"{table['label']} [{parts[2]}={value}]"
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

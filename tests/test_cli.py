@@ -120,3 +120,31 @@ def test_a_broken_run_file_is_not_sent_to_overwrite(tmp_path):
     assert res.exit_code == 2 and "delete it or choose another --out" in res.output and "--overwrite" not in res.output
     res = run("report", str(tmp_path / "r.h5"))
     assert res.exit_code == 2 and "not a valid HDF5 run file" in res.output and "delete it" not in res.output
+
+
+def test_a_changed_config_never_dead_ends(tmp_path):
+    """Without --out each config gets its own file (the output name plus a short config hash), the
+    same command resumes it, and experiment.output links to the newest run."""
+    cfg = write(tmp_path, GOOD.replace("seed = 0", f'seed = 0\noutput = "{tmp_path}/runs/q.h5"'))
+    first = run("run", cfg)
+    assert first.exit_code == 0, first.output
+    files = sorted((tmp_path / "runs").glob("q-*.h5"))
+    assert len(files) == 1 and (tmp_path / "runs" / "q.h5").resolve() == files[0].resolve()
+    changed = run("run", cfg, "--set", "attack.0.eps=0.2")
+    assert changed.exit_code == 0, changed.output
+    files2 = sorted((tmp_path / "runs").glob("q-*.h5"))
+    assert len(files2) == 2
+    newest = next(f for f in files2 if f not in files)
+    assert (tmp_path / "runs" / "q.h5").resolve() == newest.resolve() and f"results: {newest}" in changed.output
+    again = run("run", cfg, "--set", "attack.0.eps=0.2")  # the same command resumes: nothing new
+    assert again.exit_code == 0 and len(list((tmp_path / "runs").glob("q-*.h5"))) == 2
+    report = run("report", str(tmp_path / "runs" / "q.h5"))
+    assert report.exit_code == 0 and "fgsm(eps=0.2)" in report.output and "fgsm(eps=0.1)" not in report.output
+
+
+def test_a_run_file_from_before_hashed_names_is_resumed(tmp_path):
+    cfg = write(tmp_path, GOOD.replace("seed = 0", f'seed = 0\noutput = "{tmp_path}/old.h5"'))
+    assert run("run", cfg, "--out", str(tmp_path / "old.h5")).exit_code == 0
+    again = run("run", cfg)
+    assert again.exit_code == 0 and f"results: {tmp_path / 'old.h5'}" in again.output
+    assert not list(tmp_path.glob("old-*.h5"))

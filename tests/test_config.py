@@ -44,6 +44,16 @@ def test_errors_name_the_toml_path(raw, message):
     assert message in str(e.value)
 
 
+def test_an_overridden_parameter_shows_in_the_attacks_label():
+    """`--set attack.1.steps=20` on a TOML labelling the attack "PGD-10" must not print "PGD-10"."""
+    raw = {"model": M, "attack": [{"name": "fgsm"}, {"name": "pgd", "steps": 10, "label": "PGD-10"}]}
+    cfg = parse_config(apply_overrides(raw, ["attack.1.steps=20", "attack.0.eps=0.2"]))
+    assert [a.label for a in cfg.attacks] == ["fgsm(eps=0.2)", "PGD-10 [steps=20]"]
+    assert cfg.attacks[1].component.params["steps"] == 20
+    relabelled = parse_config(apply_overrides(raw, ["attack.1.label=\"PGD-20\"", "attack.1.steps=20"]))
+    assert relabelled.attacks[1].label == "PGD-20 [steps=20]"
+
+
 def test_sweeps_expand_into_labelled_attacks():
     cfg = parse_config({**base(), "attack": [{"name": "fgsm", "label": "FGSM", "sweep": {"eps": [0.1, "8/255"]}}]})
     assert [a.label for a in cfg.attacks] == ["FGSM[eps=0.1]", "FGSM[eps=8/255]"]

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import shutil
 import time
 import warnings
@@ -116,6 +117,18 @@ class Experiment:
         return bundle, test_index, train_index
 
     # ------------------------------------------------------------------ run
+    def default_output(self) -> Path:
+        """Where a run goes without ``--out``: ``experiment.output`` with a short hash of the whole
+        config (``runs/quickstart-1a2b3c.h5``), so editing one value starts a new run beside the
+        old one and the same command resumes. A run file already at ``experiment.output`` (made
+        before hashed names) is resumed when its config matches."""
+        base = Path(self.config.experiment.output)
+        text = self.config.text()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if base.is_file() and not base.is_symlink() and _config_hash_of(base) == digest:
+            return base
+        return base.with_name(f"{base.stem}-{digest[:6]}{base.suffix}")
+
     def run(self, output: str | Path | None = None, *, device: str | None = None, overwrite: bool = False,
             cache_dir: str | Path | None = None, shard: tuple[int, int] | None = None) -> RunResults | None:
         """Run (or resume) every cell into ``output`` and return the results.
@@ -126,7 +139,7 @@ class Experiment:
         is written and None returned; ``advx merge`` joins the shards once all are finished.
         """
         cfg = self.config
-        out = Path(output or cfg.experiment.output)
+        out = Path(output) if output else self.default_output()
         check_writable(out)  # before any data loads or model trains
         dev = resolve_device(device or cfg.experiment.device)
         if shard is not None:
@@ -139,7 +152,11 @@ class Experiment:
                 dev = torch.device("cuda", dist.local_rank)
                 torch.cuda.set_device(dev)
         try:
-            return self._run(out, dev, dist, overwrite, Path(cache_dir or cfg.experiment.cache_dir or out.parent / "cache"))
+            results = self._run(out, dev, dist, overwrite,
+                                Path(cache_dir or cfg.experiment.cache_dir or out.parent / "cache"))
+            if not output and dist.rank == 0:
+                link_latest(Path(cfg.experiment.output), out)
+            return results
         finally:
             if shard is None:
                 dist.close()
@@ -223,6 +240,25 @@ def record_model(store: RunStore, label: str, info: dict[str, Any]) -> None:
     if store.has(path) and store.attrs(path).get("hash") == info.get("hash"):
         return
     store.set_attrs(path, **info)
+
+
+def _config_hash_of(path: Path) -> str | None:
+    try:
+        with RunStore(path, mode="r") as store:
+            return str(store.f.attrs.get("config_hash"))
+    except AdvxError:
+        return None
+
+
+def link_latest(link: Path, target: Path) -> None:
+    """Point ``link`` (``runs/quickstart.h5``) at the newest run of that experiment, so
+    ``advx report runs/quickstart.h5`` shows it; a real file there (an older run) is left alone."""
+    if link == target or (link.exists() and not link.is_symlink()):
+        return
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.name if target.parent == link.parent else target.resolve())
+    tmp.replace(link)
 
 
 def merge_run(run_file: str | Path, registry: Any = None, *, device: str | None = None) -> RunResults:
