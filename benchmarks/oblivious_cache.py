@@ -6,13 +6,19 @@ Runs the grid once and reads from the store how many samples each attack crafted
 would craft once per defence; ``craft_seconds_without_cache_estimate`` is that cost (crafting
 time x number of defence variants). Prints and writes the JSON.
 
-    python benchmarks/oblivious_cache.py --out bench_results/oblivious_cache.json
+    python benchmarks/oblivious_cache.py --out benchmarks/results/oblivious_cache.json
+
+The JSON holds a ``table`` (one row per attack) that README.md's marked block is generated from
+(``benchmarks/readme_tables.py``), with the command, date and machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +42,7 @@ CONFIG = {
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="bench_results/oblivious_cache.json")
+    ap.add_argument("--out", default="benchmarks/results/oblivious_cache.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         exp = advx.load_experiment(CONFIG)
@@ -60,6 +66,16 @@ def main() -> None:
         "craft_seconds_without_cache_estimate": craft_seconds * defences,
         "run_seconds": total,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+    }
+    report["table"] = {
+        "title": f"oblivious cache: {defences} defence pipelines (incl. none) x {len(crafts)} attacks, {n} digits",
+        "columns": ["attack", "samples crafted", "fwd+bwd passes", "s crafting (once)",
+                    f"s crafting per defence (x{defences}, estimate)", "backward passes in its defence cells"],
+        "rows": [[k, v["crafted_samples"], v["backwards"], round(v["seconds"], 2), round(v["seconds"] * defences, 2),
+                  sum(int(c.info["backwards"]) for c in cells if c.cell.attack == k)] for k, v in crafts.items()],
     }
     print(json.dumps(report, indent=2))
     out = Path(args.out)

@@ -181,6 +181,9 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        if "problem" in row:
+            click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})  skipped: {row['problem']}")
+            continue
         click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})")
         for kind, names in row["provides"].items():
             click.echo(f"    {kind}: {', '.join(names)}")
@@ -222,10 +225,12 @@ _show_warning = warnings.showwarning
 def main(argv: list[str] | None = None) -> None:
     """Entry point: add plugin commands (``advx_register_commands``), then run the group."""
     warnings.showwarning = _one_line_warning
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        from advx.registry import make_plugin_manager
+        if not (set(args) & {"--version", "--help", "-h"} and len(args) == 1) and args:
+            from advx.registry import make_plugin_manager  # plugin verbs; --help/--version need no plugins
 
-        make_plugin_manager().hook.advx_register_commands(cli=cli)
+            make_plugin_manager().hook.advx_register_commands(cli=cli)
     except AdvxError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

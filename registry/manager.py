@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import warnings
 
 import pluggy
+
+from advx.errors import AdvxWarning
 
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "advx"
 BUILTIN_MODULES = ("advx.builtins",)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A plugin problem is said once per process, however many registries are built."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, AdvxWarning, stacklevel=3)
 
 
 class AdvxPluginManager(pluggy.PluginManager):
@@ -19,6 +32,8 @@ class AdvxPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__("advx")
         self.distributions: dict[str, md.Distribution] = {}
+        self.failures: dict[str, str] = {}  # entry point name -> why it could not be imported
+        self.failed_distributions: dict[str, tuple[str, str]] = {}
 
 
 def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None = None) -> AdvxPluginManager:
@@ -41,7 +56,16 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
                 continue
             if pm.get_plugin(ep.name) is not None:
                 continue
-            pm.register(ep.load(), name=ep.name)
+            try:
+                module = ep.load()
+            except Exception as exc:  # one broken plugin must not stop every command
+                why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+                pm.failures[ep.name] = why
+                dist = ep.dist
+                pm.failed_distributions[ep.name] = (dist.metadata["Name"], dist.version) if dist else ("?", "?")
+                warn_once(f"plugin {ep.name!r} is skipped: {why}")
+                continue
+            pm.register(module, name=ep.name)
             pm.distributions[ep.name] = ep.dist
     pm.check_pending()
     return pm

@@ -19,7 +19,7 @@ import attrs
 from advx.errors import ComponentParameterError, PluginError, UnknownComponentError
 
 from .hookspecs import KIND_HOOKS
-from .manager import AdvxPluginManager, make_plugin_manager, plugin_distribution
+from .manager import AdvxPluginManager, make_plugin_manager, plugin_distribution, warn_once
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
 KIND_ALIASES = {
@@ -174,30 +174,57 @@ def instantiate(cls: type, params: dict[str, Any], where: str) -> Any:
 
 
 class Registry:
-    """Component classes by kind and name, collected from a plugin manager and validated."""
+    """Component classes by kind and name, collected from a plugin manager and validated.
 
-    def __init__(self, pm: AdvxPluginManager | None = None) -> None:
+    A plugin that registers something invalid, or a name another plugin already took, is dropped
+    whole with a one-line warning (``problems`` lists them; ``advx plugins`` shows them) so every
+    other plugin keeps working. Built-ins register first, then first-party ``advx-*``
+    distributions, so a third-party plugin can never shadow them. ``strict=True`` raises instead."""
+
+    def __init__(self, pm: AdvxPluginManager | None = None, *, strict: bool = False) -> None:
         self.pm = pm if pm is not None else make_plugin_manager()
+        self.strict = strict
         self._by_kind: dict[str, dict[str, type]] = {}
         self._origin: dict[tuple[str, str], str] = {}
-        self._plugins: list[tuple[str, str, str, dict[str, list[str]]]] = []
+        self.problems: dict[str, str] = dict(getattr(self.pm, "failures", {}))  # plugin name -> why dropped
         self._collect()
 
+    def _ordered_plugins(self) -> list[tuple[str, Any]]:
+        def rank(item: tuple[str, Any]) -> int:
+            dist = plugin_distribution(self.pm, item[1])[0]
+            return 0 if item[0].startswith("advx.") else 1 if dist == "advx" or dist.startswith("advx-") else 2
+        return sorted(self.pm.list_name_plugin(), key=rank)  # stable: registration order within a rank
+
     def _collect(self) -> None:
-        for kind, hook in KIND_HOOKS.items():
-            table: dict[str, type] = {}
-            caller = getattr(self.pm.hook, hook)
-            for impl in caller.get_hookimpls():
-                dist = "{} {}".format(*plugin_distribution(self.pm, impl.plugin))
-                for cls in impl.function() or []:
-                    self._check(kind, cls, dist)
-                    if cls.name in table:
-                        raise PluginError(
-                            f"duplicate {kind} name {cls.name!r}: {table[cls.name].__qualname__} from "
-                            f"{self._origin[(kind, cls.name)]} and {cls.__qualname__} from {dist}")
-                    table[cls.name] = cls
-                    self._origin[(kind, cls.name)] = dist
-            self._by_kind[kind] = dict(sorted(table.items()))
+        tables: dict[str, dict[str, type]] = {kind: {} for kind in KIND_HOOKS}
+        impls = {kind: {id(i.plugin): i for i in getattr(self.pm.hook, hook).get_hookimpls()}
+                 for kind, hook in KIND_HOOKS.items()}
+        for plugin_name, plugin in self._ordered_plugins():
+            dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
+            offered: list[tuple[str, type]] = []
+            try:
+                for kind in KIND_HOOKS:
+                    impl = impls[kind].get(id(plugin))
+                    for cls in (impl.function() or []) if impl else []:
+                        self._check(kind, cls, dist)
+                        taken = tables[kind].get(cls.name) or next((c for k, c in offered if k == kind
+                                                                   and c.name == cls.name), None)
+                        if taken is not None:
+                            origin = self._origin.get((kind, cls.name), dist)
+                            raise PluginError(f"duplicate {kind} name {cls.name!r}: {taken.__qualname__} from "
+                                              f"{origin} and {cls.__qualname__} from {dist}")
+                        offered.append((kind, cls))
+            except Exception as exc:  # a broken plugin must not take the others down
+                if self.strict:
+                    raise
+                why = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                self.problems[plugin_name] = why
+                warn_once(f"plugin {plugin_name!r} ({dist}) is skipped: {why}")
+                continue
+            for kind, cls in offered:
+                tables[kind][cls.name] = cls
+                self._origin[(kind, cls.name)] = dist
+        self._by_kind = {kind: dict(sorted(t.items())) for kind, t in tables.items()}
 
     @staticmethod
     def _check(kind: str, cls: Any, dist: str) -> None:
@@ -253,10 +280,20 @@ class Registry:
         return "\n".join(lines)
 
     def plugins(self) -> list[dict[str, Any]]:
-        """One row per registered plugin: distribution, version and what it registers."""
+        """One row per plugin: distribution, version and what it registers; a plugin that failed
+        to import or was dropped has ``problem`` (why) and provides nothing."""
         rows = []
+        for plugin_name, why in self.problems.items():
+            if self.pm.get_plugin(plugin_name) is None:  # never imported
+                dist, version = getattr(self.pm, "failed_distributions", {}).get(plugin_name, ("?", "?"))
+                rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": {},
+                             "problem": why})
         for plugin_name, plugin in self.pm.list_name_plugin():
             dist, version = plugin_distribution(self.pm, plugin)
+            if plugin_name in self.problems:
+                rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": {},
+                             "problem": self.problems[plugin_name]})
+                continue
             provides: dict[str, list[str]] = {}
             for kind, hook in KIND_HOOKS.items():
                 fn = getattr(plugin, hook, None)

@@ -16,7 +16,7 @@ def registry_with(*modules):
     pm = make_plugin_manager(autoload=False)
     for m in modules:
         pm.register(m)
-    return Registry(pm)
+    return Registry(pm, strict=True)
 
 
 def plugin(kind_hook, *classes):
@@ -183,3 +183,47 @@ def test_advx_register_commands_adds_cli_verbs():
         assert CliRunner().invoke(cli, ["hello-advx"]).output.strip() == "hi from a plugin"
     finally:
         cli.commands.pop("hello-advx", None)
+
+
+def _fake_distribution(root, name, module_source):
+    """A distribution on sys.path with an `advx` entry point (no pip needed): dist-info + module."""
+    (root / f"{name}.py").write_text(module_source)
+    info = root / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[advx]\n{name} = {name}\n")
+
+
+def test_a_broken_or_colliding_plugin_stays_local(tmp_path):
+    """One plugin that fails to import and one that takes a first-party name: every command still
+    works, `advx plugins` names both in one line each, and the first-party `pgd` is untouched."""
+    import os
+    import subprocess
+    import sys
+
+    _fake_distribution(tmp_path, "brokenplug", "import no_such_module_anywhere\n")
+    _fake_distribution(tmp_path, "clashplug", (
+        "from typing import ClassVar\nimport attrs\nfrom advx.registry import hookimpl\n"
+        "from advx.protocols import AttackBase\n\n@attrs.frozen\nclass Fake(AttackBase):\n"
+        "    name: ClassVar[str] = 'pgd'\n    def perturb(self, model, x, y, *, target, generator, eps):\n"
+        "        return x\n\n@hookimpl\ndef advx_register_attacks():\n    return [Fake]\n"))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+    def advx_cli(*args):
+        return subprocess.run([sys.executable, "-m", "advx", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    assert advx_cli("--version").returncode == 0
+    plugins = advx_cli("plugins")
+    assert plugins.returncode == 0, plugins.stderr
+    lines = plugins.stdout.splitlines()
+    broken = [line for line in lines if line.startswith("brokenplug")]
+    clash = [line for line in lines if line.startswith("clashplug")]
+    assert len(broken) == 1 and "skipped: failed to import brokenplug: ModuleNotFoundError" in broken[0]
+    assert len(clash) == 1 and "skipped: duplicate attack name 'pgd'" in clash[0]
+    listed = advx_cli("list", "attack")
+    assert listed.returncode == 0 and "pgd" in listed.stdout and "apgd" in listed.stdout
+    warned = [line for line in listed.stderr.splitlines() if line.startswith("warning: plugin")]
+    assert len(warned) == 2 and all(len(w) < 400 for w in warned), listed.stderr
+    described = advx_cli("describe", "attack", "pgd")
+    assert described.returncode == 0 and "advx_attacks" in described.stdout
