@@ -102,6 +102,9 @@ class DefenseVariant:
     chain: tuple[ComponentSpec, ...] = ()
     repeats: int = 1
     eot: int | None = None
+    #: only these trained models get this pipeline (paper 004 tunes MI-OL's λ and the crop sizes
+    #: per model); None: every trained model
+    trains: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -254,15 +257,15 @@ def _defenses(items: Any) -> tuple[DefenseVariant, ...]:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: expected a table, got {table!r}")
         if "chain" in table:
-            extra = set(table) - {"label", "chain", "repeats", "eot"}
+            extra = set(table) - {"label", "chain", "repeats", "eot", "trains"}
             if extra:
                 raise ConfigError(f"{path}.{sorted(extra)[0]}: unknown key beside chain (valid: label, chain, repeats, "
-                                  "eot; a defence's own parameters go inside its chain entry)")
+                                  "eot, trains; a defence's own parameters go inside its chain entry)")
             chain = _components(table["chain"], f"{path}.chain")
             if not chain:
                 raise ConfigError(f"{path}.chain: empty; list at least one defence, e.g. chain = [{{name = \"crop-rescale\"}}]")
         elif "name" in table:
-            chain = (_component(table, path, reserved={"label", "repeats", "eot"}),)
+            chain = (_component(table, path, reserved={"label", "repeats", "eot", "trains"}),)
         else:
             raise ConfigError(f"{path}: give either name = \"...\" (one defence) or chain = [{{name = ...}}, ...]")
         label = table.get("label") or "+".join(c.name for c in chain)
@@ -270,9 +273,18 @@ def _defenses(items: Any) -> tuple[DefenseVariant, ...]:
             raise ConfigError(f"{path}.label: 'none' is the undefended baseline, always evaluated; choose another label")
         if str(label) in RESERVED_LABELS:
             raise ConfigError(f"{path}.label: {label!r} is reserved (it names the unattacked cells); choose another label")
-        if str(label) in {d.label for d in out}:
-            raise ConfigError(f"{path}.label: {label!r} is used by another defence; labels must be unique")
+        kw_trains = table.get("trains")
+        for d in out:  # one label may name per-model variants, on disjoint trained models only
+            if d.label == str(label) and (d.trains is None or not isinstance(kw_trains, list)
+                                          or set(d.trains) & set(kw_trains)):
+                raise ConfigError(f"{path}.label: {label!r} is used by another defence; labels must be unique "
+                                  f"(or give each variant disjoint trains = [...])")
         kw = _settings(DefenseVariant, {k: table[k] for k in ("repeats", "eot") if k in table}, path)
+        if "trains" in table:
+            only = table["trains"]
+            if not (isinstance(only, list) and only and all(isinstance(t, str) for t in only)):
+                raise ConfigError(f"{path}.trains: expected a non-empty list of trained-model labels, got {only!r}")
+            kw["trains"] = tuple(only)
         out.append(DefenseVariant(str(label), chain, **kw))
     return tuple(out)
 
@@ -320,6 +332,11 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     evaluate = EvaluateSettings(**ekw)
     _check_modes(evaluate, labels)
     defenses, attacks = _defenses(raw.get("defense", [])), _attacks(raw.get("attack", []))
+    for i, dv in enumerate(defenses):
+        unknown = [t for t in dv.trains or () if t not in labels]
+        if unknown:
+            raise ConfigError(f"defense[{i}].trains: {unknown[0]!r} names no trained model; trained models: "
+                              f"{', '.join(labels)}")
     known = ["none", *(d.label for d in defenses)]
     for a in attacks:
         bad = [d for d in a.defenses or () if d not in known]

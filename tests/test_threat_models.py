@@ -255,3 +255,29 @@ def test_an_attack_aimed_at_an_unknown_defence_is_refused_with_its_path():
         load_config(config() | {"attack": [{"name": "fgsm", "defenses": ["gou"]}]})
     with pytest.raises(ConfigError, match="non-empty list"):
         load_config(config() | {"attack": [{"name": "fgsm", "defenses": "guo"}]})
+
+
+def test_a_defence_label_can_have_per_model_variants():
+    """Paper 004 tunes MI-OL's λ per model (0.5 mixup, 0.6 IAT): one label, disjoint ``trains``;
+    each trained model gets its own variant and no model gets a pipeline not meant for it."""
+    from advx.config import parse_config
+    from advx.errors import ConfigError
+    from advx.evaluation.cells import expand_grid, find_defense
+
+    raw = config(modes=["oblivious"])
+    raw["defense"] = [{"label": "MI", "chain": [{"name": "mixup-inference", "lam": 0.5}], "trains": ["base"]},
+                      {"label": "MI", "chain": [{"name": "mixup-inference", "lam": 0.6}], "trains": ["ft"]},
+                      {"label": "guo", "chain": [{"name": "crop-rescale"}], "trains": ["ft"]}]
+    cfg = parse_config(raw)
+    assert find_defense(cfg, "MI", "base").chain[0].params["lam"] == 0.5
+    assert find_defense(cfg, "MI", "ft").chain[0].params["lam"] == 0.6
+    pairs = {(c.train, c.defense) for c in expand_grid(cfg)}
+    assert pairs == {("base", "none"), ("base", "MI"), ("ft", "none"), ("ft", "MI"), ("ft", "guo")}
+    exp = advx.load_experiment(raw)
+    assert {k[0] for k in exp.components["defenses"]} == {"MI", "guo"} and len(exp.components["defenses"]) == 3
+    raw["defense"][1]["trains"] = ["base", "ft"]
+    with pytest.raises(ConfigError, match="defense\\[1\\].label: 'MI' is used by another defence"):
+        parse_config(raw)
+    raw["defense"][1]["trains"] = ["nobody"]
+    with pytest.raises(ConfigError, match="defense\\[1\\].trains: 'nobody' names no trained model"):
+        parse_config(raw)

@@ -42,12 +42,14 @@ def expand_grid(cfg: ExperimentConfig, gradient_free: frozenset[str] | set[str] 
     a black-box cell only when no oblivious one attacks the same model. ``black-box`` cells exist
     only for the attacks labelled in ``gradient_free``; those get no ``adaptive`` cells when
     black-box runs (querying the pipeline is what black-box does). An attack with
-    ``defenses = [...]`` is evaluated on those pipelines only.
+    ``defenses = [...]`` is evaluated on those pipelines only; a defence with ``trains = [...]`` is
+    built on those trained models only.
     """
     modes = cfg.evaluate.modes
-    defenses = ([NONE] if cfg.evaluate.include_undefended else []) + [d.label for d in cfg.defenses]
+    labels = list(dict.fromkeys(([NONE] if cfg.evaluate.include_undefended else []) + [d.label for d in cfg.defenses]))
     cells = []
     for t in cfg.trains:
+        defenses = [d for d in labels if d == NONE or find_defense(cfg, d, t.label) is not None]
         for d in defenses:
             cells.append(Cell(t.label, d, CLEAN, CLEAN))
         for a in cfg.attacks:
@@ -129,5 +131,8 @@ def find_attack(cfg: ExperimentConfig, label: str) -> AttackSpec:
     return next(a for a in cfg.attacks if a.label == label)
 
 
-def find_defense(cfg: ExperimentConfig, label: str) -> DefenseVariant | None:
-    return next((d for d in cfg.defenses if d.label == label), None)
+def find_defense(cfg: ExperimentConfig, label: str, train: str | None = None) -> DefenseVariant | None:
+    """The [[defense]] called ``label`` that applies to ``train`` (one label may name per-model
+    variants with disjoint ``trains``, e.g. MI-OL with λ 0.5 on mixup models and 0.6 on IAT)."""
+    return next((d for d in cfg.defenses if d.label == label
+                 and (train is None or d.trains is None or train in d.trains)), None)

@@ -83,8 +83,8 @@ class Experiment:
                     r.create("attack", attack, aug.params, where=f"{s.where}.params")
         out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
                           for a in c.attacks}
-        out["defenses"] = {d.label: [r.create("inference_defense", s.name, s.params, where=s.where) for s in d.chain]
-                           for d in c.defenses}
+        out["defenses"] = {(d.label, d.trains): [r.create("inference_defense", s.name, s.params, where=s.where)
+                                                 for s in d.chain] for d in c.defenses}
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
         out["gradient_free"] = frozenset(label for label, a in out["attacks"].items()
                                          if getattr(a, "gradient_free", False))
@@ -301,8 +301,8 @@ class _CellRunner:
     def defended(self, train: str, defense: str, attacking: bool) -> nn.Module:
         key = (train, defense, "attack" if attacking else "eval")
         if key not in self._defended:
-            d = find_defense(self.cfg, defense)
-            chain = [] if d is None else self.exp.components["defenses"][defense]
+            d = find_defense(self.cfg, defense, train)
+            chain = [] if d is None else self.exp.components["defenses"][(d.label, d.trains)]
             repeats = 1 if d is None else d.repeats
             eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
             context = {"train_x": self.data.x_train, "train_y": self.data.y_train, "num_classes": self.data.num_classes}
@@ -315,7 +315,7 @@ class _CellRunner:
         if size != "auto":
             return size
         if (train, defense) not in self._batch:
-            d = find_defense(self.cfg, defense)
+            d = find_defense(self.cfg, defense, train)
             draws = 1 if d is None else d.repeats * (d.eot or self.cfg.evaluate.eot)
             self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
         return self._batch[(train, defense)]
@@ -418,7 +418,7 @@ class _CellRunner:
                     set_attacking(model, False)
             model = self.defended(cell.train, cell.defense, attacking=False)
             if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
-                d = find_defense(self.cfg, cell.defense)
+                d = find_defense(self.cfg, cell.defense, cell.train)
                 eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
                 attacked = self.defended(cell.train, cell.defense, attacking=True)
                 self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
