@@ -10,19 +10,43 @@ Model
     NCHW images in [0, 1] to logits and may carry ``feature_layers: tuple[str, ...]``, dotted
     names (``model.get_submodule``) that feature-level techniques hook by default.
 Attack
-    ``attack(model, x, y, *, target=None) -> x_adv``: batched, stateless, device-agnostic,
-    inside its threat model and the pixel bounds, never mutating ``x``, leaving the model's
-    mode and ``requires_grad`` flags as found. Subclass :class:`AttackBase`, write ``perturb``.
+    The core calls ``attack(model, x, y, *, target=None, generator=None, eps=None) -> x_adv``:
+    ``x`` in [0, 1] (N x C x H x W), ``y`` (N,) int labels, ``target`` (N,) classes to reach or
+    None, ``generator`` a ``torch.Generator`` seeding every random draw (the evaluator passes one
+    per seed block, so results do not depend on batch size), ``eps`` None (use the field) or a
+    float or (N,) tensor of per-sample budgets. Batched, stateless, device-agnostic, never
+    mutating ``x``, leaving the model's mode and ``requires_grad`` flags as found. Subclass
+    :class:`AttackBase` and write ``perturb(model, x, y, *, target, generator, eps)`` (``eps``
+    arrives as N x 1 x 1 x 1): the base class copies the input, freezes parameters, clamps the
+    result to the pixel ``bounds`` and detaches it. It does **not** project onto the eps-ball:
+    ``perturb`` keeps its own threat model (``advx_attacks.ops.project`` does it). Class flags the
+    evaluator reads: ``gradient_free`` (runs in the black-box threat model), ``supports_target``,
+    ``minimal`` (a minimal-norm attack without an eps budget: its own worst-case group).
 TrainingAugmentation
-    Optional hooks the trainer calls in recipe order: ``setup(ctx)`` (freeze, insert modules,
-    precompute), ``augment(batch, ctx) -> Batch`` (new inputs, soft labels),
-    ``loss(model, batch, ctx) -> Tensor | None`` (a different objective; the last non-None in
-    the recipe wins), ``teardown(ctx)`` (remove training-only hooks and modules).
+    Hooks the trainer calls, each optional (subclass :class:`AugmentationBase`, which supplies
+    no-ops; a class with none of them is refused at registration):
+    ``adapt_model(model, info) -> nn.Module | None`` before training *and* before a cached
+    checkpoint loads (change the architecture, e.g. insert fixers; ``info`` holds
+    ``num_classes``, ``in_channels``, ``input_shape``, ``feature_layers``);
+    ``setup(ctx)`` (freeze, add hooks, precompute); ``augment(batch, ctx) -> Batch`` per batch
+    (new inputs, soft labels: ``batch.y`` is N x C, rows sum to 1); ``loss(model, batch, ctx) ->
+    Tensor | None`` (a different objective; the last non-None in the recipe wins);
+    ``teardown(ctx)`` (remove training-only hooks). ``ctx`` is an ``advx.training.TrainContext``:
+    ``model``, ``x_train``/``y_train`` (may be replaced in ``setup``), ``num_classes``,
+    ``device``, ``settings``, ``seed``, ``registry``, ``generator``, ``criterion``,
+    ``feature_layers``, ``cache_dir``, ``epoch``, ``step`` and ``state`` (a dict the recipe
+    shares). An attack a recipe crafts with is built from its ``attack``/``params`` fields and
+    checked before any training. Test one with ``advx.testing.check_augmentation(aug, ctx, batch)``.
 InferenceDefense
     ``wrap(model) -> nn.Module``, the defended classifier. Input-transform defences subclass
-    :class:`InputTransformDefense` and write ``transform(x, model, generator)``; the core chains
-    them, gives each the *undefended* model, averages probabilities over ``repeats`` draws and
-    applies BPDA/EOT in adaptive attacks. ``transform(x, model, generator, context)``.
+    :class:`InputTransformDefense` and write ``transform(x, model, generator, context) -> x'``;
+    the core chains them, gives each the *undefended* model, averages probabilities over
+    ``repeats`` draws and, in adaptive attacks, differentiates through them — or, for a class
+    with ``differentiable = False`` (a step that breaks the graph: rounding, JPEG, an inner
+    optimisation), passes the gradient straight through (BPDA). ``randomized = True`` asks for
+    EOT over ``eot`` draws and for ``repeats``; ``optimizes_input = True`` (counteract) makes the
+    sanity checks ask for adaptive and gradient-free numbers. ``context`` holds ``train_x``,
+    ``train_y`` (clean training data on the device) and ``num_classes``.
 Evaluator
     ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
 """
@@ -50,7 +74,8 @@ class Attack(Protocol):
     name: ClassVar[str]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                 target: torch.Tensor | None = None) -> torch.Tensor: ...
+                 target: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 eps: float | torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -105,9 +130,9 @@ def per_sample(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class AttackBase:
     """Bookkeeping shared by every attack: mode, grads, bounds, copying, seeding.
 
-    Subclasses implement ``perturb(model, x, y, *, target, generator)`` and return a tensor
-    the same shape as ``x``; ``__call__`` clips it to ``bounds`` (and the subclass's own
-    threat model) and hands back a detached tensor.
+    Subclasses implement ``perturb(model, x, y, *, target, generator, eps)`` and return a tensor
+    the same shape as ``x`` inside their own threat model (this class does not project onto the
+    eps-ball); ``__call__`` clamps it to the pixel ``bounds`` and hands back a detached tensor.
     """
 
     name: ClassVar[str] = "attack-base"
