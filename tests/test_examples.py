@@ -103,6 +103,9 @@ def prepare_data(raw, tmp_path):
         data["root"] = str(tmp_path)
 
 
+SAME_GRID_AS_ANOTHER = {"fixer_pcam", "fixer_pathmnist", "fixer_cifar10"}  # fixer_hist's recipe and attacks
+
+
 def test_examples_exist():
     names = {p.stem for p in EXAMPLES}
     assert {"quickstart", "fixer_hist", "fixer_cifar10", "intelligent_mixup_fmnist", "mixup_at_mnist",
@@ -121,7 +124,10 @@ def test_example_runs_shrunk(path, tmp_path):
     assert n_attacks >= 1 and all(c.info["status"] == "done" for c in res.cells)
     assert res.metrics, "no metric tables were produced"
     # the same example as two shard jobs (`advx run --shard R/2`, then `advx merge`): the numbers
-    # of one process, whatever the shapes (the models come from the cache the run above filled)
+    # of one process, whatever the shapes (the models come from the cache the run above filled).
+    # The HIST-protocol copies on other data sets have fixer_hist's grid: checked there once.
+    if path.stem in SAME_GRID_AS_ANOTHER:
+        return
     for rank in range(2):
         advx.load_experiment(raw).run(tmp_path / "sharded.h5", shard=(rank, 2))
     merged = merge_run(tmp_path / "sharded.h5")

@@ -132,6 +132,7 @@ def test_budget_names_read_as_papers_write_them():
 
     assert attack_budget(advx.create("attack", "apgd", eps=8 / 255)) == "linf 8/255"
     assert attack_budget(advx.create("attack", "pgd", eps=0.3)) == "linf 0.3"
+    assert attack_budget(advx.create("attack", "pgd", eps=0.2)) == "linf 0.2"  # = 51/255, written as set
     assert attack_budget(advx.create("attack", "square", norm="l2", eps=0.5)) == "l2 0.5"
     assert attack_budget(advx.create("attack", "cw")) == "unbounded"
 

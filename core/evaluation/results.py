@@ -81,9 +81,13 @@ class WorstCase:
 
 
 def format_eps(eps: float) -> str:
-    """8/255 for multiples of 1/255 below 1 (how papers write image budgets), else 0.3."""
+    """0.3 or 0.05 as written; 8/255 for multiples of 1/255 with no short decimal (how papers
+    write image budgets)."""
     k = eps * 255
-    return f"{round(k)}/255" if 0 < eps < 1 and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+    short = f"{eps:g}"
+    if len(short) <= 5 or not (0 < eps < 1 and abs(k - round(k)) < 1e-6):
+        return short
+    return f"{round(k)}/255"
 
 
 def attack_budget(attack: Any) -> str:
