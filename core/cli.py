@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -13,26 +11,7 @@ from pathlib import Path
 import click
 
 from advx.errors import AdvxError, AdvxWarning, StoreWriteError
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's kill, `timeout`), handled like Ctrl-C so the run file closes cleanly."""
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    def handler(signum, frame):
-        raise _Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+from advx.interrupt import Terminated, stop_cleanly
 
 
 class _Group(click.Group):
@@ -40,11 +19,11 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            with _terminate_as_interrupt():
+            with stop_cleanly():
                 return super().invoke(ctx)
         except KeyboardInterrupt as exc:  # finished chunks and cells are on disk; the next run resumes
             click.echo("\ninterrupted; re-run the same command to resume", err=True)
-            ctx.exit(143 if isinstance(exc, _Terminated) else 130)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
         except StoreWriteError as exc:  # HDF5 may crash tearing down a half-written file: leave at once
             click.echo(f"error: {exc}", err=True)
             sys.stdout.flush()

@@ -27,6 +27,7 @@ from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.defense import build_defended, reseed, set_attacking
+from advx import interrupt
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
 
@@ -434,4 +435,5 @@ class _CellRunner:
             self.store.append(path, arrays, chunk=self.chunk,
                               extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
                                            "backwards": bw + ebw})
+            interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here
         self.store.set_attrs(path, status="done")
