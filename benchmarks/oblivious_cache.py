@@ -72,7 +72,7 @@ def main() -> None:
     }
     report["table"] = {
         "title": f"oblivious cache: {defences} defence pipelines (incl. none) x {len(crafts)} attacks, {n} digits",
-        "columns": ["attack", "samples crafted", "fwd+bwd passes", "s crafting (once)",
+        "columns": ["attack", "samples crafted", "batched fwd+bwd passes", "s crafting (once)",
                     f"s crafting per defence (x{defences}, estimate)", "backward passes in its defence cells"],
         "rows": [[k, v["crafted_samples"], v["backwards"], round(v["seconds"], 2), round(v["seconds"] * defences, 2),
                   sum(int(c.info["backwards"]) for c in cells if c.cell.attack == k)] for k, v in crafts.items()],
