@@ -19,7 +19,7 @@ _requested: int | None = None
 def _handler(signum, frame) -> None:
     global _requested
     _requested = signum
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    check()
 
 
 def check() -> None:

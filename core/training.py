@@ -197,10 +197,10 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
 
 
-def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> bool:
+def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
     """Write through a temporary file so a kill never leaves a partial checkpoint. A failed write
-    (disk full, a file-size limit) warns in one line and returns False: the trained model is still
-    in memory and the run goes on; only the cache entry is missing."""
+    (disk full, a file-size limit) warns in one line: the trained model is still in memory and the
+    run goes on; only the cache entry is missing."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent shard jobs never share a temp file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,8 +210,6 @@ def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> bool:
         tmp.unlink(missing_ok=True)
         warnings.warn(f"could not write the checkpoint {path} ({str(exc).splitlines()[0][:120]}); the model is "
                       f"used from memory but will be retrained next time", AdvxWarning, stacklevel=2)
-        return False
-    return True
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:

@@ -32,8 +32,8 @@ class AdvxPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__("advx")
         self.distributions: dict[str, md.Distribution] = {}
-        self.failures: dict[str, str] = {}  # entry point name -> why it could not be imported
-        self.failed_distributions: dict[str, tuple[str, str]] = {}
+        #: entry point name -> (why it could not be imported, distribution, version)
+        self.failures: dict[str, tuple[str, str, str]] = {}
 
 
 def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None = None) -> AdvxPluginManager:
@@ -60,9 +60,8 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not stop every command
                 why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
-                pm.failures[ep.name] = why
                 dist = ep.dist
-                pm.failed_distributions[ep.name] = (dist.metadata["Name"], dist.version) if dist else ("?", "?")
+                pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
                 warn_once(f"plugin {ep.name!r} is skipped: {why}")
                 continue
             pm.register(module, name=ep.name)

@@ -186,7 +186,8 @@ class Registry:
         self.strict = strict
         self._by_kind: dict[str, dict[str, type]] = {}
         self._origin: dict[tuple[str, str], str] = {}
-        self.problems: dict[str, str] = dict(getattr(self.pm, "failures", {}))  # plugin name -> why dropped
+        # plugin name -> why it was dropped (failed imports first)
+        self.problems: dict[str, str] = {name: f[0] for name, f in getattr(self.pm, "failures", {}).items()}
         self._collect()
 
     def _ordered_plugins(self) -> list[tuple[str, Any]]:
@@ -285,7 +286,7 @@ class Registry:
         rows = []
         for plugin_name, why in self.problems.items():
             if self.pm.get_plugin(plugin_name) is None:  # never imported
-                dist, version = getattr(self.pm, "failed_distributions", {}).get(plugin_name, ("?", "?"))
+                _, dist, version = self.pm.failures[plugin_name]
                 rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": {},
                              "problem": why})
         for plugin_name, plugin in self.pm.list_name_plugin():

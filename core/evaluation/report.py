@@ -88,8 +88,9 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
             if png is not None:
                 md += [f"![{t.title}]({png.name})", ""]
                 written.append(png)
-    if report_warnings(results):
-        md += ["## Warnings", ""] + [f"- {w}" for w in report_warnings(results)] + [""]
+    warned = report_warnings(results)
+    if warned:
+        md += ["## Warnings", ""] + [f"- {w}" for w in warned] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
     (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
     written[:0] = [out_dir / "report.md", out_dir / "summary.json"]

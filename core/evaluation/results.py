@@ -168,7 +168,7 @@ class RunResults:
                                  f"worst_case({train!r}, {defense!r}, budget={budgets[0]!r})")
             budget = budgets[0] if budgets else ""
         cells = [c for c in self.cells if (c.cell.train, c.cell.defense) == (train, defense)
-                 and len(c.arrays.get("correct", ())) and c.info.get("status") == "done"
+                 and len(c.arrays.get("correct", ())) and c.finished
                  and (c.cell.mode == CLEAN or cell_budget(c) == budget)]
         if not cells or all(c.cell.mode == CLEAN for c in cells):
             return None
@@ -191,10 +191,12 @@ class RunResults:
         rows = []
         for t in self.labels("train"):
             for d in self.labels("defense"):
+                clean = self.get(t, d, CLEAN)
+                if clean is None:
+                    continue
                 for b in budgets:
                     w = self.worst_case(t, d, b)
-                    clean = self.get(t, d, CLEAN)
-                    if w is None or clean is None:
+                    if w is None:
                         continue
                     weak = w.weakest
                     rows.append([t, d, *([b or "—"] if len(budgets) > 1 else []), round(clean.accuracy, 2),

@@ -281,8 +281,6 @@ class RunStore:
         try:
             yield
         except (OSError, RuntimeError) as exc:
-            if isinstance(exc, StoreError):
-                raise
             reason = _os_reason(exc)
             f, self.f = self.f, None
             with contextlib.suppress(Exception):
