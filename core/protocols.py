@@ -34,8 +34,8 @@ TrainingAugmentation
     ``teardown(ctx)`` (remove training-only hooks). ``ctx`` is an ``advx.training.TrainContext``:
     ``model``, ``x_train``/``y_train`` (may be replaced in ``setup``), ``num_classes``,
     ``device``, ``settings``, ``seed``, ``registry``, ``generator``, ``criterion``,
-    ``feature_layers``, ``cache_dir``, ``epoch``, ``step`` and ``state`` (a dict the recipe
-    shares). An attack a recipe crafts with is built from its ``attack``/``params`` fields and
+    ``feature_layers``, ``cache_dir``, ``data_augment`` (what the data pipeline already did to
+    each batch), ``epoch``, ``step`` and ``state`` (a dict the recipe shares). An attack a recipe crafts with is built from its ``attack``/``params`` fields and
     checked before any training. Test one with ``advx.testing.check_augmentation(aug, ctx, batch)``.
 InferenceDefense
     ``wrap(model) -> nn.Module``, the defended classifier. Input-transform defences subclass

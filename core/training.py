@@ -45,6 +45,7 @@ class TrainContext:
     criterion: Any
     feature_layers: tuple[str, ...] = ()
     cache_dir: Path | None = None
+    data_augment: str = "none"  # what the data pipeline does to each batch before augment() sees it
     epoch: int = 0
     step: int = 0
     state: dict[str, Any] = attrs.field(factory=dict)
@@ -129,7 +130,8 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                        num_classes=data.num_classes, device=device, settings=settings, seed=seed,
                        registry=registry, generator=hook_g,
                        criterion=make_criterion(settings.loss, settings.focal_gamma),
-                       feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir)
+                       feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir,
+                       data_augment=data_augment)
     for aug in augmentations:
         aug.setup(ctx)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -60,14 +60,15 @@ class FixerTraining(AugmentationBase):
     where h^δ is the fixed feature after fixer i and h^0 the base model's. The SPEC reads the
     garbled Eq. 4 as pulling both towards the *clean* base feature (``distill_to = 'clean'``);
     ``'same'`` is the literal reading (each towards the base feature of its own input).
-    ``distance``: the paper says "the standard ℓ2 norm" without saying how it is scaled. The
-    default ``'mse'`` (mean squared difference per feature element, PyTorch's usual "L2 loss")
-    reproduces the paper's finding that λ = 1 helps; the per-sample norm ``'l2'`` grows with the
-    feature map and at λ = 1 held the fixers at the identity (digits, APGD eps 0.1: 48 % -> 48 %
-    with ``'l2'``, 48 % -> 91 % with ``'mse'``, 15 epochs).
+    ``distance``: the paper says "the standard ℓ2 norm", so the default ``'l2'`` is the per-sample
+    ℓ2 norm of the feature difference (batch mean). ``'mse'`` (mean squared difference per feature
+    element, PyTorch's "L2 loss") is the scale-free alternative: the ℓ2 norm grows with the feature
+    map and can hold the fixers near the identity at λ = 1; both are measured in the plugin README.
     Adversarial examples are crafted on the frozen base with any registered attack (AutoPGD by
-    default, as the paper) once at setup and cached on disk (``cache``), since the base does not
-    change. Best setting "fx-a": linear, δ 1, λ 1; ``layers`` default to the model's feature_layers
+    default, as the paper). The paper crafts them on the training images as its data pipeline
+    augments them; when the batch is the stored image (no data augmentation) they are crafted once
+    at setup and cached on disk (``cache``), since the base does not change; under a data
+    augmentation (``data_augment``) each batch is attacked as the pipeline changed it. Best setting "fx-a": linear, δ 1, λ 1; ``layers`` default to the model's feature_layers
     (ResNet-9: res_block_1, res_block_2). Use with ``init = "base"`` on a trained model."""
 
     name: ClassVar[str] = "fixer"
@@ -83,7 +84,7 @@ class FixerTraining(AugmentationBase):
     cache: bool = True
     distill_to: Literal["clean", "same"] = attrs.field(default="clean", validator=attrs.validators.in_(["clean", "same"]))
     output_relu: bool = True
-    distance: Literal["l2", "mse"] = attrs.field(default="mse", validator=attrs.validators.in_(["l2", "mse"]))
+    distance: Literal["l2", "mse"] = attrs.field(default="l2", validator=attrs.validators.in_(["l2", "mse"]))
     batch_size: int = 256
     _flags: list = attrs.field(factory=list, init=False, repr=False)
     _attack: Any = attrs.field(default=None, init=False, repr=False)
@@ -117,7 +118,8 @@ class FixerTraining(AugmentationBase):
         for p in model.parameters():
             p.requires_grad_(id(p) in fixer_params)
         self._attack = ctx.registry.create("attack", self.attack, self.params, where=f"{self.name}.attack")
-        ctx.state["fixer_x_adv"] = self.adversarials(ctx) if self.cache else None
+        augmented = getattr(ctx, "data_augment", "none") != "none"
+        ctx.state["fixer_x_adv"] = self.adversarials(ctx) if self.cache and not augmented else None
 
     def adversarials(self, ctx: Any) -> torch.Tensor:
         """x_adv for every training sample, crafted on the frozen base (fixers disabled)."""
@@ -162,7 +164,7 @@ class FixerTraining(AugmentationBase):
         cached = ctx.state.get("fixer_x_adv")
         if cached is not None:
             ctx.state["fixer_batch_adv"] = cached[batch.index.to(cached.device)].to(batch.x.device)
-        else:
+        else:  # no cache, or the data pipeline augments: attack the images as trained on
             g = ctx.generator
             set_enabled(ctx.model, False)
             try:
