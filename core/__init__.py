@@ -9,6 +9,7 @@ Python API (everything the CLI does)::
     exp = advx.load_experiment("examples/quickstart.toml", overrides=["model.train.epochs=2"])
     results = exp.run("runs/quickstart.h5")
     advx.print_report(results)
+    advx.evaluate(my_net, (x_test, y_test), attack="autoattack", eps="8/255")  # any nn.Module
 
 Nothing is loaded at import time: each call builds its registry from the installed plugins.
 """
@@ -58,6 +59,15 @@ def open_run(path: Any):
         return RunResults.from_store(store)
 
 
+def evaluate(model: Any, data: Any, **options: Any):
+    """Clean and robust accuracy of any ``nn.Module`` (or a named network) on ``data`` under
+    AutoAttack at 8/255 linf by default, as a resumable run; see :func:`advx.standard_eval.evaluate`
+    for the options (attack, eps, norm, n, normalize, out, device)."""
+    from advx.standard_eval import evaluate as _evaluate
+
+    return _evaluate(model, data, **options)
+
+
 def print_report(results: Any) -> None:
     from advx.evaluation.report import print_report as _print
 
@@ -72,5 +82,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'advx' has no attribute {name!r}")
 
 
-__all__ = ["Experiment", "components", "create", "describe", "load_experiment", "open_run", "print_report",
-           "get_registry"]
+__all__ = ["Experiment", "components", "create", "describe", "evaluate", "load_experiment", "open_run",
+           "print_report", "get_registry"]

@@ -17,3 +17,10 @@ def advx_register_evaluators() -> list[type]:
     from advx.evaluation.metrics import EVALUATORS
 
     return list(EVALUATORS)
+
+
+@hookimpl
+def advx_register_models() -> list[type]:
+    from advx.model_sources import TorchScriptModel
+
+    return [TorchScriptModel]

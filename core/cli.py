@@ -74,6 +74,56 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
     _show(results, output, report_dir)
 
 
+@cli.command(name="eval")
+@click.option("--model", default=None, help="The network: torchvision:NAME, timm:NAME, python:MODULE:FN, "
+              "robustbench:NAME or a registered model (advx list model). Omit for a TorchScript --checkpoint.")
+@click.option("--checkpoint", default=None, help="Its weights: a state-dict .pt, .safetensors or TorchScript file.")
+@click.option("--strip-prefix", default="", help="Drop this key prefix from the checkpoint (e.g. module.).")
+@click.option("--normalize", default=None, help="The model's input normalisation, applied inside it so eps "
+              "stays in pixels: imagenet, cifar10, cifar100, mnist or MEAN,.../STD,...")
+@click.option("--data", required=True, help="A dataset (cifar10, torchvision:SVHN, advx list dataset) or an "
+              ".npz/.h5 file of test images x and labels y.")
+@click.option("--data-root", default=None, help="Folder the dataset is read from (default: data).")
+@click.option("--n", type=int, default=None, help="Evaluate the first N test images (default: all).")
+@click.option("--attack", "attacks", multiple=True, default=("autoattack",), show_default=True,
+              help="Attack (repeatable); the per-sample worst case over all of them heads the report.")
+@click.option("--eps", default=None, help="Perturbation budget, e.g. 8/255 (default: each attack's own).")
+@click.option("--norm", type=click.Choice(["linf", "l2"]), default=None, help="Threat model for attacks that take one.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--batch-size", default=None, help="Evaluation batch size (default: auto).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: runs/eval-<hash>.h5).")
+@click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
+@click.option("--save-config", type=click.Path(path_type=Path), default=None,
+              help="Also write the equivalent experiment TOML here (advx run FILE resumes the same run).")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
+def eval_(model: str | None, checkpoint: str | None, strip_prefix: str, normalize: str | None, data: str,
+          data_root: str | None, n: int | None, attacks: tuple[str, ...], eps: str | None, norm: str | None,
+          device: str | None, batch_size: str | None, out: Path | None, overwrite: bool, save_config: Path | None,
+          report_dir: Path | None) -> None:
+    """Evaluate a trained network as loaded — clean and robust accuracy under the standard
+    attacks — with no config file; writes the same resumable run file as `advx run`."""
+    from advx import load_experiment
+    from advx.standard_eval import data_table, eval_config
+    from advx.toml_text import dumps
+
+    size: int | str | None = batch_size
+    if batch_size is not None and batch_size != "auto":
+        if not batch_size.isdigit() or int(batch_size) < 1:
+            raise click.BadParameter(f"expected a positive integer or auto, got {batch_size!r}", param_hint="--batch-size")
+        size = int(batch_size)
+    if n is not None and n < 1:
+        raise click.BadParameter(f"expected a positive number of images, got {n}", param_hint="--n")
+    raw = eval_config(model, data_table(data, data_root), attacks=attacks, eps=eps, norm=norm, n=n,
+                      checkpoint=checkpoint, strip_prefix=strip_prefix, normalize=normalize, batch_size=size)
+    exp = load_experiment(raw)
+    if save_config is not None:
+        save_config.write_text(dumps(raw), encoding="utf-8")
+        again = f"advx run {save_config}" + (f" --out {out}" if out else "")
+        click.echo(f"config: {save_config} ({again} resumes this run; edit it to grow the experiment)")
+    output = out or exp.default_output()
+    _show(exp.run(out, device=device, overwrite=overwrite), output, report_dir)
+
+
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None

@@ -143,6 +143,21 @@ class EvaluateSettings:
 
 
 @attrs.frozen
+class ModelFiles:
+    """The base network's own trained weights and input scaling (``[model]`` keys beside
+    ``name``): ``checkpoint`` (state dict .pt, .safetensors or TorchScript; without ``name`` a
+    TorchScript archive is the network itself), ``strip_prefix`` (e.g. ``"module."``) and
+    ``normalize`` (a preset or ``{mean, std}``, applied inside the model so eps stays in pixels)."""
+
+    checkpoint: str | None = None
+    strip_prefix: str = ""
+    normalize: str | dict[str, Any] | None = None
+
+
+MODEL_FILE_KEYS = frozenset({"checkpoint", "strip_prefix", "normalize"})
+
+
+@attrs.frozen
 class ExperimentConfig:
     experiment: ExperimentSettings
     data: DataSettings
@@ -153,6 +168,14 @@ class ExperimentConfig:
     attacks: tuple[AttackSpec, ...]
     evaluate: EvaluateSettings
     raw: dict[str, Any] = attrs.field(eq=False, repr=False)
+    model_files: ModelFiles = ModelFiles()
+
+    @property
+    def pretrained(self) -> bool:
+        """The base network arrives trained (a checkpoint, a source's weights): evaluated as loaded."""
+        from advx.model_sources import arrives_trained
+
+        return self.model_files.checkpoint is not None or arrives_trained(self.model.name, self.model.params)
 
     def text(self) -> str:
         """Canonical JSON of the raw config (what the store keeps and compares)."""
@@ -311,7 +334,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     if "model" not in raw:
         raise ConfigError("model: missing section; e.g. [model] name = \"digits-cnn\"")
     model_t = raw["model"]
-    model = _component(model_t, "model", reserved={"train"})
+    model, files = _model(model_t)
     base = _train_settings(model_t.get("train", {}) if isinstance(model_t, dict) else {}, "model.train")
     trains = [TrainVariant("base", base)]
     for i, t in enumerate(raw.get("train", [])):
@@ -342,9 +365,36 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         bad = [d for d in a.defenses or () if d not in known]
         if bad:
             raise ConfigError(f"{a.component.where}.defenses: {bad[0]!r} is no defence label; labels: {', '.join(known)}")
-    cfg = ExperimentConfig(exp, data, model, base, tuple(trains), defenses, attacks, evaluate, raw)
+    cfg = ExperimentConfig(exp, data, model, base, tuple(trains), defenses, attacks, evaluate, raw, files)
+    if cfg.pretrained and isinstance(model_t, dict) and "train" in model_t:
+        raise ConfigError("model.train: the base network arrives trained (checkpoint or pretrained weights) and is "
+                          "evaluated as loaded; to fine-tune it, add a [[train]] variant with init = \"base\"")
     _check_ranges(cfg)
     return cfg
+
+
+def _model(table: Any) -> tuple[ComponentSpec, ModelFiles]:
+    """``[model]``: the network's name and parameters, and its weights file and input scaling."""
+    if isinstance(table, dict) and "name" not in table and isinstance(table.get("checkpoint"), str):
+        extra = set(table) - {"checkpoint", "normalize", "train"}
+        if extra:
+            raise ConfigError(f"model.{sorted(extra)[0]}: a model without a name is a TorchScript archive "
+                              f"(model.checkpoint), which takes no parameters")
+        path = Path(table["checkpoint"]).expanduser()
+        from advx.checkpoints import is_torchscript
+
+        if path.is_file() and not is_torchscript(path):
+            raise ConfigError(f"model.name: missing; {path} is a state dict, so name the network it belongs to "
+                              f"(e.g. name = \"torchvision:resnet18\"); only a TorchScript archive needs no name")
+        table = {"name": "torchscript", "path": table["checkpoint"],
+                 **{k: v for k, v in table.items() if k in ("normalize", "train")}}
+    spec = _component(table, "model", reserved={"train"} | MODEL_FILE_KEYS)
+    files = ModelFiles(**_settings(ModelFiles, {k: v for k, v in table.items() if k in MODEL_FILE_KEYS}, "model"))
+    if files.normalize is not None:
+        from advx.checkpoints import normalization
+
+        normalization(files.normalize, None)  # the form now; the channel count when the data is known
+    return spec, files
 
 
 def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:

@@ -173,6 +173,20 @@ def instantiate(cls: type, params: dict[str, Any], where: str) -> Any:
         raise ComponentParameterError(f"{where}: invalid parameters for {cls.name!r}: {exc}. {_fields_help(cls)}") from None
 
 
+def external_sources(kind: str) -> dict[str, type]:
+    """Components named ``source:target`` that no plugin registers: networks and data sets from
+    torchvision, timm, RobustBench or the user's own code (advx.model_sources, advx.data.external)."""
+    if kind == "model":
+        from advx.model_sources import SOURCES
+
+        return SOURCES
+    if kind == "dataset":
+        from advx.data.external import SOURCES
+
+        return SOURCES
+    return {}
+
+
 class Registry:
     """Component classes by kind and name, collected from a plugin manager and validated.
 
@@ -257,16 +271,25 @@ class Registry:
         table = self._by_kind[kind]
         if name in table:
             return table[name]
+        sources = external_sources(kind)
+        source = str(name).partition(":")[0] if ":" in str(name) else None
+        if source in sources:
+            return sources[source]
         at = f" at {where}" if where else ""
         hint = difflib.get_close_matches(str(name), list(table), n=1)
         did = f"; did you mean {hint[0]!r}?" if hint else ""
         label = kind.replace("_", " ")
+        public = [s for s in sources if s != "memory"]  # memory: objects handed to advx.evaluate
+        also = f"; or from a source: {', '.join(f'{s}:...' for s in public)}" if public else ""
         raise UnknownComponentError(
-            f"unknown {label} {name!r}{at}{did} installed: {', '.join(table) or '(none)'}")
+            f"unknown {label} {name!r}{at}{did} installed: {', '.join(table) or '(none)'}{also}")
 
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, where: str | None = None) -> Any:
         cls = self.get(kind, name, where)
-        return instantiate(cls, dict(params or {}), where or f"{normalize_kind(kind)} {name!r}")
+        params = dict(params or {})
+        if name not in self._by_kind[normalize_kind(kind)]:  # "source:target": the target is a parameter
+            params["target"] = str(name).partition(":")[2]
+        return instantiate(cls, params, where or f"{normalize_kind(kind)} {name!r}")
 
     def describe(self, kind: str, name: str) -> str:
         cls = self.get(kind, name)

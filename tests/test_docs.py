@@ -43,7 +43,7 @@ def sandbox(tmp_path_factory):
     """The repository's examples and benchmarks, shrunk, in a temporary working folder."""
     import tomllib as t
 
-    from . import toml_writer
+    from advx import toml_text
 
     box = tmp_path_factory.mktemp("docs")
     (box / "examples").mkdir()
@@ -53,7 +53,7 @@ def sandbox(tmp_path_factory):
             continue  # the docs run only the examples on the embedded data
         raw = shrink(full)
         raw["attack"] = [shrink(a) for a in full.get("attack", [])]  # every attack the docs may name
-        (box / "examples" / p.name).write_text(toml_writer.dumps(raw))
+        (box / "examples" / p.name).write_text(toml_text.dumps(raw))
     shutil.copytree(ROOT / "benchmarks", box / "benchmarks")
     return box
 

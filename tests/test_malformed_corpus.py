@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from advx.cli import cli
 from advx.config import DataSettings, EvaluateSettings, ExperimentSettings, TrainSettings
 
-from .toml_writer import dumps
+from advx.toml_text import dumps
 
 BASE = {
     "experiment": {"name": "corpus", "seed": 0},

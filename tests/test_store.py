@@ -18,7 +18,7 @@ from advx.data.bundle import as_float
 from advx.errors import StoreError
 from advx.evaluation.store import RunStore
 
-from .toml_writer import dumps
+from advx.toml_text import dumps
 
 PER_SAMPLE = ["index", "label", "prediction", "correct", "linf", "l2", "loss"]
 

@@ -52,7 +52,10 @@ class DataBundle:
     @classmethod
     def split(cls, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], test_fraction: float,
               seed: int) -> "DataBundle":
-        """A bundle from one pool of samples, holding out a seeded stratified ``test_fraction``."""
+        """A bundle from one pool of samples, holding out a seeded stratified ``test_fraction``
+        (1: every sample is test data and the training split is empty — a set for evaluation only)."""
+        if test_fraction >= 1:
+            return cls(x[:0], y[:0], x, y, classes)
         train, test = stratified_split(y, test_fraction, seed)
         return cls(x[train], y[train], x[test], y[test], classes)
 

@@ -17,6 +17,8 @@ from .bundle import DataBundle
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 _test_fraction = attrs.field(default=0.2, validator=[attrs.validators.gt(0.0), attrs.validators.lt(1.0)])
+#: arrays handed around for evaluation may be all test data: test_fraction = 1 keeps every sample
+_array_test_fraction = attrs.field(default=0.2, validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -104,11 +106,11 @@ class ImageFolder:
         return DataBundle(x, y, _read_images(test_files, self.size, "test images"), y_test, classes)
 
 
-def _nchw(a: np.ndarray, path: Path, key: str) -> torch.Tensor:
+def _nchw(a: np.ndarray, path: Path, key: str, kind: str = "hdf5") -> torch.Tensor:
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4:
-        raise DatasetNotFoundError(f"hdf5: {path}:{key} must hold images N x C x H x W or N x H x W x C, "
+        raise DatasetNotFoundError(f"{kind}: {path}:{key} must hold images N x C x H x W or N x H x W x C, "
                                    f"got shape {a.shape}")
     if a.shape[1] not in (1, 3, 4) and a.shape[3] in (1, 3, 4):
         a = a.transpose(0, 3, 1, 2)  # NHWC, as most image arrays are written
@@ -121,14 +123,14 @@ def _nchw(a: np.ndarray, path: Path, key: str) -> torch.Tensor:
 class HDF5Arrays:
     """Images and integer labels from an HDF5 file: datasets ``x``/``y`` (NCHW or NHWC; uint8
     0-255 or float 0-1). ``x_test``/``y_test`` in the file are used as the test split when present,
-    else a seeded stratified ``test_fraction`` is held out. Class names come from the file attribute
-    ``classes`` when it is there."""
+    else a seeded stratified ``test_fraction`` is held out (1: all of it, for evaluation only).
+    Class names come from the file attribute ``classes`` when it is there."""
 
     name: ClassVar[str] = "hdf5"
     path: str = attrs.field(default="data/data.h5", converter=str)
     x: str = "x"
     y: str = "y"
-    test_fraction: float = _test_fraction
+    test_fraction: float = _array_test_fraction
     seed: int = 0
 
     def load(self) -> DataBundle:

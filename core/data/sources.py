@@ -19,6 +19,7 @@ from advx.errors import DatasetNotFoundError
 
 from .bundle import DataBundle
 from .download import fetch
+from .external import NPZArrays
 from .folders import HDF5Arrays, ImageFolder
 from .idx import find_idx, read_idx
 from .pathology import PathMNIST, PCam
@@ -237,4 +238,4 @@ class SVHN:
         return DataBundle(*parts, tuple(str(i) for i in range(10)))
 
 
-DATASETS = [Digits, MNIST, FashionMNIST, CIFAR10, CIFAR100, SVHN, ImageFolder, HDF5Arrays, PCam, PathMNIST]
+DATASETS = [Digits, MNIST, FashionMNIST, CIFAR10, CIFAR100, SVHN, ImageFolder, HDF5Arrays, NPZArrays, PCam, PathMNIST]

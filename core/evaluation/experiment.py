@@ -36,7 +36,7 @@ from advx.batching import auto_batch_size, seed_block
 from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, find_defense, per_sample_arrays,
                     pick_targets, predict, run_attack)
 from .counting import CountingModel
-from .models import obtain_models
+from .models import load_pretrained, obtain_models, weights_key
 from .results import RunResults, attack_budget
 from .sanity import SanityLog
 from .store import RunStore, adopt_header, check_writable, config_of, merge_shards
@@ -124,11 +124,17 @@ class Experiment:
         old one and the same command resumes. A run file already at ``experiment.output`` (made
         before hashed names) is resumed when its config matches."""
         base = Path(self.config.experiment.output)
-        text = self.config.text()
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = self.config_hash()
         if base.is_file() and not base.is_symlink() and _config_hash_of(base) == digest:
             return base
         return base.with_name(f"{base.stem}-{digest[:6]}{base.suffix}")
+
+    def config_hash(self) -> str:
+        """sha256 of the config and of the weights files it names by content: a checkpoint replaced
+        under the same path is a new run, never a resume of the old one's cells."""
+        files = weights_key(self.config).get("files")
+        text = self.config.text() + (json.dumps(files, sort_keys=True) if files else "")
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def run(self, output: str | Path | None = None, *, device: str | None = None, overwrite: bool = False,
             cache_dir: str | Path | None = None, shard: tuple[int, int] | None = None) -> RunResults | None:
@@ -166,11 +172,12 @@ class Experiment:
         cfg = self.config
         torch.manual_seed(cfg.experiment.seed)
         text = cfg.text()
-        config_hash = hashlib.sha256(text.encode()).hexdigest()
+        config_hash = self.config_hash()
         device_name = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
+        pretrained = load_pretrained(cfg, self.registry, data, dev)  # and so does a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
             main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
@@ -192,7 +199,8 @@ class Experiment:
                 header.write_array("test/label", data.y_test.cpu().numpy())
                 header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
             record = None if header is None else functools.partial(record_model, header)
-            models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist)
+            models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
+                                   pretrained=pretrained)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = _CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
                                  dev, lo, hi, block)

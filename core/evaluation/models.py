@@ -12,6 +12,7 @@ import attrs
 import torch
 from torch import nn
 
+from advx.checkpoints import Normalized, file_digest, load_weights, normalization
 from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
 from advx.data.splits import stratified_subset
@@ -34,9 +35,25 @@ def _resolved(registry: Any, kind: str, spec: Any, where: str) -> Any:
 _HASH_NEUTRAL = {"milestones": ()}
 
 
+def weights_key(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The base network's weights files by content (a replaced file is a new model) and its input
+    scaling; empty for a network the experiment trains itself, so those hashes stay as they were."""
+    files = [cfg.model_files.checkpoint, *(v for v in cfg.model.params.values() if isinstance(v, str)),
+             *(t.settings.checkpoint for t in cfg.trains)]
+    digests = {f: file_digest(Path(f).expanduser()) for f in files if f and Path(f).expanduser().is_file()}
+    key = {"files": digests} if digests else {}
+    if cfg.model_files.strip_prefix:
+        key["strip_prefix"] = cfg.model_files.strip_prefix
+    if cfg.model_files.normalize is not None:
+        key["normalize"] = cfg.model_files.normalize
+    return key
+
+
 def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any) -> dict[str, Any]:
     s = variant.settings
     where = f"train[{variant.label}].augment"
+    if variant.label == "base" and cfg.pretrained:  # nothing is trained: the weights are the model
+        return {"model": _resolved(registry, "model", cfg.model, "model"), **weights_key(cfg)}
     return {
         "data": cfg.data.dataset.key(), "train_fraction": cfg.data.train_fraction,
         "val_fraction": cfg.data.val_fraction, "data_augment": cfg.data.augment,
@@ -45,6 +62,7 @@ def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str |
         "train": {k: (v if k != "augment" else [_resolved(registry, "augmentation", a, where) for a in v])
                   for k, v in attrs.asdict(s, recurse=False).items() if k not in _HASH_NEUTRAL or v != _HASH_NEUTRAL[k]},
         "base": init_hash if s.init != "scratch" else None,  # the model training starts from
+        **weights_key(cfg),
     }
 
 
@@ -86,13 +104,49 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle) -> nn.Module:
+def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights: bool = True) -> nn.Module:
+    """The network of ``[model]``: built by its factory, with ``model.checkpoint`` loaded when
+    ``weights`` (the base network; variants start from scratch or from another model) and
+    wrapped in its input normalisation."""
     factory = registry.create("model", cfg.model.name, cfg.model.params, where="model")
-    return factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
+    net = factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
+    files = cfg.model_files
+    if weights and files.checkpoint is not None:
+        load_weights(net, Path(files.checkpoint).expanduser(), files.strip_prefix)
+    if files.normalize is not None:
+        net = Normalized(net, *normalization(files.normalize, data.in_channels))
+    return net
+
+
+def _check_classes(model: nn.Module, data: DataBundle, device: torch.device) -> None:
+    """A loaded network must score every class of the data set, or accuracy is meaningless."""
+    shape = (1, *data.image_shape)
+    with torch.no_grad():
+        try:
+            out = model(torch.zeros(shape, device=device))
+        except RuntimeError as exc:
+            raise ConfigError(f"model: the loaded network does not take {data.image_shape[0]}x{data.image_shape[1]}x"
+                              f"{data.image_shape[2]} images ({str(exc).splitlines()[0][:120]})") from None
+    if out.ndim != 2 or out.shape[1] != data.num_classes:
+        raise ConfigError(f"model: the loaded network outputs shape {tuple(out.shape)} but the data set has "
+                          f"{data.num_classes} classes")
+
+
+def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, device: torch.device) -> nn.Module | None:
+    """The base network when it arrives trained, built and checked against the data set, else
+    None (a network to train is built once to check its source). Called before a run file
+    exists, so a bad checkpoint, factory or source leaves nothing behind."""
+    if not cfg.pretrained:
+        build_model(cfg, registry, data, weights=False)
+        return None
+    model = build_model(cfg, registry, data).to(device).eval()
+    _check_classes(model, data, device)
+    return model
 
 
 def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_index: torch.Tensor | None,
-                  device: torch.device, cache_dir: Path, record=None, dist: Dist | None = None) -> dict[str, nn.Module]:
+                  device: torch.device, cache_dir: Path, record=None, dist: Dist | None = None,
+                  pretrained: nn.Module | None = None) -> dict[str, nn.Module]:
     """Return {train label: trained model}; train only what the cache does not hold.
 
     ``record(label, info)`` is called with the hash, checkpoint path and seconds of each model.
@@ -110,7 +164,15 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         h = spec_hash(_variant_spec(cfg, variant, hashes.get(s.init), registry))
         hashes[variant.label] = h
         path = cache_dir / "models" / f"{h}.pt"
-        model = build_model(cfg, registry, data).to(device)
+        if variant.label == "base" and cfg.pretrained:  # evaluated as loaded: no training, no cache copy
+            t0 = time.perf_counter()
+            model = pretrained if pretrained is not None else load_pretrained(cfg, registry, data, device)
+            models[variant.label] = model
+            if record is not None:
+                record(variant.label, {"hash": h, "checkpoint": cfg.model_files.checkpoint or cfg.model.name,
+                                       "cached": False, "loaded": True, "seconds": time.perf_counter() - t0})
+            continue
+        model = build_model(cfg, registry, data, weights=False).to(device)
         augs = augs_by_label[variant.label]
         info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}

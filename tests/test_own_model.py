@@ -1,0 +1,289 @@
+"""Evaluate your own model: networks from torchvision, timm, RobustBench and the user's code,
+checkpoints in every format, normalisation in pixel space, and `advx eval` — all from local files."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import advx
+from advx.checkpoints import Normalized
+from advx.config import load_config
+from advx.evaluation.models import build_model
+from advx.testing import digits_model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return digits_model(epochs=5)
+
+
+@pytest.fixture()
+def files(trained, tmp_path):
+    """The trained digits CNN saved in each format a user might hand over."""
+    model, _ = trained
+    from safetensors.torch import save_file
+
+    state = model.state_dict()
+    torch.save(state, tmp_path / "net.pt")
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}, "epoch": 5}, tmp_path / "ddp.pt")
+    torch.save({k.replace("conv1", "stem"): v for k, v in state.items()}, tmp_path / "renamed.pt")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "net.safetensors"))
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "net.ts"))
+    return tmp_path
+
+
+def logits(net, x):
+    with torch.no_grad():
+        return net.eval()(x)
+
+
+def build(raw, data):
+    cfg = load_config(raw)
+    return build_model(cfg, advx.get_registry(), data)
+
+
+@pytest.mark.parametrize("model_table", [
+    {"name": "digits-cnn", "checkpoint": "net.pt"},
+    {"name": "digits-cnn", "checkpoint": "ddp.pt", "strip_prefix": "module."},
+    {"name": "digits-cnn", "checkpoint": "net.safetensors"},
+    {"name": "digits-cnn", "checkpoint": "net.ts"},  # a TorchScript archive's weights into the named network
+    {"checkpoint": "net.ts"},  # the archive is the network
+], ids=["state-dict", "ddp-prefix", "safetensors", "torchscript-weights", "torchscript"])
+def test_each_checkpoint_format_gives_the_saved_network(trained, files, model_table):
+    model, data = trained
+    table = {k: (str(files / v) if k == "checkpoint" else v) for k, v in model_table.items()}
+    net = build({"model": table}, data)
+    x = data.x_test[:16].float()
+    assert torch.equal(logits(net, x), logits(model, x))
+    assert load_config({"model": table}).pretrained  # evaluated as loaded, never trained
+
+
+def test_torchvision_network_with_local_weights(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18(num_classes=10).eval()
+    torch.save(ref.state_dict(), tmp_path / "r18.pt")
+    net = advx.create("model", "torchvision:resnet18", weights=str(tmp_path / "r18.pt")).build(10, 3)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(logits(net, x), logits(ref, x))
+    fresh = advx.create("model", "torchvision:resnet18", kwargs={"zero_init_residual": True}).build(7, 3)
+    assert fresh.fc.out_features == 7  # the data set's classes when no ImageNet weights fix them
+
+
+def test_torchvision_imagenet_weights_are_not_fetched_without_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(advx.errors.ConfigError, match="download = true"):
+        advx.create("model", "torchvision:resnet18", weights="IMAGENET1K_V1").build(1000, 3)
+    with pytest.raises(advx.errors.ConfigError, match="classifies 1000 classes but the data set has 10"):
+        advx.create("model", "torchvision:resnet18", weights="IMAGENET1K_V1").build(10, 3)
+    with pytest.raises(advx.errors.ConfigError, match="no weights 'NOPE'.*IMAGENET1K_V1"):
+        advx.create("model", "torchvision:resnet18", weights="NOPE").build(1000, 3)
+
+
+def test_timm_network_with_a_checkpoint(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is the optional extra advx[timm]; requirements-test.txt has it")
+    torch.manual_seed(0)
+    ref = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1).eval()
+    torch.save(ref.state_dict(), tmp_path / "t.pt")
+    net = build({"model": {"name": "timm:resnet10t", "checkpoint": str(tmp_path / "t.pt")}},
+                advx.create("dataset", "digits").load())
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.equal(logits(net, x), logits(ref, x))
+
+
+def test_python_factory_from_the_users_own_package(tmp_path, monkeypatch, trained):
+    model, data = trained
+    pkg = tmp_path / "my_nets"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "small.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        def build_net(num_classes, width=16):
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, num_classes))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = advx.create("model", "python:my_nets.small:build_net", kwargs={"width": 5}).build(10, 1)
+    assert net[1].out_features == 5 and net[3].out_features == 10
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    again = build({"model": {"name": "python:my_nets.small:build_net", "kwargs": {"width": 5},
+                             "checkpoint": str(tmp_path / "w.pt")}}, data)
+    x = data.x_test[:4].float()
+    assert torch.equal(logits(again, x), logits(net, x))
+
+
+def test_robustbench_model_from_its_cache_layout(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("robustbench") is None:
+        pytest.skip("robustbench is the optional extra advx[robustbench]; requirements-test.txt has it")
+    from advx.model_sources import _import_robustbench
+
+    _import_robustbench()
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+    from robustbench.model_zoo.models import model_dicts
+
+    torch.manual_seed(0)  # a fake checkpoint: random weights of the real architecture, in RobustBench's layout
+    ref = model_dicts[BenchmarkDataset.cifar_10][ThreatModel.Linf]["Wong2020Fast"]["model"]().eval()
+    folder = tmp_path / "models" / "cifar10" / "Linf"
+    folder.mkdir(parents=True)
+    torch.save(ref.state_dict(), folder / "Wong2020Fast.pt")
+    net = advx.create("model", "robustbench:Wong2020Fast", model_dir=str(tmp_path / "models")).build(10, 3)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(logits(net, x), logits(ref, x))
+    with pytest.raises(advx.errors.ConfigError, match=r"Carmon2019Unlabeled.pt not found.*download = true"):
+        advx.create("model", "robustbench:Carmon2019Unlabeled", model_dir=str(tmp_path / "models")).build(10, 3)
+
+
+def test_normalisation_is_inside_the_model_and_eps_stays_in_pixels(trained):
+    model, data = trained
+    mean, std = [0.3], [0.2]
+    net = build({"model": {"name": "digits-cnn", "normalize": {"mean": mean, "std": std}}}, data)
+    net.model.load_state_dict(model.state_dict())
+    assert isinstance(net, Normalized)
+    x, y = data.x_test[:64].float(), data.y_test[:64]
+    assert torch.allclose(logits(net, x), logits(model, (x - 0.3) / 0.2), atol=0, rtol=0)
+    eps = 8 / 255
+    x_adv = advx.create("attack", "pgd", eps=eps, steps=5)(net, x, y)
+    assert (x_adv - x).abs().max() <= eps + 1e-6  # the budget is in pixels, not in normalised units
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    preset = build({"model": {"name": "digits-cnn", "normalize": "mnist"}}, data)
+    assert preset.mean.flatten().tolist() == pytest.approx([0.1307]) and preset.std.shape == (1, 1, 1, 1)
+
+
+def test_npz_and_torchvision_datasets_from_local_files(tmp_path, trained):
+    from .test_data import make_mnist
+
+    _, data = trained
+    np.savez(tmp_path / "test.npz", x=data.x_test.numpy().transpose(0, 2, 3, 1), y=data.y_test.numpy())
+    d = advx.create("dataset", "npz", path=str(tmp_path / "test.npz"), test_fraction=1.0).load()
+    assert len(d.x_train) == 0 and torch.equal(d.x_test, data.x_test) and torch.equal(d.y_test, data.y_test)
+    make_mnist(tmp_path / "MNIST" / "raw", gz=False)
+    tv = advx.create("dataset", "torchvision:MNIST", root=str(tmp_path)).load()
+    ours = advx.create("dataset", "mnist", root=str(tmp_path)).load()
+    assert torch.equal(tv.x_train, ours.x_train) and torch.equal(tv.y_test, ours.y_test)
+
+
+def advx_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "advx", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ, "ADVX_PROGRESS": "0"})
+
+
+def correct_by_cell(path):
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
+                     and name.endswith("correct") else None)
+    return out
+
+
+def test_advx_eval_matches_the_same_evaluation_through_a_toml_file(files, trained):
+    root = files
+    r = advx_cli("eval", "--model", "digits-cnn", "--checkpoint", "net.pt", "--data", "digits", "--n", "60",
+                 "--attack", "pgd", "--attack", "fgsm", "--eps", "0.1", "--out", "eval.h5",
+                 "--save-config", "eval.toml", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert "worst case" in r.stdout and "advx run eval.toml --out eval.h5 resumes" in r.stdout
+    (root / "by_hand.toml").write_text(textwrap.dedent("""
+        [experiment]
+        name = "eval"
+        output = "runs/eval.h5"
+        [data]
+        name = "digits"
+        test_limit = 60
+        [model]
+        name = "digits-cnn"
+        checkpoint = "net.pt"
+        [[attack]]
+        name = "pgd"
+        eps = 0.1
+        [[attack]]
+        name = "fgsm"
+        eps = 0.1
+    """))
+    r2 = advx_cli("run", "by_hand.toml", "--out", "toml.h5", cwd=root)
+    assert r2.returncode == 0, r2.stderr
+    a, b = correct_by_cell(root / "eval.h5"), correct_by_cell(root / "toml.h5")
+    assert a.keys() == b.keys() and len(a) >= 3
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    resumed = advx_cli("run", "eval.toml", "--out", "eval.h5", cwd=root)  # the saved config resumes the run
+    assert resumed.returncode == 0 and resumed.stdout.splitlines()[-1] == "results: eval.h5"
+
+
+def test_evaluate_takes_any_module_and_tensors(trained, tmp_path):
+    model, data = trained
+    x, y = data.x_test[:40].float(), data.y_test[:40]
+    results = advx.evaluate(model, (x, y), attack="pgd", eps=0.1, out=tmp_path / "r.h5")
+    clean = (logits(model, x).argmax(1) == y).float().mean().item()
+    worst = results.worst_case("base", "none")
+    clean_cell = next(c for c in worst.cells if c.cell.attack == "clean")
+    assert clean_cell.accuracy == pytest.approx(100 * clean)
+    assert worst.accuracy < clean_cell.accuracy
+    assert next(model.parameters()).device.type == "cpu"  # the caller's module is used on a copy
+
+
+BAD = [
+    (["--model", "digits-cnn", "--checkpoint", "missing.pt"], "model.checkpoint: file missing.pt not found"),
+    (["--model", "python:not_a_module_here:build"], "cannot import 'not_a_module_here'"),
+    (["--model", "python:json:nothing"], "json has no callable 'nothing'"),
+    (["--model", "digits-cnn", "--checkpoint", "renamed.pt"],
+     "missing keys ['conv1.weight', 'conv1.bias']; unexpected keys ['stem.weight', 'stem.bias']"),
+    (["--model", "digits-cnn", "--checkpoint", "ddp.pt"], "set strip_prefix = \"module.\""),
+    (["--model", "digits-cnn", "--checkpoint", "net.pt", "--normalize", "imagenet"],
+     "model.normalize.mean: 3 values for 1-channel images"),
+    (["--model", "digits-cnn", "--checkpoint", "net.pt", "--normalize", "0.5/-1"], "std: every value must be positive"),
+    (["--checkpoint", "net.pt"], "net.pt is a state dict, so name the network"),
+    ([], "--model: name the network"),
+    (["--model", "torchvision:not_a_net", "--checkpoint", "net.pt"], "torchvision has no model 'not_a_net'"),
+    (["--model", "torchvision:resnet18"], "--checkpoint: torchvision:resnet18 has no trained weights of its own"),
+    (["--model", "digits-cnn", "--checkpoint", "net.pt", "--attack", "nope"], "unknown attack 'nope'"),
+    (["--model", "digits-cnn", "--checkpoint", "garbage.pt"], "garbage.pt cannot be read as weights"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_input_exits_2_with_one_line(files, args, message, monkeypatch):
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    (files / "garbage.pt").write_bytes(b"not a checkpoint")
+    monkeypatch.chdir(files)
+    r = CliRunner().invoke(cli, ["eval", "--data", "digits", "--n", "8", *args])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output, r.output
+    assert message in lines[0], lines[0]
+    assert not list(Path(files).glob("runs/*.h5"))  # nothing written
+
+
+def test_a_replaced_checkpoint_is_a_new_model_not_a_reused_run(files, trained):
+    model, data = trained
+    raw = {"experiment": {"name": "x"}, "data": {"name": "digits"},
+           "model": {"name": "digits-cnn", "checkpoint": str(files / "net.pt")}}
+    exp = advx.load_experiment(raw)
+    before = exp.default_output()
+    other = {k: v + 0.01 for k, v in model.state_dict().items()}
+    shutil.copy(files / "net.pt", files / "net.bak")
+    torch.save(other, files / "net.pt")
+    assert advx.load_experiment(raw).default_output() != before
+
+
+def test_a_loaded_network_is_not_trained_and_says_how_to_fine_tune_it(files):
+    raw = {"model": {"name": "digits-cnn", "checkpoint": str(files / "net.pt"), "train": {"epochs": 2}}}
+    with pytest.raises(advx.errors.ConfigError, match=r"model.train: .*arrives trained.*init = \"base\""):
+        load_config(raw)
+    with pytest.raises(advx.errors.ConfigError, match="a model without a name is a TorchScript archive"):
+        load_config({"model": {"checkpoint": str(files / "net.ts"), "width": 3}})
+    fine_tune = load_config({"model": {"name": "digits-cnn", "checkpoint": str(files / "net.pt")},
+                             "train": [{"label": "ft", "init": "base", "epochs": 1}]})
+    assert fine_tune.pretrained and [t.label for t in fine_tune.trains] == ["base", "ft"]
