@@ -77,6 +77,8 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @cli.command(name="eval")
 @click.option("--model", default=None, help="The network: torchvision:NAME, timm:NAME, python:MODULE:FN, "
               "robustbench:NAME or a registered model (advx list model). Omit for a TorchScript --checkpoint.")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="A parameter of the network "
+              "(repeatable), e.g. threat_model=L2 or model_dir=models for robustbench:, kwargs={width=2} for python:.")
 @click.option("--checkpoint", default=None, help="Its weights: a state-dict .pt, .safetensors or TorchScript file.")
 @click.option("--strip-prefix", default="", help="Drop this key prefix from the checkpoint (e.g. module.).")
 @click.option("--normalize", default=None, help="The model's input normalisation, applied inside it so eps "
@@ -96,7 +98,7 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @click.option("--save-config", type=click.Path(path_type=Path), default=None,
               help="Also write the equivalent experiment TOML here (advx run FILE resumes the same run).")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
-def eval_(model: str | None, checkpoint: str | None, strip_prefix: str, normalize: str | None, data: str,
+def eval_(model: str | None, model_args: tuple[str, ...], checkpoint: str | None, strip_prefix: str, normalize: str | None, data: str,
           data_root: str | None, n: int | None, attacks: tuple[str, ...], eps: str | None, norm: str | None,
           device: str | None, batch_size: str | None, out: Path | None, overwrite: bool, save_config: Path | None,
           report_dir: Path | None) -> None:
@@ -114,7 +116,8 @@ def eval_(model: str | None, checkpoint: str | None, strip_prefix: str, normaliz
     if n is not None and n < 1:
         raise click.BadParameter(f"expected a positive number of images, got {n}", param_hint="--n")
     raw = eval_config(model, data_table(data, data_root), attacks=attacks, eps=eps, norm=norm, n=n,
-                      checkpoint=checkpoint, strip_prefix=strip_prefix, normalize=normalize, batch_size=size)
+                      checkpoint=checkpoint, strip_prefix=strip_prefix, normalize=normalize, batch_size=size,
+                      model_params=_key_values(model_args, "--model-arg"))
     exp = load_experiment(raw)
     if save_config is not None:
         save_config.write_text(dumps(raw), encoding="utf-8")
@@ -122,6 +125,19 @@ def eval_(model: str | None, checkpoint: str | None, strip_prefix: str, normaliz
         click.echo(f"config: {save_config} ({again} resumes this run; edit it to grow the experiment)")
     output = out or exp.default_output()
     _show(exp.run(out, device=device, overwrite=overwrite), output, report_dir)
+
+
+def _key_values(items: tuple[str, ...], option: str) -> dict[str, object]:
+    """``KEY=VALUE`` pairs, each value read as TOML (numbers, booleans, tables) or else a string."""
+    from advx.config import _parse_value
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:

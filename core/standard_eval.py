@@ -46,7 +46,8 @@ def parse_normalize(text: str | dict[str, Any] | None) -> str | dict[str, Any] |
 def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple[str, ...] = ("autoattack",),
                 eps: str | float | None = None, norm: str | None = None, n: int | None = None,
                 checkpoint: str | None = None, strip_prefix: str = "", normalize: Any = None, seed: int = 0,
-                batch_size: int | str | None = None, registry: Any = None, name: str = "eval") -> dict[str, Any]:
+                batch_size: int | str | None = None, registry: Any = None, name: str = "eval",
+                model_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The experiment dict of a standard evaluation: the network as loaded (no training), the
     test set (``n`` samples), each attack at ``eps``/``norm`` where it takes them."""
     if registry is None:
@@ -56,7 +57,7 @@ def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple
     if model is None and checkpoint is None:
         raise ConfigError("--model: name the network (e.g. torchvision:resnet18, python:pkg.mod:fn, digits-cnn) "
                           "or give a TorchScript --checkpoint")
-    model_t: dict[str, Any] = {"name": model} if model is not None else {}
+    model_t: dict[str, Any] = {"name": model, **(model_params or {})} if model is not None else {}
     if checkpoint is not None:
         model_t["checkpoint"] = checkpoint
     elif model.startswith("python:"):  # the user's factory returns the network it means: evaluate it as built
@@ -64,7 +65,7 @@ def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple
     else:
         from advx.model_sources import arrives_trained
 
-        if not arrives_trained(model, {}):
+        if not arrives_trained(model, model_params or {}):
             raise ConfigError(f"--checkpoint: {model} has no trained weights of its own; give its --checkpoint "
                               f"(advx eval evaluates a network as loaded; to train one, write an experiment TOML)")
     if strip_prefix:

@@ -139,6 +139,15 @@ def test_robustbench_model_from_its_cache_layout(tmp_path):
     net = advx.create("model", "robustbench:Wong2020Fast", model_dir=str(tmp_path / "models")).build(10, 3)
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(logits(net, x), logits(ref, x))
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32), y=np.array([0, 3, 5, 9]))
+    r = CliRunner().invoke(cli, ["eval", "--model", "robustbench:Wong2020Fast", "--model-arg",
+                                 f"model_dir={tmp_path / 'models'}", "--data", str(tmp_path / "x.npz"), "--attack",
+                                 "fgsm", "--out", str(tmp_path / "rb.h5")])
+    assert r.exit_code == 0, r.output
     with pytest.raises(advx.errors.ConfigError, match=r"Carmon2019Unlabeled.pt not found.*download = true"):
         advx.create("model", "robustbench:Carmon2019Unlabeled", model_dir=str(tmp_path / "models")).build(10, 3)
 
