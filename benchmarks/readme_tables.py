@@ -43,6 +43,11 @@ def fmt(v) -> str:
 
 def render(source: Path, title: str) -> str:
     data = json.loads(source.read_text())
+    if "tables" not in data and "table" not in data:  # a benchmark's flat record: one row per measured field
+        rows = [[k, ", ".join(map(fmt, v)) if isinstance(v, list) else fmt(v)] for k, v in data.items()
+                if k.startswith(title) and isinstance(v, (int, float, str, list))
+                and k not in ("command", "config")]
+        return "\n".join(["| measured | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]) + "\n"
     tables = data.get("tables") or [data["table"]]
     table = next((t for t in tables if t["title"].startswith(title)), None)
     if table is None:
