@@ -94,7 +94,8 @@ def test_chain_order_holds_and_counteract_sees_the_undefended_model(digits):
 
 @pytest.mark.parametrize("name,params", [("counteract", {}), ("counteract", {"mode": "untargeted"}),
                                          ("random-resize-pad", {}), ("crop-rescale", {}),
-                                         ("mixup-inference", {"lam": 0.6})])
+                                         ("mixup-inference", {"lam": 0.6}), ("gaussian-noise", {}),
+                                         ("random-rotation", {})])
 def test_contract(digits, name, params):
     model, x, _, data = digits
     d = advx.create("inference_defense", name, **params)
@@ -131,7 +132,7 @@ def test_untargeted_counteract_costs_less_clean_accuracy_than_targeted(digits):
     assert acc("untargeted") <= base + 0.01
 
 
-@pytest.mark.parametrize("name", ["random-resize-pad", "crop-rescale"])
+@pytest.mark.parametrize("name", ["random-resize-pad", "crop-rescale", "gaussian-noise", "random-rotation"])
 def test_random_transforms_draw_a_window_per_image(name):
     """Xie et al. and Guo et al. randomise each image; one window for the whole batch would make a
     10-repeat average over a test set a 10-window average (high variance between seeds)."""
@@ -153,3 +154,23 @@ def test_resize_pad_equals_resize_then_pad_for_a_given_window():
     one = torch.tensor([1.0])
     out = affine_resample(x, one * 28 / r, one * 28 / r, one * (28 - 2 * top - r) / r, one * (28 - 2 * left - r) / r)
     assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_gaussian_noise_has_the_asked_spread_and_stays_in_pixels():
+    x = torch.full((64, 1, 28, 28), 0.5)
+    out = advx.create("inference_defense", "gaussian-noise", sigma=0.1).transform(x, None, torch.Generator().manual_seed(0), {})
+    assert (out - x).std().item() == pytest.approx(0.1, rel=0.03)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_random_rotation_turns_each_image_within_the_range():
+    x = torch.zeros(32, 1, 29, 29)
+    x[:, :, 14, 14:] = 1.0  # a bar from the centre to the right edge
+    out = advx.create("inference_defense", "random-rotation", max_degrees=30).transform(
+        x, None, torch.Generator().manual_seed(0), {})
+    ys, xs = torch.meshgrid(torch.arange(29.0) - 14, torch.arange(29.0) - 14, indexing="ij")
+    w = out[:, 0]
+    angle = torch.atan2((w * ys).sum((1, 2)), (w * xs).sum((1, 2))) * 180 / torch.pi  # the bar's mean direction
+    assert angle.abs().max() <= 30 + 2 and angle.std() > 5  # within ±30°, and different per image
+    same = advx.create("inference_defense", "random-rotation", max_degrees=1e-6).transform(x, None, None, {})
+    assert torch.allclose(same, x, atol=1e-4)

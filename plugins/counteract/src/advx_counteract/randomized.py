@@ -110,4 +110,39 @@ class MixupInference(InputTransformDefense):
         return self.lam * x + (1 - self.lam) * xs
 
 
-DEFENSES = [RandomResizePad, CropRescale, MixupInference]
+@attrs.frozen
+class GaussianNoise(InputTransformDefense):
+    """Random Gaussian noise at inference (Tabacof & Valle 2016), one of paper 004's Table 3
+    baselines in front of Guo et al.'s crop-rescale: x + N(0, σ²) per pixel, clipped to [0, 1].
+    The paper does not give σ; the default 0.05 is this library's choice (change it with ``sigma``)."""
+
+    name: ClassVar[str] = "gaussian-noise"
+    randomized: ClassVar[bool] = True
+    sigma: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
+
+    def transform(self, x, model, generator, context):
+        noise = torch.randn(x.shape, generator=generator).to(x)
+        return (x + self.sigma * noise).clamp(0, 1)
+
+
+@attrs.frozen
+class RandomRotation(InputTransformDefense):
+    """Random rotation at inference, paper 004's other Table 3 baseline before Guo et al.'s: each
+    image turned about its centre by an angle drawn uniformly from [−max_degrees, max_degrees]
+    (bilinear, zeros outside). The paper does not give the range; the default 15° is this
+    library's choice."""
+
+    name: ClassVar[str] = "random-rotation"
+    randomized: ClassVar[bool] = True
+    max_degrees: float = attrs.field(default=15.0, validator=[attrs.validators.gt(0), attrs.validators.le(180)])
+
+    def transform(self, x, model, generator, context):
+        angle = (torch.rand(x.shape[0], generator=generator) * 2 - 1) * self.max_degrees * torch.pi / 180
+        cos, sin = angle.cos().to(x), angle.sin().to(x)
+        theta = torch.zeros(x.shape[0], 2, 3, dtype=x.dtype, device=x.device)
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+DEFENSES = [RandomResizePad, CropRescale, MixupInference, GaussianNoise, RandomRotation]
