@@ -173,6 +173,29 @@ def instantiate(cls: type, params: dict[str, Any], where: str) -> Any:
         raise ComponentParameterError(f"{where}: invalid parameters for {cls.name!r}: {exc}. {_fields_help(cls)}") from None
 
 
+_DIGESTS: dict[str, str] = {}
+
+
+def package_digest(package: str) -> str:
+    """sha256 over the relative paths and bytes of every .py file of an imported package (once
+    per process: a plugin's code does not change under a running experiment)."""
+    if package not in _DIGESTS:
+        import hashlib
+        import sys
+        from pathlib import Path
+
+        module = sys.modules.get(package)
+        files = getattr(module, "__file__", None)
+        h = hashlib.sha256()
+        if files:
+            root = Path(files).parent
+            for f in sorted(root.rglob("*.py")) if Path(files).name == "__init__.py" else [Path(files)]:
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+        _DIGESTS[package] = h.hexdigest()[:16]
+    return _DIGESTS[package]
+
+
 def external_sources(kind: str) -> dict[str, type]:
     """Components named ``source:target`` that no plugin registers: networks and data sets from
     torchvision, timm, RobustBench or the user's own code (advx.model_sources, advx.data.external)."""
@@ -290,6 +313,15 @@ class Registry:
         if name not in self._by_kind[normalize_kind(kind)]:  # "source:target": the target is a parameter
             params["target"] = str(name).partition(":")[2]
         return instantiate(cls, params, where or f"{normalize_kind(kind)} {name!r}")
+
+    def code_digest(self, kind: str, name: str) -> tuple[str, str] | None:
+        """(package, sha256 of its .py files) for the plugin package defining component ``name``;
+        None for advx's own components. Results made by other code of a plugin must not be
+        reused: the digest goes into model cache keys and the run's identity."""
+        top = self.get(kind, name).__module__.split(".")[0]
+        if top == "advx":
+            return None
+        return top, package_digest(top)
 
     def describe(self, kind: str, name: str) -> str:
         cls = self.get(kind, name)

@@ -36,7 +36,7 @@ from advx.batching import auto_batch_size, seed_block
 from .cells import (CLEAN, NONE, Cell, chunk_seed, expand_grid, find_attack, find_defense, per_sample_arrays,
                     pick_targets, predict, run_attack)
 from .counting import CountingModel
-from .models import load_pretrained, obtain_models, weights_key
+from .models import code_of, load_pretrained, obtain_models, weights_key
 from .results import RunResults, attack_budget
 from .sanity import SanityLog
 from .store import RunStore, adopt_header, check_writable, config_of, merge_shards
@@ -50,10 +50,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def versions(registry: Any) -> dict[str, str]:
+def versions(registry: Any, code: dict[str, str] | None = None) -> dict[str, str]:
+    """torch's and every plugin distribution's version, and the source digest of each plugin
+    package the run uses (``"<package> source"``)."""
     out = {"torch": torch.__version__}
     for row in registry.plugins():
         out[row["distribution"]] = row["version"]
+    out.update({f"{pkg} source": digest for pkg, digest in (code or {}).items()})
     return out
 
 
@@ -134,7 +137,19 @@ class Experiment:
         under the same path is a new run, never a resume of the old one's cells."""
         files = weights_key(self.config).get("files")
         text = self.config.text() + (json.dumps(files, sort_keys=True) if files else "")
+        text += json.dumps(self.plugin_code(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def plugin_code(self) -> dict[str, str]:
+        """Digest of each plugin package the experiment uses: finished cells made by other code of
+        a plugin are never resumed into this run (its hash, and so its default file, differ)."""
+        c = self.config
+        used = [("model", c.model.name), ("dataset", c.data.dataset.name)]
+        used += [("training_augmentation", a.name) for t in c.trains for a in t.settings.augment]
+        used += [("attack", a.component.name) for a in c.attacks]
+        used += [("inference_defense", s.name) for d in c.defenses for s in d.chain]
+        used += [("evaluator", m.name) for m in c.evaluate.metrics]
+        return code_of(self.registry, used)
 
     def run(self, output: str | Path | None = None, *, device: str | None = None, overwrite: bool = False,
             cache_dir: str | Path | None = None, shard: tuple[int, int] | None = None) -> RunResults | None:
@@ -173,6 +188,7 @@ class Experiment:
         torch.manual_seed(cfg.experiment.seed)
         text = cfg.text()
         config_hash = self.config_hash()
+        stamp = versions(self.registry, self.plugin_code())
         device_name = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
@@ -183,7 +199,7 @@ class Experiment:
             main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
             done: list[str] = []
             if main is not None:
-                main.initialize(text, config_hash, versions(self.registry), device_name, overwrite=overwrite)
+                main.initialize(text, config_hash, stamp, device_name, overwrite=overwrite)
                 done = [n for n in main.names("cells") if main.attrs(f"cells/{n}").get("status") == "done"]
             done = dist.broadcast(done)
             block = seed_block(len(data.y_test), cfg.evaluate.batch_size, dev.type)
@@ -191,7 +207,7 @@ class Experiment:
             store = main
             if dist.sharded:
                 store = stack.enter_context(RunStore(shard_paths(out, dist.world)[dist.rank]))
-                store.initialize(text, config_hash, versions(self.registry), device_name, overwrite=overwrite)
+                store.initialize(text, config_hash, stamp, device_name, overwrite=overwrite)
                 store.set_attrs("/", shard_rank=dist.rank, shard_world=dist.world, shard_lo=lo, shard_hi=hi)
             header = store if separate else main  # where the test split and model records go
             if header is not None and not header.has("test/index"):

@@ -302,7 +302,14 @@ class RunStore:
                 return True
             if not overwrite:
                 other = self.path.with_name(f"{self.path.stem}-{config_hash[:6]}{self.path.suffix}")
-                raise StoreError(f"{self.path} holds a run of a different config; keep both with --out {other}, "
+                what = "a different config"
+                if self.f.attrs["config"] == config_text:  # same config: a weights file or plugin code changed
+                    old = json.loads(self.f.attrs["versions"])
+                    changed = sorted(k.removesuffix(" source") for k, v in versions.items()
+                                     if k.endswith(" source") and old.get(k) != v)
+                    what = (f"the same config made by other code of {', '.join(changed)}" if changed
+                            else "the same config with other weights files")
+                raise StoreError(f"{self.path} holds a run of {what}; keep both with --out {other}, "
                                  "or replace it with --overwrite")
             for k in list(self.f):
                 del self.f[k]
