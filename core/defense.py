@@ -5,6 +5,10 @@ A chain is applied in order. Input transforms (``InputTransformDefense``) each s
 gradients even when it sits inside a chain. Randomized chains return the log of the mean
 softmax over ``repeats`` draws; under attack (``eot`` draws) that is Expectation over
 Transformation, and steps marked non-differentiable pass gradients straight through (BPDA).
+On CUDA the draws of a batch run as one pass (the batch repeated along its first axis, every
+copy drawing its own randomness), split into several passes above ``max_batch`` images or when
+the device runs out of memory; on a CPU one draw per pass is faster. A seed fixes the result for
+a given split, not across splits.
 """
 
 from __future__ import annotations
@@ -58,11 +62,34 @@ class DefendedClassifier(nn.Module):
         draws = (self.eot if self.attacking else self.repeats) if self.randomized else 1
         if draws == 1:
             return self.model(self.apply_transforms(x))
-        probs = None
-        for _ in range(draws):
-            p = torch.softmax(self.model(self.apply_transforms(x)).float(), dim=1)
-            probs = p if probs is None else probs + p
+        probs, done = None, 0
+        limit = self.max_batch or (4096 if x.is_cuda else len(x))
+        per_pass = max(1, min(draws, limit // max(1, len(x))))
+        while done < draws:
+            k = min(per_pass, draws - done)
+            try:
+                p = self._mean_probs(x, k)
+            except torch.cuda.OutOfMemoryError:
+                if per_pass == 1:
+                    raise
+                per_pass = max(1, per_pass // 2)  # memory asks for fewer copies per pass
+                continue
+            probs = p * k if probs is None else probs + p * k
+            done += k
         return torch.log(probs / draws + 1e-12)
+
+    #: at most this many images in one pass of the draws (the batch times the draws it holds).
+    #: None: 4096 on CUDA, where one wide pass beats many narrow ones; on a CPU one draw per pass,
+    #: which runs at the forward+backward limit while wider passes lose the cache (measured:
+    #: benchmarks/results/eot_batching.json).
+    max_batch: int | None = None
+
+    def _mean_probs(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Mean softmax over ``k`` draws from one pass: x repeated k times along the batch, each copy
+        transformed with its own random draw (the transforms draw per image)."""
+        xr = x.repeat(k, *([1] * (x.ndim - 1))) if k > 1 else x
+        p = torch.softmax(self.model(self.apply_transforms(xr)).float(), dim=1)
+        return p.view(k, len(x), -1).mean(0)
 
 
 def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 1, eot: int = 1,

@@ -65,17 +65,31 @@ def test_all_labels_use_one_batched_pass(digits):
     assert calls == [len(x), 9 * len(x)]  # prediction, then all 9 labels at once
 
 
-def test_repeats_average_probabilities(digits):
+def test_repeats_average_probabilities_in_one_batched_pass(digits):
+    """The 8 draws run as one pass over x repeated 8 times (each copy its own draw); split into
+    one draw per pass (max_batch = the batch) they are the per-draw loop, draw for draw."""
     model, x, _, data = digits
     guo = advx.create("inference_defense", "crop-rescale")
     one = DefendedClassifier(model, [guo], repeats=1, context=ctx(data))
     many = DefendedClassifier(model, [guo], repeats=8, context=ctx(data))
+    many.max_batch = 8 * len(x)  # all draws in one pass (CUDA's default; a CPU loops by default)
+    calls = []
+    hook = model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
     with torch.no_grad():
-        one.reseed(3)
-        draws = [one(x).softmax(1) for _ in range(8)]
         many.reseed(3)
         avg = many(x).exp()
-    assert torch.allclose(avg, torch.stack(draws).mean(0), atol=1e-5)
+        assert calls == [8 * len(x)]  # one forward for all draws
+        one.reseed(3)
+        copies = one(x.repeat(8, 1, 1, 1)).softmax(1).view(8, len(x), -1)
+        looped = DefendedClassifier(model, [guo], repeats=8, context=ctx(data))
+        looped.max_batch = len(x)
+        one.reseed(3)
+        draws = [one(x).softmax(1) for _ in range(8)]
+        looped.reseed(3)
+        split = looped(x).exp()
+    hook.remove()
+    assert torch.allclose(avg, copies.mean(0), atol=1e-5)
+    assert torch.allclose(split, torch.stack(draws).mean(0), atol=1e-5)
 
 
 def test_chain_order_holds_and_counteract_sees_the_undefended_model(digits):
