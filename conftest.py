@@ -13,3 +13,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+# the CLI's component catalog goes to a folder of this test session, never the user's ~/.cache
+if "ADVX_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ADVX_CACHE_DIR"] = tempfile.mkdtemp(prefix="advx-test-cache-")

@@ -219,9 +219,7 @@ def report(run_file: Path, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List plugins with their versions and what they register."""
-    from advx import get_registry
-
-    rows = get_registry().plugins()
+    rows = _catalog()["plugins"]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -239,11 +237,10 @@ def plugins(as_json: bool) -> None:
 def list_(kind: str) -> None:
     """List the registered components of KIND (model, dataset, attack, training_augmentation,
     inference_defense, evaluator)."""
-    from advx import get_registry
+    from advx.registry.resolve import normalize_kind
 
-    r = get_registry()
-    for name in r.names(kind):
-        doc = (r.get(kind, name).__doc__ or "").strip().splitlines()
+    for name, e in _catalog()["kinds"][normalize_kind(kind)].items():
+        doc = e["doc"].splitlines()
         click.echo(f"{name:24s} {doc[0] if doc else ''}")
 
 
@@ -252,9 +249,22 @@ def list_(kind: str) -> None:
 @click.argument("name")
 def describe(kind: str, name: str) -> None:
     """Print the parameters, defaults and docstring of component NAME of KIND."""
-    from advx import get_registry
+    from advx.registry import catalog
 
-    click.echo(get_registry().describe(kind, name))
+    click.echo(catalog.describe(_catalog(), kind, name))
+
+
+def _catalog() -> dict:
+    """The components and plugins installed, from the catalog cache (no plugin is imported when
+    it is current); a plugin that could not be loaded is named in one warning line."""
+    from advx.registry import catalog
+
+    data = catalog.load()
+    for row in data["plugins"]:
+        if "problem" in row:
+            click.echo(f"warning: plugin {row['plugin']!r} ({row['distribution']} {row['version']}) is skipped: "
+                       f"{row['problem']}", err=True)
+    return data
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -267,12 +277,18 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 _show_warning = warnings.showwarning
 
 
+#: Commands that answer from the catalog: no plugin needs importing to add its own verbs.
+_NO_PLUGIN_VERBS = {"list", "describe", "plugins"}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: add plugin commands (``advx_register_commands``), then run the group."""
     warnings.showwarning = _one_line_warning
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        if not (set(args) & {"--version", "--help", "-h"} and len(args) == 1) and args:
+        command = next((a for a in args if not a.startswith("-")), None)
+        if not (set(args) & {"--version", "--help", "-h"} and len(args) == 1) and args \
+                and command not in _NO_PLUGIN_VERBS:
             from advx.registry import make_plugin_manager  # plugin verbs; --help/--version need no plugins
 
             make_plugin_manager().hook.advx_register_commands(cli=cli)

@@ -1,0 +1,128 @@
+"""What ``advx list``, ``describe`` and ``plugins`` show, without importing a single plugin.
+
+Importing the plugins imports torch (~2 s of a CLI that should answer at once), so the first
+command after an install writes a catalog — every component's kind, name, origin, docstring and
+parameters, and every plugin's row — to ``$XDG_CACHE_HOME/advx`` (or ``ADVX_CACHE_DIR``), keyed by
+the installed ``advx`` entry points, their versions and the size and mtime of every ``.py`` file
+of their packages (found without importing them). Any change to those builds the catalog again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import importlib.util
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from advx.errors import UnknownComponentError
+
+from .hookspecs import KIND_HOOKS
+
+ENTRY_POINT_GROUP = "advx"
+
+
+def _package_files(package: str) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of the package's .py files, located without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return [(package, -1, -1)]
+    if spec is None:
+        return [(package, -1, -1)]
+    roots = list(spec.submodule_search_locations or []) or ([str(Path(spec.origin).parent)] if spec.origin else [])
+    out = []
+    for root in roots:
+        for f in sorted(Path(root).rglob("*.py")):
+            st = f.stat()
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def catalog_key() -> str:
+    """A digest of everything a catalog depends on: entry points, versions, source files, env."""
+    parts: list[Any] = [os.environ.get("ADVX_PLUGINS", ""), os.environ.get("ADVX_DISABLE_PLUGIN_AUTOLOAD", "")]
+    parts.append(_package_files("advx"))
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist
+        parts.append((ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "?",
+                      _package_files(ep.value.split(":")[0].split(".")[0])))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ADVX_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "advx")
+    return Path(base)
+
+
+def build(registry: Any) -> dict[str, Any]:
+    """The catalog of a loaded registry (JSON-ready)."""
+    from .resolve import field_table
+
+    kinds: dict[str, dict[str, Any]] = {}
+    for kind in KIND_HOOKS:
+        kinds[kind] = {}
+        for name in registry.names(kind):
+            cls = registry.get(kind, name)
+            kinds[kind][name] = {"class": f"{cls.__module__}.{cls.__qualname__}", "origin": registry.origin(kind, name),
+                                 "doc": inspect.cleandoc(cls.__doc__ or ""),
+                                 "fields": [[n, t, repr(d)] for n, t, d in field_table(cls)]}
+    plugin_commands = [n for n, _ in registry.pm.list_name_plugin()
+                       if not n.startswith("advx.") and hasattr(registry.pm.get_plugin(n), "advx_register_commands")]
+    return {"kinds": kinds, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
+
+
+def load(fresh: bool = False) -> dict[str, Any]:
+    """The catalog for what is installed now: read from the cache, or built and written."""
+    path = cache_dir() / f"catalog-{catalog_key()}.json"
+    if not fresh and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # a torn write: build it again
+    from .resolve import Registry
+
+    data = build(Registry())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("catalog-*.json"):
+            old.unlink(missing_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: answer without caching
+    return data
+
+
+def entry(catalog: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """One component's record, or the registry's own unknown-component error."""
+    from .resolve import normalize_kind
+
+    kind = normalize_kind(kind)
+    table = catalog["kinds"][kind]
+    if name in table:
+        return table[name]
+    import difflib
+
+    hint = difflib.get_close_matches(str(name), list(table), n=1)
+    did = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise UnknownComponentError(f"unknown {kind.replace('_', ' ')} {name!r}{did} installed: "
+                                f"{', '.join(table) or '(none)'}")
+
+
+def describe(catalog: dict[str, Any], kind: str, name: str) -> str:
+    """The text of ``Registry.describe``, from the catalog."""
+    from .resolve import normalize_kind
+
+    e = entry(catalog, kind, name)
+    lines = [f"{normalize_kind(kind)} {name!r}  ({e['class']}, from {e['origin']})", ""]
+    if e["doc"]:
+        lines += [e["doc"], ""]
+    lines.append("parameters:" if e["fields"] else "parameters: none")
+    lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
+    return "\n".join(lines)
