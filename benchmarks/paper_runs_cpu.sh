@@ -22,8 +22,10 @@ advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.tra
   --out runs/mixup_at_mnist_full.h5 --report-dir plugins/mixup/results/mixup_at_mnist
 # stored: plugins/counteract/results/counteract_fmnist (summary.json records this command)
 advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
+# stored: plugins/counteract/results/counteract_fmnist_table3 (Table 3: each method in front of Guo et al.'s)
+advx run examples/counteract_fmnist_table3.toml --report-dir plugins/counteract/results/counteract_fmnist_table3
 # stored: plugins/intelligent-mixup/results/intelligent_mixup_fmnist (full training set, paper epochs)
 advx run examples/intelligent_mixup_fmnist.toml --set data.test_limit=1000 --out runs/im_full.h5 \
   --report-dir plugins/intelligent-mixup/results/intelligent_mixup_fmnist
-# stored: plugins/fixer/results/fixer_fmnist
-advx run examples/fixer_fmnist.toml --report-dir plugins/fixer/results/fixer_fmnist
+# stored: plugins/fixer/results/fixer_fmnist (base on the full training set, fixers/baselines on 10 %, 2,000 test)
+advx run examples/fixer_fmnist.toml --out runs/fixer_fmnist_full.h5 --report-dir plugins/fixer/results/fixer_fmnist
