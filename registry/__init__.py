@@ -15,31 +15,142 @@ A plugin is a distribution with one entry point in the ``advx`` group::
     [project.entry-points.advx]
     myattack = "advx_myattack.hooks"
 
-and a module that implements one or more hooks::
+and a module (``src/advx_myattack/hooks.py``) that implements one or more hooks, each returning
+a list of component classes — the next section is a complete one, a component of each kind.
 
-    # src/advx_myattack/hooks.py
+With it installed (``pip install -e .``), ``advx list attack`` shows ``sign-noise`` and a TOML
+experiment can use ``[[attack]] name = "sign-noise"``.
+
+One complete example per kind
+=============================
+A plugin module with one component of each kind, as the core calls them (the suite runs this
+block verbatim through a whole experiment: ``tests/test_tutorial.py``)::
+
     from typing import ClassVar
     import attrs, torch
+    from torch import nn
     from advx.registry import hookimpl
-    from advx.protocols import AttackBase
+    from advx.protocols import AttackBase, AugmentationBase, Batch, InputTransformDefense
+    from advx.data.bundle import DataBundle
+    from advx.evaluation.results import MetricTable
+
+    @attrs.frozen
+    class TinyMLP:
+        \"\"\"Model factory: the core calls build() once per trained model.\"\"\"
+        name: ClassVar[str] = "tiny-mlp"
+        width: int = 32
+
+        def build(self, num_classes: int, in_channels: int) -> nn.Module:
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 8 * 8, self.width), nn.ReLU(),
+                                 nn.Linear(self.width, num_classes))  # for 8x8 images
+
+    @attrs.frozen
+    class Stripes:
+        \"\"\"Dataset: load() returns NCHW images (uint8 0-255 or float 0-1) and int labels.\"\"\"
+        name: ClassVar[str] = "stripes"
+        n: int = 200
+
+        def load(self) -> DataBundle:
+            g = torch.Generator().manual_seed(0)
+            y = torch.randint(0, 2, (self.n,), generator=g)
+            x = torch.rand(self.n, 1, 8, 8, generator=g) * 0.3
+            x[y == 1, :, :, ::2] += 0.6  # class 1 has vertical stripes
+            return DataBundle.split(x.clamp(0, 1), y, ("plain", "striped"), test_fraction=0.3, seed=0)
 
     @attrs.frozen
     class SignNoise(AttackBase):
-        \"\"\"Random-sign noise of size eps (a sanity baseline).\"\"\"
+        \"\"\"Attack: write perturb(); AttackBase turns eps into a per-sample tensor (N x 1 x 1 x 1),
+        passes generator= for every random draw, and clips the result to [0, 1]. Project onto
+        the eps-ball yourself if your steps can leave it (this one cannot).\"\"\"
         name: ClassVar[str] = "sign-noise"
         eps: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
 
-        def perturb(self, model, x, y, *, target=None, generator=None, eps=None):
-            # eps arrives per sample (N x 1 x 1 x 1); AttackBase clips to [0, 1] afterwards
+        def perturb(self, model, x, y, *, target, generator, eps):
             noise = torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1
             return x + eps * noise
+
+    @attrs.frozen
+    class FlipAugment(AugmentationBase):
+        \"\"\"Training augmentation: any of adapt_model, setup, augment, loss, teardown (the base
+        class supplies no-ops). augment() gets a Batch (x, soft labels y as N x C, index).\"\"\"
+        name: ClassVar[str] = "flip-lr"
+
+        def augment(self, batch: Batch, ctx) -> Batch:
+            flip = torch.rand(len(batch.x), generator=ctx.generator) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1).to(batch.x.device), batch.x.flip(-1), batch.x)
+            return Batch(x, batch.y, batch.index)
+
+    @attrs.frozen
+    class Blur(InputTransformDefense):
+        \"\"\"Differentiable defence: adaptive attacks differentiate through transform().\"\"\"
+        name: ClassVar[str] = "blur3"
+
+        def transform(self, x, model, generator, context):
+            return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+    @attrs.frozen
+    class Quantize(InputTransformDefense):
+        \"\"\"Non-differentiable defence: differentiable = False makes adaptive attacks pass the
+        gradient straight through it (BPDA) instead of failing on a broken graph.\"\"\"
+        name: ClassVar[str] = "quantize"
+        differentiable: ClassVar[bool] = False
+        levels: int = 4
+
+        def transform(self, x, model, generator, context):
+            return torch.round(x * (self.levels - 1)) / (self.levels - 1)
+
+    @attrs.frozen
+    class RandomShift(InputTransformDefense):
+        \"\"\"Randomized defence: randomized = True averages `repeats` draws at evaluation and EOT
+        draws under attack; draw every random number from `generator`, per image.\"\"\"
+        name: ClassVar[str] = "random-shift"
+        randomized: ClassVar[bool] = True
+
+        def transform(self, x, model, generator, context):
+            shifts = torch.randint(-1, 2, (len(x),), generator=generator)
+            return torch.stack([xi.roll(int(s), dims=-1) for xi, s in zip(x, shifts)])
+
+    @attrs.frozen
+    class CleanGap:
+        \"\"\"Evaluator: evaluate(results) -> list[MetricTable], over the stored per-sample results.\"\"\"
+        name: ClassVar[str] = "clean-gap"
+
+        def evaluate(self, results) -> list[MetricTable]:
+            rows = []
+            for train in results.labels("train"):
+                clean = results.get(train, "none", "clean")
+                for attack in results.attack_labels():
+                    cell = results.get(train, "none", attack)
+                    if clean is not None and cell is not None:
+                        rows.append([train, attack, round(clean.accuracy - cell.accuracy, 2)])
+            return [MetricTable("accuracy lost to each attack (points)", ["train", "attack", "gap"], rows)]
+
+    @hookimpl
+    def advx_register_models():
+        return [TinyMLP]
+
+    @hookimpl
+    def advx_register_datasets():
+        return [Stripes]
 
     @hookimpl
     def advx_register_attacks():
         return [SignNoise]
 
-``pip install -e .`` and ``advx list attack`` shows ``sign-noise``; a TOML experiment can use
-``[[attack]] name = "sign-noise"``. ``advx.testing`` has contract checks to run in your tests.
+    @hookimpl
+    def advx_register_training_augmentations():
+        return [FlipAugment]
+
+    @hookimpl
+    def advx_register_inference_defenses():
+        return [Blur, Quantize, RandomShift]
+
+    @hookimpl
+    def advx_register_evaluators():
+        return [CleanGap]
+
+Test a component with :mod:`advx.testing` (``check_attack``, ``check_defense``,
+``check_augmentation`` with ``make_context``/``make_batch``).
 
 Hooks (each returns a list of classes; all results are collected)
 =================================================================
