@@ -27,8 +27,11 @@ class CarliniWagnerL2(AttackBase):
     that were never fooled are returned unchanged. Early stopping is per sample: a sample whose
     loss stopped decreasing leaves the batch, so later forward and backward passes run only on
     the samples still searching (the cost falls with early stopping; Adam is kept per sample).
+    ``search_rtol`` > 0 (off by default, the paper's search) also ends a sample's binary search
+    once its bracket on c satisfies upper − lower ≤ rtol·upper: at 0.25 it saved a quarter of the
+    forwards at equal success and median L2 (benchmarks/results/cw_early_stop.json).
     Arguments: c (initial constant, 1e-2), binary_search_steps (9), steps (100),
-    lr (0.01), confidence κ (0), abort_early (true). Targeted: max_{i≠t} Z_i − Z_t.
+    lr (0.01), confidence κ (0), abort_early (true), search_rtol (0). Targeted: max_{i≠t} Z_i − Z_t.
     Pixels exactly at the bounds map to a finite w (atanh of ±(1 − 1e-6)).
     """
 
@@ -41,6 +44,7 @@ class CarliniWagnerL2(AttackBase):
     lr: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
     confidence: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     abort_early: bool = True
+    search_rtol: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
     def margin(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """f ≤ 0 iff the attack succeeded with confidence κ."""
@@ -67,6 +71,11 @@ class CarliniWagnerL2(AttackBase):
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
             prev = torch.full((n,), float("inf"), device=x.device)
             idx = torch.arange(n, device=x.device)  # the samples still searching (early stopping)
+            if self.search_rtol > 0:  # a sample whose bracket [lower, upper] on c is narrow has found its c
+                settled = (upper < 1e9) & (lower > 0) & (upper - lower <= self.search_rtol * upper)
+                idx = idx[~settled]
+                if len(idx) == 0:
+                    break
             for it in range(self.steps):
                 wa = w[idx].requires_grad_(True)
                 x_new = lo + (hi - lo) * (torch.tanh(wa) + 1) / 2
