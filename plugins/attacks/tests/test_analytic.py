@@ -90,3 +90,24 @@ def test_per_sample_eps_is_honoured(linear):
     x_adv = advx.create("attack", "pgd", steps=5)(model, x, y, eps=eps)
     assert ((x_adv - x).flatten(1).abs().amax(1) <= eps + 1e-6).all()
     assert torch.equal(x_adv[0], x[0])
+
+
+def test_cw_search_rtol_settles_samples_early_and_stays_near_the_optimum(linear):
+    model, x, y = linear
+    opt = model.minimal_distance(x, y, "l2")
+    calls = {"n": 0}
+
+    class Counting(torch.nn.Module):
+        def forward(self, z):
+            calls["n"] += len(z)
+            return model(z)
+
+    full = dict(c=0.1, steps=200, binary_search_steps=9, lr=0.01)
+    advx.create("attack", "cw", **full)(Counting(), x, y)
+    every = calls["n"]
+    calls["n"] = 0
+    x_adv = advx.create("attack", "cw", **full, search_rtol=0.25)(Counting(), x, y)
+    assert calls["n"] < every  # settled samples skip the rest of the search
+    assert fooled(model, x_adv, y).all()
+    ratio = (x_adv - x).flatten(1).norm(dim=1) / opt
+    assert (ratio >= 1 - 1e-3).all() and (ratio <= 1.25).all(), f"ratios in [{ratio.min():.3f}, {ratio.max():.3f}]"
