@@ -29,10 +29,8 @@ block verbatim through a whole experiment: ``tests/test_tutorial.py``)::
     from typing import ClassVar
     import attrs, torch
     from torch import nn
-    from advx.registry import hookimpl
-    from advx.protocols import AttackBase, AugmentationBase, Batch, InputTransformDefense
-    from advx.data.bundle import DataBundle
-    from advx.evaluation.results import MetricTable
+    from advx.api import (AttackBase, AugmentationBase, Batch, DataBundle, InputTransformDefense,
+                          MetricTable, hookimpl)
 
     @attrs.frozen
     class TinyMLP:

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .ops import ascent_direction, loss_and_grad, project, random_start, success
 

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .apgd import APGD
 from .apgd_targeted import APGDTargeted

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .apgd_targeted import top_other_classes
 from .ops import flat_norm, project_onto_hyperplane, success

@@ -8,7 +8,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .ops import ascent_direction, attack_loss, loss_and_grad, project, random_start, success
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advx.registry import hookimpl
+from advx.api import hookimpl
 
 from .apgd import APGD
 from .apgd_targeted import APGDTargeted

@@ -8,7 +8,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .ops import TINY, flat_norm, other_max
 

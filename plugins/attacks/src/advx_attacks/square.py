@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.protocols import AttackBase
+from advx.api import AttackBase
 
 from .ops import flat_norm, other_max
 

@@ -9,7 +9,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.protocols import AugmentationBase
+from advx.api import AugmentationBase
 
 
 def batchout(h: torch.Tensor, eta: float, k: float, g: torch.Generator) -> torch.Tensor:

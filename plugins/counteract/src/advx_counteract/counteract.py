@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advx.protocols import InputTransformDefense
+from advx.api import InputTransformDefense
 
 
 def draw_labels(pred: torch.Tensor, num_classes: int, n: int, g: torch.Generator | None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advx.registry import hookimpl
+from advx.api import hookimpl
 
 from .counteract import Counteract
 from .randomized import DEFENSES

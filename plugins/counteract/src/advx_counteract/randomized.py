@@ -8,8 +8,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from advx.data.bundle import as_float
-from advx.protocols import InputTransformDefense
+from advx.api import InputTransformDefense, as_float
 
 
 def _size(scale: float, side: int) -> int:

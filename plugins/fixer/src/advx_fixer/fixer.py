@@ -10,10 +10,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.data.bundle import as_float
-from advx.losses import focal_loss
-from advx.progress import progress
-from advx.protocols import AugmentationBase, Batch
+from advx.api import AugmentationBase, Batch, as_float, focal_loss, progress
 
 from .modules import Fixed, FixerModule, NonLocalDenoise, channels_of, replace, set_enabled
 

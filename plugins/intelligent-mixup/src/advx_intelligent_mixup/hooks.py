@@ -3,7 +3,7 @@ built-in ``noise-sensitivity``)."""
 
 from __future__ import annotations
 
-from advx.registry import hookimpl
+from advx.api import hookimpl
 
 from .mixup import IntelligentMixup
 

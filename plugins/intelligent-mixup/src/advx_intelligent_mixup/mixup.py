@@ -9,10 +9,7 @@ import attrs
 import numpy as np
 import torch
 
-from advx.data.bundle import as_float
-from advx.losses import one_hot
-from advx.protocols import AugmentationBase, Batch
-from advx.training import frozen_copy
+from advx.api import AugmentationBase, Batch, as_float, frozen_copy, one_hot
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:

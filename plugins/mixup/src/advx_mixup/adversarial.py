@@ -9,7 +9,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.protocols import AugmentationBase, Batch
+from advx.api import AugmentationBase, Batch
 
 from .mixing import beta, mix
 

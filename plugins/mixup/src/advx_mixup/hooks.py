@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advx.registry import hookimpl
+from advx.api import hookimpl
 
 from .adversarial import AdversarialTraining, FGSMTraining, InterpolatedAdversarialTraining, PartialPGD
 from .mixing import ManifoldMixup, Mixup, SoftLabels

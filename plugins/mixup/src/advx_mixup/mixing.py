@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from advx.protocols import AugmentationBase, Batch
+from advx.api import AugmentationBase, Batch
 
 
 def beta(alpha: float, g: torch.Generator) -> float:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import attrs
 from torch import nn
 
-from advx.registry import hookimpl
+from advx.api import hookimpl
 
 from . import resnets, small
 

@@ -1,0 +1,21 @@
+"""The one module a plugin imports: every name advx offers plugin authors, in one place.
+
+Components subclass or return these; the protocols they satisfy are in :mod:`advx.protocols`
+(what the core calls, with signatures) and the registry's tutorial (``help(advx.registry)``)
+shows one complete plugin. Import from here rather than from advx's inner modules, which may move.
+"""
+
+from advx.data.bundle import DataBundle, as_float
+from advx.evaluation.results import MetricTable
+from advx.losses import focal_loss, one_hot, soft_cross_entropy
+from advx.progress import progress
+from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformDefense, frozen_params,
+                            per_sample)
+from advx.registry import hookimpl
+from advx.training import TrainContext, frozen_copy
+
+__all__ = [
+    "AttackBase", "AugmentationBase", "Batch", "DataBundle", "InputTransformDefense", "MetricTable",
+    "TrainContext", "as_float", "focal_loss", "frozen_copy", "frozen_params", "hookimpl", "one_hot",
+    "per_sample", "progress", "soft_cross_entropy",
+]
