@@ -90,7 +90,7 @@ class PGD(AttackBase):
         alpha = self.step_size(eps)
         x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds) \
             if self.random_start else x.clone()
-        best, best_loss = x_adv.clone(), None
+        best, best_loss = x_adv, None
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for i in range(self.steps + 1):
             if i < self.steps:
@@ -101,9 +101,12 @@ class PGD(AttackBase):
                     loss = attack_loss(self.loss, logits, y, target)
             with torch.no_grad():
                 now = success(logits, y, target)
-                better = now | (~fooled & (loss > best_loss)) if best_loss is not None else torch.ones_like(now)
-                best[better] = x_adv[better]
-                best_loss = loss if best_loss is None else torch.where(better, loss, best_loss)
+                if best_loss is None:
+                    best, best_loss = x_adv, loss
+                else:
+                    better = now | (~fooled & (loss > best_loss))
+                    best = torch.where(better.view(-1, *([1] * (x.ndim - 1))), x_adv, best)
+                    best_loss = torch.where(better, loss, best_loss)
                 fooled |= now
             if i < self.steps:
                 x_adv = project(x_adv + alpha * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
