@@ -2,8 +2,6 @@
 checkpoints in every format, normalisation in pixel space, and `advx eval` — all from local files."""
 
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -181,9 +179,19 @@ def test_npz_and_torchvision_datasets_from_local_files(tmp_path, trained):
     assert torch.equal(tv.x_train, ours.x_train) and torch.equal(tv.y_test, ours.y_test)
 
 
-def advx_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "advx", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**__import__("os").environ, "ADVX_PROGRESS": "0"})
+class Ran:
+    def __init__(self, result):
+        self.returncode, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+
+def advx_cli(*args, cwd, monkeypatch):
+    """The CLI in this process (no interpreter start-up), run from ``cwd``."""
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    monkeypatch.chdir(cwd)
+    return Ran(CliRunner().invoke(cli, list(args)))
 
 
 def correct_by_cell(path):
@@ -194,11 +202,11 @@ def correct_by_cell(path):
     return out
 
 
-def test_advx_eval_matches_the_same_evaluation_through_a_toml_file(files, trained):
+def test_advx_eval_matches_the_same_evaluation_through_a_toml_file(files, trained, monkeypatch):
     root = files
     r = advx_cli("eval", "--model", "digits-cnn", "--checkpoint", "net.pt", "--data", "digits", "--n", "60",
                  "--attack", "pgd", "--attack", "fgsm", "--eps", "0.1", "--out", "eval.h5",
-                 "--save-config", "eval.toml", cwd=root)
+                 "--save-config", "eval.toml", cwd=root, monkeypatch=monkeypatch)
     assert r.returncode == 0, r.stderr
     assert "worst case" in r.stdout and "advx run eval.toml --out eval.h5 resumes" in r.stdout
     (root / "by_hand.toml").write_text(textwrap.dedent("""
@@ -218,13 +226,13 @@ def test_advx_eval_matches_the_same_evaluation_through_a_toml_file(files, traine
         name = "fgsm"
         eps = 0.1
     """))
-    r2 = advx_cli("run", "by_hand.toml", "--out", "toml.h5", cwd=root)
+    r2 = advx_cli("run", "by_hand.toml", "--out", "toml.h5", cwd=root, monkeypatch=monkeypatch)
     assert r2.returncode == 0, r2.stderr
     a, b = correct_by_cell(root / "eval.h5"), correct_by_cell(root / "toml.h5")
     assert a.keys() == b.keys() and len(a) >= 3
     for k in a:
         assert np.array_equal(a[k], b[k]), k
-    resumed = advx_cli("run", "eval.toml", "--out", "eval.h5", cwd=root)  # the saved config resumes the run
+    resumed = advx_cli("run", "eval.toml", "--out", "eval.h5", cwd=root, monkeypatch=monkeypatch)  # the saved config resumes the run
     assert resumed.returncode == 0 and resumed.stdout.splitlines()[-1] == "results: eval.h5"
 
 

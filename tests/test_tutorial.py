@@ -67,8 +67,8 @@ def test_the_tutorial_plugin_runs_a_whole_experiment(tutorial, tmp_path):
     _, reg = tutorial
     raw = {"experiment": {"name": "tutorial", "seed": 0},
            "data": {"name": "stripes", "n": 200},
-           "model": {"name": "tiny-mlp", "train": {"epochs": 20, "batch_size": 32, "lr": 0.01}},
-           "train": [{"label": "flipped", "epochs": 20, "batch_size": 32, "lr": 0.01,
+           "model": {"name": "tiny-mlp", "train": {"epochs": 8, "batch_size": 32, "lr": 0.01}},
+           "train": [{"label": "flipped", "epochs": 8, "batch_size": 32, "lr": 0.01,
                       "augment": [{"name": "flip-lr"}]}],
            "defense": [{"label": "blur", "name": "blur3"}, {"label": "quantize", "name": "quantize"},
                        {"label": "shift", "name": "random-shift", "repeats": 2}],
