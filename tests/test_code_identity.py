@@ -4,7 +4,7 @@ models and the run's identity, and the run file records it."""
 import pytest
 
 import advx
-from advx.evaluation.models import _training_code, _variant_spec
+from advx.evaluation.models import _variant_spec
 from advx.evaluation.store import RunStore
 from advx.errors import StoreError
 from advx.registry import resolve
@@ -33,7 +33,7 @@ def test_a_recipe_model_is_keyed_by_the_code_of_its_network_recipe_and_attack(mo
     exp = advx.load_experiment(RAW)
     cfg, reg = exp.config, exp.registry
     variant = cfg.trains[1]
-    code = _training_code(cfg, variant, reg)
+    code = _variant_spec(cfg, variant, "base-hash", reg)["code"]
     assert {"advx_zoo", "advx_mixup", "advx_attacks"} <= set(code)  # digits-cnn, pgd-training, its PGD
     before_model = spec_hash(_variant_spec(cfg, variant, "base-hash", reg))
     before_run = exp.config_hash()

@@ -59,30 +59,25 @@ def code_of(registry: Any, components: list[tuple[str, str]]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def _training_code(cfg: ExperimentConfig, variant: TrainVariant, registry: Any) -> dict[str, str]:
-    """The plugin code a trained model depends on: its network, its data and its recipe (with the
-    attack a recipe crafts with), so a model trained by other code is retrained, not reused."""
-    used = [("model", cfg.model.name), ("dataset", cfg.data.dataset.name)]
-    for a in variant.settings.augment:
-        used.append(("training_augmentation", a.name))
-        attack = registry.create("training_augmentation", a.name, a.params, where=a.where)
-        if isinstance(getattr(attack, "attack", None), str):
-            used.append(("attack", attack.attack))
-    return code_of(registry, used)
-
-
 def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any) -> dict[str, Any]:
     s = variant.settings
     where = f"train[{variant.label}].augment"
-    code = {"code": _training_code(cfg, variant, registry)}
+    model = _resolved(registry, "model", cfg.model, "model")
+    recipe = [_resolved(registry, "augmentation", a, where) for a in s.augment]
+    # the plugin code a trained model depends on: its network, data and recipe, and the attack a
+    # recipe crafts with, so a model trained by other code is retrained, not reused
+    used = [("model", cfg.model.name), ("dataset", cfg.data.dataset.name),
+            *(("training_augmentation", a.name) for a in s.augment),
+            *(("attack", r["params"]["attack"]) for r in recipe
+              if isinstance(r, dict) and isinstance(r["params"].get("attack"), str))]
+    code = {"code": code_of(registry, used)}
     if variant.label == "base" and cfg.pretrained:  # nothing is trained: the weights are the model
-        return {"model": _resolved(registry, "model", cfg.model, "model"), **weights_key(cfg), **code}
+        return {"model": model, **weights_key(cfg), **code}
     return {
         "data": cfg.data.dataset.key(), "train_fraction": cfg.data.train_fraction,
         "val_fraction": cfg.data.val_fraction, "data_augment": cfg.data.augment,
-        "model": _resolved(registry, "model", cfg.model, "model"), "seed": cfg.experiment.seed,
-        "precision": cfg.experiment.precision,
-        "train": {k: (v if k != "augment" else [_resolved(registry, "augmentation", a, where) for a in v])
+        "model": model, "seed": cfg.experiment.seed, "precision": cfg.experiment.precision,
+        "train": {k: (v if k != "augment" else recipe)
                   for k, v in attrs.asdict(s, recurse=False).items() if k not in _HASH_NEUTRAL or v != _HASH_NEUTRAL[k]},
         "base": init_hash if s.init != "scratch" else None,  # the model training starts from
         **weights_key(cfg), **code,
