@@ -61,6 +61,11 @@ def digits_model(epochs: int = 15, seed: int = 0, name: str = "digits-cnn") -> t
     from advx.training import train
 
     reg = Registry()
+    if name not in reg.names("model"):
+        from advx.errors import UnknownComponentError
+
+        raise UnknownComponentError(f"advx.testing.digits_model: no model {name!r} is installed; the default "
+                                    f"digits-cnn comes with the first-party zoo plugin (pip install -e plugins/zoo)")
     data = Digits().load()
     model = reg.create("model", name).build(num_classes=10, in_channels=1)
     train(model, data, TrainSettings(epochs=epochs, batch_size=64, lr=2e-3), [], seed=seed,

@@ -227,3 +227,12 @@ def test_a_broken_or_colliding_plugin_stays_local(tmp_path):
     assert len(warned) == 2 and all(len(w) < 400 for w in warned), listed.stderr
     described = advx_cli("describe", "attack", "pgd")
     assert described.returncode == 0 and "advx_attacks" in described.stdout
+
+
+def test_testing_helpers_name_the_plugin_they_need(monkeypatch):
+    from advx.errors import UnknownComponentError
+    from advx.testing import digits_model
+
+    monkeypatch.setenv("ADVX_DISABLE_PLUGIN_AUTOLOAD", "1")  # core alone: no zoo
+    with pytest.raises(UnknownComponentError, match="digits-cnn comes with the first-party zoo plugin"):
+        digits_model.__wrapped__(epochs=1)  # past the per-process cache another test may have filled
