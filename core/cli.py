@@ -86,7 +86,8 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @click.option("--data", required=True, help="A dataset (cifar10, torchvision:SVHN, advx list dataset) or an "
               ".npz/.h5 file of test images x and labels y.")
 @click.option("--data-root", default=None, help="Folder the dataset is read from (default: data).")
-@click.option("--n", type=int, default=None, help="Evaluate N test images, a seeded class-stratified subset (default: all).")
+@click.option("--n", type=int, default=None,
+              help="Evaluate N test images, a seeded class-stratified subset (default: all).")
 @click.option("--attack", "attacks", multiple=True, default=("autoattack",), show_default=True,
               help="Attack (repeatable); the per-sample worst case over all of them heads the report.")
 @click.option("--eps", default=None, help="Perturbation budget, e.g. 8/255 (default: each attack's own).")
