@@ -5,17 +5,20 @@ Components subclass or return these; the protocols they satisfy are in :mod:`adv
 shows one complete plugin. Import from here rather than from advx's inner modules, which may move.
 """
 
+from advx.data.augment import ImageAugmentation, cutout, random_crop, random_flip, random_solarize
 from advx.data.bundle import DataBundle, as_float
+from advx.data.splits import training_subset
 from advx.evaluation.results import MetricTable
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
 from advx.progress import progress
 from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformDefense, frozen_params,
                             per_sample)
 from advx.registry import hookimpl
-from advx.training import TrainContext, frozen_copy
+from advx.training import TrainContext, frozen_copy, load_checkpoint, save_checkpoint
 
 __all__ = [
-    "AttackBase", "AugmentationBase", "Batch", "DataBundle", "InputTransformDefense", "MetricTable",
-    "TrainContext", "as_float", "focal_loss", "frozen_copy", "frozen_params", "hookimpl", "one_hot",
-    "per_sample", "progress", "soft_cross_entropy",
+    "AttackBase", "AugmentationBase", "Batch", "DataBundle", "ImageAugmentation", "InputTransformDefense",
+    "MetricTable", "cutout", "random_crop", "random_flip", "random_solarize",
+    "TrainContext", "as_float", "focal_loss", "frozen_copy", "frozen_params", "hookimpl", "load_checkpoint", "one_hot",
+    "per_sample", "progress", "save_checkpoint", "soft_cross_entropy", "training_subset",
 ]

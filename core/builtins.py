@@ -20,6 +20,13 @@ def advx_register_evaluators() -> list[type]:
 
 
 @hookimpl
+def advx_register_training_augmentations() -> list[type]:
+    from advx.data.augment import CropFlip
+
+    return [CropFlip]
+
+
+@hookimpl
 def advx_register_models() -> list[type]:
     from advx.model_sources import TorchScriptModel
 

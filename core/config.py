@@ -63,7 +63,9 @@ class DataSettings:
     val_fraction: float = 0.0
     test_limit: int | None = None
     splits: int = 1
-    augment: Literal["none", "crop-flip", "paper003"] = "none"
+    #: "none" or a registered image augmentation run on every training batch ("crop-flip";
+    #: plugins add their own, e.g. advx-fixer's "paper003")
+    augment: str = "none"
 
 
 @attrs.frozen
@@ -87,13 +89,17 @@ class TrainSettings:
     #: model (paper 001 Table 5 adversarially trains each pretrained model: init = "mixup").
     init: str = "scratch"
     train_fraction: float | None = None  # this variant only: stratified subset of the training split
-    data_augment: Literal["none", "crop-flip", "paper003"] | None = None  # None: data.augment
+    data_augment: str | None = None  # this variant's image augmentation; None: data.augment
 
 
 @attrs.frozen
 class TrainVariant:
     label: str
     settings: TrainSettings
+
+    def data_augment(self, data: DataSettings) -> str:
+        """The image augmentation this variant's batches get: its own, else the data's."""
+        return self.settings.data_augment if self.settings.data_augment is not None else data.augment
 
 
 @attrs.frozen

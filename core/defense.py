@@ -104,7 +104,7 @@ def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 
         if pending:
             current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed, context=context)
             pending = []
-        current = d.wrap(current)
+        current = d.wrap(current, context)
     if pending or current is model:
         current = DefendedClassifier(current, pending, repeats=repeats, eot=eot, seed=seed, context=context)
     return current
@@ -118,5 +118,7 @@ def set_attacking(module: nn.Module, flag: bool) -> None:
 
 
 def reseed(module: nn.Module, seed: int) -> None:
-    for i, m in enumerate(m for m in module.modules() if isinstance(m, DefendedClassifier)):
+    """Reseed every randomized part of a defended pipeline: each module with a ``reseed(seed)``
+    method (DefendedClassifier, or a whole-model defence's wrapper that draws its own randomness)."""
+    for i, m in enumerate(m for m in module.modules() if callable(getattr(m, "reseed", None))):
         m.reseed(seed + 7919 * i)

@@ -35,10 +35,20 @@ TrainingAugmentation
     ``model``, ``x_train``/``y_train`` (may be replaced in ``setup``), ``num_classes``,
     ``device``, ``settings``, ``seed``, ``registry``, ``generator``, ``criterion``,
     ``feature_layers``, ``cache_dir``, ``data_augment`` (what the data pipeline already did to
-    each batch), ``epoch``, ``step`` and ``state`` (a dict the recipe shares). An attack a recipe crafts with is built from its ``attack``/``params`` fields and
-    checked before any training. Test one with ``advx.testing.check_augmentation(aug, ctx, batch)``.
+    each batch: "none" or an image augmentation's name), ``epoch``, ``step`` and ``state`` (a dict
+    the recipe shares). An attack a recipe crafts with is built from its ``attack``/``params``
+    fields and checked before any training. Test one with
+    ``advx.testing.check_augmentation(aug, ctx, batch)``. An *image augmentation* (subclass
+    ``advx.api.ImageAugmentation``) writes ``augment_images(x, generator) -> x`` instead; named in
+    ``[data] augment`` (or a variant's ``data_augment``) the trainer runs it on every batch before
+    the recipe, drawing from the trainer's generator.
 InferenceDefense
-    ``wrap(model) -> nn.Module``, the defended classifier. Input-transform defences subclass
+    ``wrap(model, context) -> nn.Module``, the defended classifier; ``context`` (below) lets a
+    defence fit something to clean training data when it is built (the distribution classifier
+    trains on transformed training images and caches it under ``cache_dir``), and a wrapper that
+    draws its own randomness gives itself a ``reseed(seed)`` method so each evaluation chunk is
+    reproducible (and ``averages_draws = N`` if every call averages N draws: that is EOT built
+    in). Input-transform defences subclass
     :class:`InputTransformDefense` and write ``transform(x, model, generator, context) -> x'``;
     the core chains them, gives each the *undefended* model, averages probabilities over
     ``repeats`` draws and, in adaptive attacks, differentiates through them — or, for a class
@@ -46,7 +56,9 @@ InferenceDefense
     optimisation), passes the gradient straight through (BPDA). ``randomized = True`` asks for
     EOT over ``eot`` draws and for ``repeats``; ``optimizes_input = True`` (counteract) makes the
     sanity checks ask for adaptive and gradient-free numbers. ``context`` holds ``train_x``,
-    ``train_y`` (clean training data on the device) and ``num_classes``.
+    ``train_y`` (clean training data on the device), ``num_classes``, ``train_index`` (the
+    experiment's training split; ``advx.api.training_subset`` gives a variant's ``train_fraction``
+    of it), ``seed`` and ``cache_dir`` (where fitted parts may be cached).
 Evaluator
     ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
 """
@@ -87,7 +99,7 @@ class TrainingAugmentation(Protocol):
 class InferenceDefense(Protocol):
     name: ClassVar[str]
 
-    def wrap(self, model: nn.Module) -> nn.Module: ...
+    def wrap(self, model: nn.Module, context: dict[str, Any] | None = None) -> nn.Module: ...
 
 
 @runtime_checkable

@@ -19,10 +19,9 @@ import torch
 from torch import nn
 
 from .config import ComponentSpec, TrainSettings
-from .data.augment import augment_batch
 from .data.bundle import DataBundle, as_float
 from .distributed import Dist, split_batch
-from .errors import AdvxWarning
+from .errors import AdvxWarning, ConfigError
 from .losses import make_criterion, one_hot
 from .progress import progress
 from .protocols import Batch
@@ -80,6 +79,20 @@ def create_augmentations(registry: Any, specs: tuple[ComponentSpec, ...]) -> lis
     return [registry.create("training_augmentation", s.name, s.params, where=f"{s.where}") for s in specs]
 
 
+def create_image_augmentation(registry: Any, name: str, where: str) -> Any:
+    """The data-pipeline step named ``name`` (None for "none"), checked to be an image
+    augmentation (``augment_images``) rather than a training recipe."""
+    if name == "none":
+        return None
+    aug = registry.create("training_augmentation", name, {}, where=where)
+    if not callable(getattr(aug, "augment_images", None)):
+        kinds = [n for n in registry.names("training_augmentation")
+                 if callable(getattr(registry.get("training_augmentation", n), "augment_images", None))]
+        raise ConfigError(f"{where}: {name!r} is a training recipe, not an image augmentation; list it in a "
+                          f"variant's augment = [...], or name one of: none, {', '.join(kinds)}")
+    return aug
+
+
 def adapt_model(model: nn.Module, augmentations: list[Any], ctx_info: dict[str, Any]) -> nn.Module:
     """Let augmentations change the architecture (e.g. insert fixer modules) — the same call is
     made before training and before loading a cached checkpoint, so both build the same net."""
@@ -112,10 +125,11 @@ def _wrap_ddp(model: nn.Module, params: list[nn.Parameter], device: torch.device
 def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentations: list[Any], *,
           seed: int, device: torch.device, registry: Any, cache_dir: Path | None = None,
           train_index: torch.Tensor | None = None, desc: str = "train", precision: str = "fp32",
-          data_augment: str = "none", dist: Dist | None = None) -> nn.Module:
+          data_augment: Any = None, dist: Dist | None = None) -> nn.Module:
     """Train ``model`` in place on ``data`` (optionally the subset ``train_index``); return it.
 
-    Under torchrun (``dist``), every rank draws the same global batch, takes its share and trains
+    ``data_augment`` (an ``ImageAugmentation`` or None) rewrites every batch's images before the
+    recipe sees them. Under torchrun (``dist``), every rank draws the same global batch, takes its share and trains
     a DistributedDataParallel wrapper; recipes that compute their own loss get their gradients
     averaged by hand. Recipes' own random draws use a per-rank generator.
     """
@@ -131,7 +145,7 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                        registry=registry, generator=hook_g,
                        criterion=make_criterion(settings.loss, settings.focal_gamma),
                        feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir,
-                       data_augment=data_augment)
+                       data_augment=getattr(data_augment, "name", "none"))
     for aug in augmentations:
         aug.setup(ctx)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -151,7 +165,9 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
             total_loss = 0.0
             for b in range(steps):
                 idx = perm[b * settings.batch_size:(b + 1) * settings.batch_size]
-                x_batch = augment_batch(as_float(ctx.x_train[idx]), data_augment, g)
+                x_batch = as_float(ctx.x_train[idx])
+                if data_augment is not None:
+                    x_batch = data_augment.augment_images(x_batch, g)
                 weight, batch = 1.0, Batch(x_batch, ctx.y_train[idx].float(), idx)
                 if dist.sharded:
                     part, weight = split_batch(torch.arange(len(idx), device=idx.device), dist)

@@ -161,7 +161,8 @@ Hooks (each returns a list of classes; all results are collected)
 ``advx_register_training_augmentations``
     training augmentations: any of ``setup``, ``augment``, ``loss``, ``teardown``.
 ``advx_register_inference_defenses``
-    inference defences: ``wrap(model) -> nn.Module`` (subclass ``InputTransformDefense``).
+    inference defences: ``wrap(model, context) -> nn.Module`` (subclass ``InputTransformDefense``
+    for an input transform; a whole-model defence writes ``wrap`` itself).
 ``advx_register_evaluators``
     evaluators: ``evaluate(results) -> list[MetricTable]``.
 ``advx_register_commands``

@@ -19,7 +19,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.tom
 SHRINK = {"epochs": lambda v: 1, "steps": lambda v: min(v, 2), "binary_search_steps": lambda v: 1,
           "queries": lambda v: min(v, 5), "targets": lambda v: min(v, 2),
           "repeats": lambda v: min(v, 2), "eot": lambda v: min(v, 2), "test_limit": lambda v: min(v, 8),
-          "n": lambda v: min(v, 2)}
+          "n": lambda v: min(v, 2), "draws": lambda v: min(v, 3)}
 
 
 def shrink(node):

@@ -6,6 +6,7 @@ import torch
 import advx
 from advx.config import TrainSettings
 from advx.data.sources import Digits
+from advx.errors import AdvxError, ConfigError
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
 from advx.protocols import AugmentationBase
 from advx.registry import Registry
@@ -112,12 +113,18 @@ def test_checkpoints_load_with_weights_only(tmp_path, data):
         load_checkpoint(tmp_path / "evil.pt")
 
 
-def test_paper003_augmentation_keeps_shape_and_range():
-    from advx.data.augment import augment_batch
-
-    x = torch.rand(16, 3, 32, 32)
-    g = torch.Generator().manual_seed(0)
-    out = augment_batch(x, "paper003", g)
-    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1 and not torch.equal(out, x)
-    with pytest.raises(ValueError, match="unknown data augmentation"):
-        augment_batch(x, "bogus", g)
+def test_an_image_augmentation_must_be_one(tmp_path):
+    """[data] augment names a registered image augmentation; a recipe or a typo is one line at its
+    TOML path, before anything trains."""
+    raw = {"data": {"name": "digits", "augment": "mixup"}, "model": {"name": "digits-cnn"},
+           "attack": [{"name": "fgsm"}]}
+    with pytest.raises(ConfigError, match="data.augment: 'mixup' is a training recipe, not an image "
+                                          "augmentation; .* name one of: none, crop-flip"):
+        advx.load_experiment(raw)
+    raw["data"]["augment"] = "crop-flop"
+    with pytest.raises(AdvxError, match="unknown training augmentation 'crop-flop' at data.augment; did you mean 'crop-flip'"):
+        advx.load_experiment(raw)
+    raw["data"]["augment"] = "none"
+    raw["train"] = [{"label": "aug", "data_augment": "crop-flip"}]
+    exp = advx.load_experiment(raw)
+    assert exp.image_augments() == [("none", "data.augment"), ("crop-flip", "train[0].data_augment")]

@@ -1,19 +1,21 @@
-"""Batch-level image augmentations chosen by ``[data] augment`` (or a variant's ``data_augment``).
+"""Batch-level image operations for data-pipeline augmentations, and the built-in ``crop-flip``.
 
-They run on the batch's device, vectorised over the batch, with random numbers drawn from the
-trainer's CPU generator so a seed fixes them on any device.
-
-- ``crop-flip``: reflect-pad + random crop and horizontal flips (the standard CIFAR recipe).
-- ``paper003``: paper 003 (fixers), Section 4 training details: reflect-pad + random crop, flips,
-  solarize(threshold 0.5, p = 0.3) and a 10x10 cutout (sizes scale with the image: 10 px at 32 px).
+A data-pipeline augmentation is an :class:`ImageAugmentation` (a training augmentation with
+``augment_images``) named in ``[data] augment`` or a variant's ``data_augment``: the trainer runs
+it on every batch before any recipe sees it. The operations run on the batch's device, vectorised
+over the batch, with random numbers drawn from the trainer's CPU generator so a seed fixes them on
+any device. Paper-specific presets live in their plugins (paper 003's ``paper003``: advx-fixer).
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+import attrs
 import torch
 import torch.nn.functional as F
 
-KINDS = ("none", "crop-flip", "paper003")
+from advx.protocols import AugmentationBase, Batch
 
 
 def _uniform(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -62,14 +64,28 @@ def cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     return x.masked_fill(hole[:, None], 0.0)
 
 
-def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
-    """Apply augmentation ``kind`` (one of ``KINDS``) to a float batch in [0, 1]."""
-    if kind == "none":
-        return x
-    if kind not in KINDS:
-        raise ValueError(f"unknown data augmentation {kind!r}; expected one of {', '.join(KINDS)}")
-    h = x.shape[-2]
-    x = random_flip(random_crop(x, max(1, round(h / 8)), g), g)
-    if kind == "paper003":
-        x = cutout(random_solarize(x, g), max(1, round(10 * h / 32)), g)
-    return x
+@attrs.define
+class ImageAugmentation(AugmentationBase):
+    """A data-pipeline augmentation: ``augment_images(x, generator) -> x`` rewrites a float batch
+    in [0, 1] (labels unchanged). Named in ``[data] augment`` it runs on every training batch
+    before the recipe (so a recipe crafts its adversarials on the augmented images, as paper 003
+    does, and sees the name in ``ctx.data_augment``); listed in a recipe it runs where it stands."""
+
+    name: ClassVar[str] = "image-augmentation"
+
+    def augment_images(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def augment(self, batch: Batch, ctx: Any) -> Batch:
+        return Batch(self.augment_images(batch.x, ctx.generator), batch.y, batch.index)
+
+
+@attrs.define
+class CropFlip(ImageAugmentation):
+    """The standard CIFAR recipe: reflect-pad by 1/8 of the side, random crop back, and a
+    horizontal flip with probability 1/2 (4 px and 50 % on 32 x 32)."""
+
+    name: ClassVar[str] = "crop-flip"
+
+    def augment_images(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_flip(random_crop(x, max(1, round(x.shape[-2] / 8)), generator), generator)

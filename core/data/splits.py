@@ -49,6 +49,16 @@ def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch
     return torch.nonzero(mask).flatten(), held
 
 
+def training_subset(y_train: torch.Tensor, train_index: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """The dataset indices a ``train_fraction`` variant trains on: a stratified ``fraction`` of the
+    experiment's training split ``train_index``. Every component that wants "the same subset as
+    the variants" (paper 003's 10 %, e.g. a defence fitted at wrap time) calls this."""
+    if fraction >= 1:
+        return train_index
+    labels = y_train[train_index.to(y_train.device)].cpu()
+    return train_index[stratified_subset(labels, fraction, seed + 4).to(train_index.device)]
+
+
 def fold_ids(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     """Fold number (0..k-1) of every sample; each class is dealt round-robin so folds balance."""
     if k < 1:

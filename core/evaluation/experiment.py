@@ -25,6 +25,7 @@ from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
+from advx.training import create_image_augmentation
 
 from advx.batching import seed_block
 
@@ -74,6 +75,7 @@ class Experiment:
         r, c = self.registry, self.config
         out: dict[str, Any] = {"dataset": r.create("dataset", c.data.dataset.name, c.data.dataset.params, where="data"),
                                "model": r.create("model", c.model.name, c.model.params, where="model")}
+        out["image_augment"] = {name: create_image_augmentation(r, name, where) for name, where in self.image_augments()}
         for t in c.trains:
             for s in t.settings.augment:
                 aug = r.create("training_augmentation", s.name, s.params, where=s.where)
@@ -91,6 +93,16 @@ class Experiment:
             raise ConfigError("evaluate.modes: 'black-box' runs gradient-free attacks only, and no [[attack]] is "
                               "one; add e.g. [[attack]] name = \"square\"")
         return out
+
+    def image_augments(self) -> list[tuple[str, str]]:
+        """(name, TOML path) of every data-pipeline augmentation the variants train with."""
+        c = self.config
+        first: dict[str, str] = {c.data.augment: "data.augment"}
+        for i, t in enumerate(c.trains):  # trains[0] is [model.train], the others [[train]] in order
+            if t.settings.data_augment is not None:
+                where = f"train[{i - 1}].data_augment" if i else "model.train.data_augment"
+                first.setdefault(t.settings.data_augment, where)
+        return list(first.items())
 
     # ------------------------------------------------------------------ data
     def prepare_data(self, device: torch.device) -> tuple[DataBundle, torch.Tensor, torch.Tensor]:
@@ -141,6 +153,7 @@ class Experiment:
         c = self.config
         used = [("model", c.model.name), ("dataset", c.data.dataset.name)]
         used += [("training_augmentation", a.name) for t in c.trains for a in t.settings.augment]
+        used += [("training_augmentation", name) for name, _ in self.image_augments() if name != "none"]
         used += [("attack", a.component.name) for a in c.attacks]
         used += [("inference_defense", s.name) for d in c.defenses for s in d.chain]
         used += [("evaluator", m.name) for m in c.evaluate.metrics]
@@ -214,7 +227,7 @@ class Experiment:
                                    pretrained=pretrained)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
-                                 dev, lo, hi, block)
+                                 dev, lo, hi, block, train_index=train_index, cache_dir=cache)
             cells = expand_grid(cfg, self.components["gradient_free"])
             bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
                            unit="cell")

@@ -15,10 +15,11 @@ from torch import nn
 from advx.checkpoints import Normalized, file_digest, load_weights, normalization
 from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
-from advx.data.splits import stratified_subset
+from advx.data.splits import training_subset
 from advx.distributed import Dist
 from advx.errors import AdvxWarning, ConfigError
-from advx.training import adapt_model, create_augmentations, load_checkpoint, save_checkpoint, spec_hash, train
+from advx.training import (adapt_model, create_augmentations, create_image_augmentation, load_checkpoint,
+                           save_checkpoint, spec_hash, train)
 
 
 def _resolved(registry: Any, kind: str, spec: Any, where: str) -> Any:
@@ -66,8 +67,10 @@ def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str |
     recipe = [_resolved(registry, "augmentation", a, where) for a in s.augment]
     # the plugin code a trained model depends on: its network, data and recipe, and the attack a
     # recipe crafts with, so a model trained by other code is retrained, not reused
+    image_augment = variant.data_augment(cfg.data)
     used = [("model", cfg.model.name), ("dataset", cfg.data.dataset.name),
             *(("training_augmentation", a.name) for a in s.augment),
+            *((("training_augmentation", image_augment),) if image_augment != "none" else ()),
             *(("attack", r["params"]["attack"]) for r in recipe
               if isinstance(r, dict) and isinstance(r["params"].get("attack"), str))]
     code = {"code": code_of(registry, used)}
@@ -209,15 +212,13 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         if cached:
             model.load_state_dict(state)
         else:
-            index = train_index
-            if s.train_fraction is not None and s.train_fraction < 1:
-                sub = stratified_subset(data.y_train[train_index.to(data.y_train.device)].cpu(), s.train_fraction,
-                                        cfg.experiment.seed + 4)
-                index = train_index[sub]
+            index = train_index if s.train_fraction is None else training_subset(
+                data.y_train, train_index, s.train_fraction, cfg.experiment.seed)
             train(model, data, s, augs, seed=cfg.experiment.seed, device=device, registry=registry,
                   cache_dir=cache_dir, train_index=index, desc=f"train {variant.label}",
                   precision=cfg.experiment.precision,
-                  data_augment=s.data_augment if s.data_augment is not None else cfg.data.augment, dist=dist)
+                  data_augment=create_image_augmentation(registry, variant.data_augment(cfg.data),
+                                                         f"train[{variant.label}].data_augment"), dist=dist)
             if dist.rank == 0 or not dist.group:  # separate shard jobs each keep their own
                 save_checkpoint(model, path, {"label": variant.label, "hash": h})
             dist.barrier()

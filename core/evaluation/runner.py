@@ -32,7 +32,8 @@ class CellRunner:
     """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
 
     def __init__(self, exp: Any, store: RunStore, data: DataBundle, test_index: torch.Tensor,
-                 models: dict[str, CountingModel], device: torch.device, lo: int, hi: int, block: int) -> None:
+                 models: dict[str, CountingModel], device: torch.device, lo: int, hi: int, block: int, *,
+                 train_index: torch.Tensor, cache_dir: Any) -> None:
         self.exp, self.cfg, self.store, self.data, self.models, self.device = exp, exp.config, store, data, models, device
         self.lo, self.hi = lo, hi  # the sample range this process evaluates (all of it unless sharded)
         self.test_index = test_index.to(device)
@@ -46,6 +47,10 @@ class CellRunner:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
         self.sanity = SanityLog()
         self._defended: dict[tuple[str, str, str], nn.Module] = {}
+        #: what every defence is given (protocols.py: InferenceDefense): clean training data for
+        #: MI-OL's pool or a classifier fitted at wrap time, which caches under ``cache_dir``
+        self.defense_context = {"train_x": data.x_train, "train_y": data.y_train, "num_classes": data.num_classes,
+                                "train_index": train_index, "seed": self.cfg.experiment.seed, "cache_dir": cache_dir}
 
     def defended(self, train: str, defense: str, attacking: bool) -> nn.Module:
         key = (train, defense, "attack" if attacking else "eval")
@@ -54,8 +59,8 @@ class CellRunner:
             chain = [] if d is None else self.exp.components["defenses"][(d.label, d.trains)]
             repeats = 1 if d is None else d.repeats
             eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-            context = {"train_x": self.data.x_train, "train_y": self.data.y_train, "num_classes": self.data.num_classes}
-            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot, context=context)
+            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot,
+                                                 context=self.defense_context)
         return self._defended[key]
 
     def batch_for(self, train: str, defense: str) -> int:
@@ -170,6 +175,8 @@ class CellRunner:
                 d = find_defense(self.cfg, cell.defense, cell.train)
                 eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
                 attacked = self.defended(cell.train, cell.defense, attacking=True)
+                # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
+                eot = max(eot, *(getattr(m, "averages_draws", 1) for m in attacked.modules()))
                 self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
                                        attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
                                        modes=self.cfg.evaluate.modes)

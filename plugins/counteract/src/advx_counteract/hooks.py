@@ -5,9 +5,10 @@ from __future__ import annotations
 from advx.api import hookimpl
 
 from .counteract import Counteract
+from .distribution import DistributionClassifier
 from .randomized import DEFENSES
 
 
 @hookimpl
 def advx_register_inference_defenses() -> list[type]:
-    return [Counteract, *DEFENSES]
+    return [Counteract, *DEFENSES, DistributionClassifier]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from advx.api import hookimpl
 
+from .augment import Paper003Augmentation
 from .fixer import DenoisingBlocks, FixerTraining
 
 
 @hookimpl
 def advx_register_training_augmentations() -> list[type]:
-    return [FixerTraining, DenoisingBlocks]
+    return [FixerTraining, DenoisingBlocks, Paper003Augmentation]
