@@ -130,14 +130,14 @@ def eval_(model: str | None, model_args: tuple[str, ...], checkpoint: str | None
 
 def _key_values(items: tuple[str, ...], option: str) -> dict[str, object]:
     """``KEY=VALUE`` pairs, each value read as TOML (numbers, booleans, tables) or else a string."""
-    from advx.config import _parse_value
+    from advx.overrides import parse_value
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
-        out[key.strip()] = _parse_value(value.strip())
+        out[key.strip()] = parse_value(value.strip())
     return out
 
 

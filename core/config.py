@@ -1,191 +1,33 @@
-"""Experiment configuration: TOML parsed into attrs classes.
+"""Experiment configuration: a TOML table parsed into the attrs classes of :mod:`advx.settings`
+(re-exported here, the names the rest of advx imports).
 
 Every error names the TOML path, the bad value and what would be valid. Numbers such as
-``"8/255"`` are accepted wherever a float is. ``apply_overrides`` implements
-``advx run X.toml --set model.train.epochs=2``. Component parameters (everything in a
-component table except the reserved keys) are validated against the component's attrs
-fields by the registry when the experiment is resolved.
+``"8/255"`` are accepted wherever a float is (:mod:`advx.values`); ``--set`` overrides are
+:mod:`advx.overrides`. Component parameters (everything in a component table except the reserved
+keys) are validated against the component's attrs fields by the registry when the experiment is
+resolved.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
-import json
 import math
 from pathlib import Path
-from typing import Any, Literal
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
-    import tomli as tomllib  # type: ignore[no-redef]
+from typing import Any
 
 import attrs
 
 from .errors import ComponentParameterError, ConfigError
-from .registry.resolve import coerce, field_table
+from .overrides import apply_overrides, read_toml
+from .settings import (MODEL_FILE_KEYS, MODES, AttackSpec, ComponentSpec, DataSettings, DefenseVariant,
+                       EvaluateSettings, ExperimentConfig, ExperimentSettings, ModelFiles, TrainSettings, TrainVariant)
+from .values import coerce, field_table
 
-
-@attrs.frozen
-class ComponentSpec:
-    """A component named in the config: its registry name, parameters and TOML path."""
-
-    name: str
-    params: dict[str, Any] = attrs.field(factory=dict)
-    where: str = ""
-
-    def key(self) -> str:
-        return json.dumps({"name": self.name, "params": self.params}, sort_keys=True, default=str)
-
-    def short(self) -> str:
-        if not self.params:
-            return self.name
-        return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
-
-
-@attrs.frozen
-class ExperimentSettings:
-    name: str = "experiment"
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "bf16"] = "fp32"
-    output: str = "runs/experiment.h5"
-    cache_dir: str = ""
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the trained models for evaluation (worth it on CUDA)
-
-
-@attrs.frozen
-class DataSettings:
-    dataset: ComponentSpec
-    train_fraction: float = 1.0
-    val_fraction: float = 0.0
-    test_limit: int | None = None
-    splits: int = 1
-    #: "none" or a registered image augmentation run on every training batch ("crop-flip";
-    #: plugins add their own, e.g. advx-fixer's "paper003")
-    augment: str = "none"
-
-
-@attrs.frozen
-class TrainSettings:
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: Literal["none", "step", "multistep", "onecycle", "cosine"] = "none"
-    step_size: int = 30
-    #: "multistep": lr × gamma at each of these epochs (paper 001: 300, 400 of 500; paper 004: 100, 150)
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    loss: Literal["ce", "focal"] = "ce"
-    focal_gamma: float = 2.0
-    augment: tuple[ComponentSpec, ...] = ()
-    checkpoint: str | None = None
-    #: "scratch", "base" or the label of an earlier [[train]] variant: start from that trained
-    #: model (paper 001 Table 5 adversarially trains each pretrained model: init = "mixup").
-    init: str = "scratch"
-    train_fraction: float | None = None  # this variant only: stratified subset of the training split
-    data_augment: str | None = None  # this variant's image augmentation; None: data.augment
-
-
-@attrs.frozen
-class TrainVariant:
-    label: str
-    settings: TrainSettings
-
-    def data_augment(self, data: DataSettings) -> str:
-        """The image augmentation this variant's batches get: its own, else the data's."""
-        return self.settings.data_augment if self.settings.data_augment is not None else data.augment
-
-
-@attrs.frozen
-class DefenseVariant:
-    label: str
-    chain: tuple[ComponentSpec, ...] = ()
-    repeats: int = 1
-    eot: int | None = None
-    #: only these trained models get this pipeline (paper 004 tunes MI-OL's λ and the crop sizes
-    #: per model); None: every trained model
-    trains: tuple[str, ...] | None = None
-
-
-@attrs.frozen
-class AttackSpec:
-    label: str
-    component: ComponentSpec
-    target: Literal["none", "random", "least-likely"] = "none"
-    sweep_param: str | None = None
-    sweep_value: Any = None
-    defenses: tuple[str, ...] | None = None  # only these pipelines (defence labels, "none"); None: all
-
-
-def _batch_size(_: Any, attribute: Any, value: Any) -> None:
-    if value != "auto" and (not isinstance(value, int) or value < 1):
-        raise ConfigError(f"evaluate.{attribute.name}: expected a positive integer or \"auto\", got {value!r}")
-
-
-#: Threat models: where the adversarial examples of a cell are crafted.
-#: oblivious — on the undefended trained model (reused for every defence);
-#: adaptive — on the whole defended pipeline (BPDA + EOT);
-#: transfer — on the model ``evaluate.transfer_from`` (e.g. the frozen base, paper 003);
-#: black-box — gradient-free attacks only, querying the whole defended pipeline.
-MODES = ("oblivious", "adaptive", "transfer", "black-box")
-
-
-@attrs.frozen
-class EvaluateSettings:
-    modes: tuple[Literal["oblivious", "adaptive", "transfer", "black-box"], ...] = ("oblivious",)
-    transfer_from: str | None = None
-    batch_size: int | Literal["auto"] = attrs.field(default="auto", validator=_batch_size)
-    chunk_size: int = 1024
-    eot: int = 1
-    save_adversarials: bool = False
-    include_undefended: bool = True
-    metrics: tuple[ComponentSpec, ...] = ()
-
-
-@attrs.frozen
-class ModelFiles:
-    """The base network's own trained weights and input scaling (``[model]`` keys beside
-    ``name``): ``checkpoint`` (state dict .pt, .safetensors or TorchScript; without ``name`` a
-    TorchScript archive is the network itself), ``strip_prefix`` (e.g. ``"module."``) and
-    ``normalize`` (a preset or ``{mean, std}``, applied inside the model so eps stays in pixels)."""
-
-    checkpoint: str | None = None
-    strip_prefix: str = ""
-    normalize: str | dict[str, Any] | None = None
-
-
-MODEL_FILE_KEYS = frozenset({"checkpoint", "strip_prefix", "normalize"})
-
-
-@attrs.frozen
-class ExperimentConfig:
-    experiment: ExperimentSettings
-    data: DataSettings
-    model: ComponentSpec
-    base_train: TrainSettings
-    trains: tuple[TrainVariant, ...]
-    defenses: tuple[DefenseVariant, ...]
-    attacks: tuple[AttackSpec, ...]
-    evaluate: EvaluateSettings
-    raw: dict[str, Any] = attrs.field(eq=False, repr=False)
-    model_files: ModelFiles = ModelFiles()
-
-    @property
-    def pretrained(self) -> bool:
-        """The base network arrives trained (a checkpoint, a source's weights): evaluated as loaded."""
-        from advx.model_sources import arrives_trained
-
-        return self.model_files.checkpoint is not None or arrives_trained(self.model.name, self.model.params)
-
-    def text(self) -> str:
-        """Canonical JSON of the raw config (what the store keeps and compares)."""
-        return json.dumps(self.raw, sort_keys=True, default=str)
+__all__ = [
+    "MODEL_FILE_KEYS", "MODES", "AttackSpec", "ComponentSpec", "DataSettings", "DefenseVariant", "EvaluateSettings",
+    "ExperimentConfig", "ExperimentSettings", "ModelFiles", "TrainSettings", "TrainVariant", "apply_overrides",
+    "load_config", "parse_config", "read_toml",
+]
 
 
 TOP_KEYS = {"experiment", "data", "model", "train", "defense", "attack", "evaluate"}
@@ -463,68 +305,6 @@ def _check_ranges(cfg: "ExperimentConfig") -> None:
              "a positive integer (1: one draw)")
         need(dv.eot is None or (isinstance(dv.eot, int) and dv.eot >= 1), f"defense[{dv.label}].eot", dv.eot,
              "a positive integer")
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied (TOML-typed values;
-    integers in the path index arrays: ``attack.0.steps=5``)."""
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.train.epochs=2")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        node: Any = raw
-        for depth, part in enumerate(parts[:-1]):
-            where = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, (dict, list)):
-                raise ConfigError(f"--set {key}: {where} is {node!r}, not a table")
-        last = parts[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise ConfigError(f"--set {key}: index {last} out of range")
-            node[int(last)] = _parse_value(value.strip())
-        else:
-            node[last] = _parse_value(value.strip())
-            _relabel(raw, parts, value.strip())
-    return raw
-
-
-_NOT_PARAMETERS = {"label", "target", "sweep", "defenses", "name"}
-
-
-def _relabel(raw: dict[str, Any], parts: list[str], value: str) -> None:
-    """A label written for the TOML's parameters ("PGD-10") must not name an overridden run:
-    ``--set attack.1.steps=20`` makes it "PGD-10 [steps=20]" so the table says what ran."""
-    if len(parts) == 3 and parts[0] == "attack" and parts[1].isdigit() and parts[2] not in _NOT_PARAMETERS:
-        table = raw["attack"][int(parts[1])]
-        if isinstance(table, dict) and isinstance(table.get("label"), str):
-            table["label"] = f"{table['label']} [{parts[2]}={value}]"
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: no such config file")
-    try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a text (UTF-8) file; a config is a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
 
 
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> ExperimentConfig:

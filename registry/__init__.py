@@ -177,9 +177,11 @@ Rules the registry enforces
   entry points ``a`` and ``b``.
 """
 
+from advx.values import coerce, field_table, instantiate, parse_number
+
 from .hookspecs import KIND_HOOKS, hookimpl, hookspec
 from .manager import AdvxPluginManager, make_plugin_manager
-from .resolve import Registry, coerce, field_table, instantiate, normalize_kind, parse_number
+from .resolve import Registry, normalize_kind
 
 __all__ = [
     "KIND_HOOKS", "AdvxPluginManager", "Registry", "coerce", "field_table", "hookimpl", "hookspec",

@@ -61,7 +61,7 @@ def cache_dir() -> Path:
 
 def build(registry: Any) -> dict[str, Any]:
     """The catalog of a loaded registry (JSON-ready)."""
-    from .resolve import field_table
+    from advx.values import field_table
 
     kinds: dict[str, dict[str, Any]] = {}
     for kind in KIND_HOOKS:

@@ -164,7 +164,7 @@ STRENGTH = ("eps", "steps", "restarts", "queries", "max_iter", "iterations")
 
 
 def eval_number(v: Any) -> float:
-    from advx.registry.resolve import parse_number
+    from advx.values import parse_number
 
     try:
         return parse_number(v, "sweep")

@@ -1,4 +1,6 @@
-"""The HDF5 run file. This is the only module that imports h5py.
+"""The HDF5 run file. This package is the only code that imports h5py: ``RunStore`` here, the
+merge of per-rank shards in :mod:`.shards`, the repair of a file a failed write truncated in
+:mod:`.repair`.
 
 Schema (``advx report`` and plain h5py readers rely on it; see docs in README "Run file"):
 
@@ -38,7 +40,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -109,91 +110,10 @@ def _os_reason(exc: BaseException) -> str:
     return m.group(1) if m else text.splitlines()[0][:160]
 
 
-def _stored_eof(exc: BaseException) -> int | None:
+def stored_eof(exc: BaseException) -> int | None:
     """HDF5's "truncated file: eof = A, ..., stored_eof = B": the size the file should have."""
     m = re.search(r"truncated file.*stored_eof = (\d+)", str(exc))
     return int(m.group(1)) if m else None
-
-
-def repair_run(path: Path) -> tuple[int, int, Path]:
-    """Rewrite a run file truncated by a failed write, keeping every finished cell that reads back
-    whole (its per-sample ``index`` equal to the run's test index) and everything else readable.
-    Unfinished or damaged cells are left out and recomputed on the next run. The damaged file is
-    kept beside it; returns (cells kept, cells dropped, the damaged file's path)."""
-    path = Path(path)
-    backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-    shutil.copy2(path, backup)
-    padded = path.with_name(path.name + ".padded")
-    shutil.copy2(path, padded)
-    try:
-        real_eof = padded.stat().st_size  # bytes that reached the disk; anything stored past them is lost
-        with open(padded, "rb+") as fh:
-            try:
-                h5py.File(padded, "r").close()
-            except OSError as exc:
-                eof = _stored_eof(exc)
-                if eof is None:
-                    raise StoreError(f"{path}: not repairable ({exc})") from None
-                fh.truncate(eof)  # zeros where the lost writes were: HDF5 can open it again
-        kept = dropped = 0
-        fresh = path.with_name(path.name + ".repaired")
-        with h5py.File(padded, "r") as src, h5py.File(fresh, "w") as dst:
-            dst.attrs.update(dict(src.attrs))
-            test = _readable(src, "test", real_eof)
-            index = src["test/index"][()] if test else None
-            for top in src:
-                if top == "cells" or not _readable(src, top, real_eof):
-                    continue
-                src.copy(src[top], dst, name=top)
-            if index is not None and "shard_lo" in src.attrs:  # one shard's file holds its own rows
-                index = index[int(src.attrs["shard_lo"]):int(src.attrs["shard_hi"])]
-            for name in src.get("cells", {}):
-                g = f"cells/{name}"
-                if index is not None and _finished_and_whole(src, g, index, real_eof):
-                    dst.require_group("cells")
-                    src.copy(src[g], dst["cells"], name=name)
-                    kept += 1
-                else:
-                    dropped += 1
-        fresh.replace(path)
-    finally:
-        padded.unlink(missing_ok=True)
-    return kept, dropped, backup
-
-
-def _readable(f: h5py.File, name: str, eof: int) -> bool:
-    """Every dataset under ``name`` reads, and all its bytes lie in the part of the file that was
-    really written (a padded region reads back as zeros, not as an error)."""
-    try:
-        bad = f[name].visititems(lambda _, o: None if not isinstance(o, h5py.Dataset) or _whole(o, eof) else True)
-        return not bad
-    except Exception:  # any HDF5 read error means "not whole"
-        return False
-
-
-def _whole(ds: h5py.Dataset, eof: int) -> bool:
-    ds[()]
-    if ds.chunks is None:
-        offset = ds.id.get_offset()
-        return offset is None or offset + ds.id.get_storage_size() <= eof  # None: compact or empty
-    needed = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)]))
-    if ds.id.get_num_chunks() < needed:  # a chunk never written reads back as the fill value (zeros)
-        return False
-    for i in range(ds.id.get_num_chunks()):
-        info = ds.id.get_chunk_info(i)
-        if info.byte_offset + info.size > eof:
-            return False
-    return True
-
-
-def _finished_and_whole(f: h5py.File, g: str, index: np.ndarray, eof: int) -> bool:
-    try:
-        a = f[g].attrs
-        n = int(a.get("n_done", 0))
-        return (a.get("status") == "done" and _readable(f, g, eof) and
-                np.array_equal(f[g]["index"][:n], index[:n]) and n == len(index))
-    except Exception:
-        return False
 
 
 class RunStore:
@@ -226,7 +146,7 @@ class RunStore:
             try:
                 self.f = h5py.File(self.path, self.mode, locking=False)
             except OSError as exc:
-                if self.mode == "r" or _stored_eof(exc) is None:
+                if self.mode == "r" or stored_eof(exc) is None:
                     raise
                 kept, dropped, backup = repair_run(self.path)  # a write failed last time: keep what is whole
                 warnings.warn(f"{self.path} was damaged by a failed write; kept {kept} finished cells, "
@@ -235,7 +155,7 @@ class RunStore:
                 self.f = h5py.File(self.path, self.mode, locking=False)
         except OSError as exc:
             self._release()
-            if self.mode == "r" and _stored_eof(exc) is not None:
+            if self.mode == "r" and stored_eof(exc) is not None:
                 raise StoreError(f"{self.path} is damaged (a write failed: {exc}); `advx repair {self.path}` "
                                  f"keeps every finished cell, or re-run the same command to repair and resume") from None
             fix = "" if self.mode == "r" else "; delete it or choose another --out"
@@ -403,84 +323,15 @@ class RunStore:
         return {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset) and k != "x_adv"}
 
 
-_SUMMED = ("seconds", "forwards", "backwards", "crafted")
-
-
-def _shard_empty(shard: RunStore) -> bool:
-    """A rank dealt no samples (more ranks than seed blocks) has nothing to finish."""
-    return int(shard.f.attrs["shard_hi"]) == int(shard.f.attrs["shard_lo"])
-
-
-def _shard_done(shard: RunStore, path: str) -> bool:
-    if not shard.has(path):
-        return _shard_empty(shard)
-    a = shard.attrs(path)
-    if path.startswith("cells/"):
-        return a.get("status") == "done"
-    return int(a.get("n_done", 0)) == int(shard.f.attrs["shard_hi"]) - int(shard.f.attrs["shard_lo"])
-
-
-def merge_shards(main: RunStore, shard_files: list[Path]) -> tuple[list[str], list[str]]:
-    """Append every group finished in all shards (rank order) to ``main``; return (merged, unfinished).
-
-    Groups already finished in ``main`` are left alone, so merging twice changes nothing.
-    """
-    merged: list[str] = []
-    unfinished: list[str] = []
-    with contextlib.ExitStack() as stack:  # every opened shard is closed, even if a later one fails
-        shards = [stack.enter_context(RunStore(p, mode="r")) for p in shard_files]
-        worlds = {int(s.f.attrs.get("shard_world", -1)) for s in shards}
-        if worlds != {len(shards)} or sorted(int(s.f.attrs["shard_rank"]) for s in shards) != list(range(len(shards))):
-            raise StoreError(f"{main.path}: shards {[str(p) for p in shard_files]} are not ranks 0..{len(shards) - 1} "
-                             "of one job")
-        shards.sort(key=lambda s: int(s.f.attrs["shard_rank"]))
-        for s in shards:
-            if s.f.attrs["config_hash"] != main.f.attrs["config_hash"]:
-                raise StoreError(f"{s.path} was written by a different config than {main.path}")
-        for top in ("adversarials", "cells"):
-            for name in sorted({n for s in shards for n in s.names(top)}):
-                path = f"{top}/{name}"
-                if main.has(path) and (main.attrs(path).get("status") == "done" or
-                                       (top == "adversarials" and main.n_done(path) == len(main.read("test/index")))):
-                    continue
-                if not all(_shard_done(s, path) for s in shards):
-                    unfinished.append(path)
-                    continue
-                if main.has(path):
-                    del main.f[path]
-                for s in shards:
-                    n = s.n_done(path)
-                    if n == 0:
-                        continue
-                    g = s.f[path]
-                    arrays = {k: g[k][:n] for k in g if isinstance(g[k], h5py.Dataset)}
-                    main.append(path, arrays, chunk=g[next(iter(arrays))].chunks[0],
-                                extra_attrs={k: v for k, v in s.attrs(path).items() if k in _SUMMED})
-                first = next(s for s in shards if s.has(path))
-                keep = {k: v for k, v in first.attrs(path).items() if k not in _SUMMED and k != "n_done"}
-                main.set_attrs(path, **keep)
-                merged.append(path)
-    return merged, unfinished
-
-
-def adopt_header(main: RunStore, shard_file: Path) -> None:
-    """Give an empty run file the header, test split and model records of one of its shards."""
-    with RunStore(shard_file, mode="r") as shard:
-        assert main.f is not None and shard.f is not None
-        if "advx_schema" not in main.f.attrs:
-            main.f.attrs.update({k: shard.f.attrs[k] for k in ("advx_schema", "config", "config_hash", "versions",
-                                                              "device", "created")})
-        for name in shard.names("test"):
-            if not main.has(f"test/{name}"):
-                main.write_array(f"test/{name}", shard.read(f"test/{name}"))
-        for name in shard.names("models"):
-            if not main.has(f"models/{name}"):
-                main.set_attrs(f"models/{name}", **shard.attrs(f"models/{name}"))
-        main.flush()
-
-
 def config_of(path: Path) -> str:
     """The config text a run file (or shard) was written with."""
     with RunStore(path, mode="r") as s:
         assert s.f is not None
         return str(s.f.attrs["config"])
+
+
+from .repair import repair_run  # noqa: E402  (they build on RunStore and the helpers above)
+from .shards import adopt_header, merge_shards  # noqa: E402
+
+__all__ = ["SCHEMA", "RunStore", "adopt_header", "check_writable", "config_of", "merge_shards", "read_arrays",
+           "repair_run"]
