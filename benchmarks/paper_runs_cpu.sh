@@ -18,7 +18,7 @@ python plugins/batchout/results/deepfool_iterations/check.py runs/batchout_mnist
 # stored: plugins/mixup/results/mixup_at_mnist (full MNIST; standard training 20 epochs, adversarial
 # training 2 epochs from each pretrained model at lr 0.01 with a 1-epoch eps ramp; 2,000 test images)
 advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.train.epochs=20 \
-  --set model.train.milestones=[12,16] \
+  --set 'model.train.milestones=[12,16]' \
   --set train.2.epochs=2 --set train.2.lr=0.01 --set train.2.augment.0.eps_warmup=1 \
   --set train.3.epochs=2 --set train.3.lr=0.01 --set train.3.augment.0.eps_warmup=1 \
   --set train.4.epochs=2 --set train.4.lr=0.01 --set train.4.augment.0.eps_warmup=1 \

@@ -70,14 +70,19 @@ def lookup(summary: dict, ref: dict):
 
 
 def render_claims(source: Path) -> str:
+    """The claims table; a ``measured`` reference may name its own ``summary`` (another stored run
+    of the same plugin, e.g. a baseline run separately), else the file's."""
     claims = json.loads(source.read_text())
-    summary = json.loads((ROOT / claims["summary"]).read_text())
+    summaries = {claims["summary"]: json.loads((ROOT / claims["summary"]).read_text())}
     lines = ["| claim | paper | measured | setting | verdict |", "| --- | --- | --- | --- | --- |"]
     for c in claims["claims"]:
         if c.get("measured") is None:
             measured = "not measured"
         else:
-            value = lookup(summary, c["measured"])
+            path = c["measured"].get("summary", claims["summary"])
+            if path not in summaries:
+                summaries[path] = json.loads((ROOT / path).read_text())
+            value = lookup(summaries[path], c["measured"])
             measured = f"{value:.2f}" if isinstance(value, float) else str(value)
         lines.append(f"| {c['claim']} | {c['paper']} | {measured} | {c['setting']} | {c['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -58,6 +58,32 @@ def test_claims_look_up_the_measured_cell(tmp_path, monkeypatch):
     (tmp_path / "c.json").write_text(json.dumps({"summary": "s.json", "command": "x", "claims": [
         {"claim": "GN05 PGD", "paper": "21.51", "measured": {"table": "accuracy", "row": ["GN05", "none"],
                                                              "column": "PGD"}, "setting": "s", "verdict": "ok"},
-        {"claim": "CIFAR", "paper": "61.6", "measured": None, "setting": "c", "verdict": "not measured: no data"}]}))
+        {"claim": "CIFAR", "paper": "61.6", "measured": None, "setting": "c", "verdict": "not measured: no data"},
+        {"claim": "other run", "paper": "1", "measured": {"summary": "t.json", "table": "accuracy", "row": ["drn"],
+                                                          "column": "PGD"}, "setting": "t", "verdict": "ok"}]}))
+    (tmp_path / "t.json").write_text(json.dumps({"tables": [
+        {"title": "accuracy (%) — oblivious", "columns": ["train", "PGD"], "rows": [["drn", 7.125]]}]}))
     assert readme_tables.render_claims(tmp_path / "c.json").splitlines()[2:] == [
-        "| GN05 PGD | 21.51 | 21.46 | s | ok |", "| CIFAR | 61.6 | not measured | c | not measured: no data |"]
+        "| GN05 PGD | 21.51 | 21.46 | s | ok |", "| CIFAR | 61.6 | not measured | c | not measured: no data |",
+        "| other run | 1 | 7.12 | t | ok |"]
+
+
+def script_commands() -> list[str]:
+    """The commands of benchmarks/paper_runs_cpu.sh, continuation lines joined, spaces collapsed."""
+    text = (ROOT / "benchmarks" / "paper_runs_cpu.sh").read_text().replace("\\\n", " ")
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_paper_runs_script_lists_exactly_the_commands_of_the_stored_runs():
+    """Every stored run's summary names the command that made it, and that command is in
+    benchmarks/paper_runs_cpu.sh; every advx run there that writes a report has its stored run."""
+    commands = script_commands()
+    summaries = sorted(ROOT.glob("plugins/*/results/*/summary.json"))
+    assert summaries
+    for path in summaries:
+        command = " ".join(json.loads(path.read_text())["command"].split())
+        assert command in commands, f"{path.relative_to(ROOT)}: {command!r} is not in paper_runs_cpu.sh"
+    for command in commands:
+        if command.startswith("advx run") and "--report-dir" in command:
+            report_dir = command.split("--report-dir")[1].split()[0]
+            assert (ROOT / report_dir / "summary.json").is_file(), f"{command!r}: nothing stored in {report_dir}"
