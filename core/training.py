@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import nn
 
-from .config import ComponentSpec, TrainSettings
+from .config import TrainSettings
 from .data.bundle import DataBundle, as_float
 from .distributed import Dist, split_batch
 from .errors import AdvxWarning, ConfigError
@@ -73,10 +73,6 @@ def _scheduler(opt: torch.optim.Optimizer, s: TrainSettings, steps_per_epoch: in
     if s.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(opt, [m * steps_per_epoch for m in s.milestones], gamma=s.gamma)
     return None
-
-
-def create_augmentations(registry: Any, specs: tuple[ComponentSpec, ...]) -> list[Any]:
-    return [registry.create("training_augmentation", s.name, s.params, where=f"{s.where}") for s in specs]
 
 
 def create_image_augmentation(registry: Any, name: str, where: str) -> Any:

@@ -125,6 +125,30 @@ def test_an_image_augmentation_must_be_one(tmp_path):
     with pytest.raises(AdvxError, match="unknown training augmentation 'crop-flop' at data.augment; did you mean 'crop-flip'"):
         advx.load_experiment(raw)
     raw["data"]["augment"] = "none"
-    raw["train"] = [{"label": "aug", "data_augment": "crop-flip"}]
-    exp = advx.load_experiment(raw)
-    assert exp.image_augments() == [("none", "data.augment"), ("crop-flip", "train[0].data_augment")]
+    raw["train"] = [{"label": "aug", "data_augment": "crop-flip"}, {"label": "bad", "data_augment": "fixer"}]
+    with pytest.raises(ConfigError, match=r"train\[1\].data_augment: 'fixer' is a training recipe"):
+        advx.load_experiment(raw)
+    raw["train"].pop()
+    assert sorted(advx.load_experiment(raw).components["image_augment"]) == ["crop-flip", "none"]
+
+
+def test_each_component_is_created_once_per_run(tmp_path, monkeypatch):
+    """One TOML component, one instance: the experiment resolves each from its TOML path once, and
+    training, the model cache key and evaluation all use that instance."""
+    import collections
+
+    counts = collections.Counter()
+    create = Registry.create
+
+    def counted(self, kind, name, params=None, where=None):
+        counts[(kind, name)] += 1
+        return create(self, kind, name, params, where)
+
+    monkeypatch.setattr(Registry, "create", counted)
+    raw = {"experiment": {"cache_dir": str(tmp_path)},
+           "data": {"name": "digits", "test_limit": 20, "augment": "crop-flip"},
+           "model": {"name": "digits-cnn", "train": {"epochs": 1}},
+           "train": [{"label": "mix", "epochs": 1, "augment": [{"name": "mixup"}]}],
+           "attack": [{"name": "fgsm", "eps": 0.1}]}
+    advx.load_experiment(raw).run(tmp_path / "run.h5")
+    assert counts and set(counts.values()) == {1}, dict(counts)

@@ -25,13 +25,12 @@ from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
-from advx.training import create_image_augmentation
 
 from advx.batching import seed_block
 
 from .cells import (expand_grid)
 from .counting import CountingModel
-from .models import code_of, load_pretrained, obtain_models, weights_key
+from .models import code_of, load_pretrained, obtain_models, resolve_training, weights_key
 from .runner import CellRunner
 from .results import RunResults
 from .sanity import SanityLog
@@ -74,11 +73,9 @@ class Experiment:
         """Create every component once so a bad name or parameter fails before any training."""
         r, c = self.registry, self.config
         out: dict[str, Any] = {"dataset": r.create("dataset", c.data.dataset.name, c.data.dataset.params, where="data"),
-                               "model": r.create("model", c.model.name, c.model.params, where="model")}
-        out["image_augment"] = {name: create_image_augmentation(r, name, where) for name, where in self.image_augments()}
+                               **resolve_training(c, r)}  # the model factory, recipes and image augmentations
         for t in c.trains:
-            for s in t.settings.augment:
-                aug = r.create("training_augmentation", s.name, s.params, where=s.where)
+            for s, aug in zip(t.settings.augment, out["recipes"][t.label]):
                 attack = getattr(aug, "attack", None)  # an attack a recipe crafts with: check it before training
                 if isinstance(attack, str) and isinstance(getattr(aug, "params", None), dict):
                     r.create("attack", attack, aug.params, where=f"{s.where}.params")
@@ -93,16 +90,6 @@ class Experiment:
             raise ConfigError("evaluate.modes: 'black-box' runs gradient-free attacks only, and no [[attack]] is "
                               "one; add e.g. [[attack]] name = \"square\"")
         return out
-
-    def image_augments(self) -> list[tuple[str, str]]:
-        """(name, TOML path) of every data-pipeline augmentation the variants train with."""
-        c = self.config
-        first: dict[str, str] = {c.data.augment: "data.augment"}
-        for i, t in enumerate(c.trains):  # trains[0] is [model.train], the others [[train]] in order
-            if t.settings.data_augment is not None:
-                where = f"train[{i - 1}].data_augment" if i else "model.train.data_augment"
-                first.setdefault(t.settings.data_augment, where)
-        return list(first.items())
 
     # ------------------------------------------------------------------ data
     def prepare_data(self, device: torch.device) -> tuple[DataBundle, torch.Tensor, torch.Tensor]:
@@ -153,7 +140,7 @@ class Experiment:
         c = self.config
         used = [("model", c.model.name), ("dataset", c.data.dataset.name)]
         used += [("training_augmentation", a.name) for t in c.trains for a in t.settings.augment]
-        used += [("training_augmentation", name) for name, _ in self.image_augments() if name != "none"]
+        used += [("training_augmentation", name) for name in self.components["image_augment"] if name != "none"]
         used += [("attack", a.component.name) for a in c.attacks]
         used += [("inference_defense", s.name) for d in c.defenses for s in d.chain]
         used += [("evaluator", m.name) for m in c.evaluate.metrics]
@@ -201,7 +188,7 @@ class Experiment:
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
-        pretrained = load_pretrained(cfg, self.registry, data, dev)  # and so does a bad checkpoint
+        pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"])  # and a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
             main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
@@ -224,7 +211,7 @@ class Experiment:
                 header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
             record = None if header is None else functools.partial(record_model, header)
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
-                                   pretrained=pretrained)
+                                   pretrained=pretrained, components=self.components)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
             runner = CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
                                  dev, lo, hi, block, train_index=train_index, cache_dir=cache)

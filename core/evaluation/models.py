@@ -18,14 +18,31 @@ from advx.data.bundle import DataBundle
 from advx.data.splits import training_subset
 from advx.distributed import Dist
 from advx.errors import AdvxWarning, ConfigError
-from advx.training import (adapt_model, create_augmentations, create_image_augmentation, load_checkpoint,
+from advx.training import (adapt_model, create_image_augmentation, load_checkpoint,
                            save_checkpoint, spec_hash, train)
 
 
-def _resolved(registry: Any, kind: str, spec: Any, where: str) -> Any:
+def resolve_training(cfg: ExperimentConfig, registry: Any) -> dict[str, Any]:
+    """Every component that training needs, each created once from its TOML path: the model
+    factory, each variant's recipe (label -> instances in order) and the image augmentations
+    (name -> instance). ``Experiment.resolve`` calls this once; training and hashing use the result."""
+    image_augment = {}
+    first = {cfg.data.augment: "data.augment"}
+    for i, t in enumerate(cfg.trains):  # trains[0] is [model.train], the others [[train]] in order
+        if t.settings.data_augment is not None:
+            where = f"train[{i - 1}].data_augment" if i else "model.train.data_augment"
+            first.setdefault(t.settings.data_augment, where)
+    for name, where in first.items():
+        image_augment[name] = create_image_augmentation(registry, name, where)
+    return {"model": registry.create("model", cfg.model.name, cfg.model.params, where="model"),
+            "recipes": {t.label: [registry.create("training_augmentation", s.name, s.params, where=s.where)
+                                  for s in t.settings.augment] for t in cfg.trains},
+            "image_augment": image_augment}
+
+
+def _as_run(obj: Any, spec: Any) -> Any:
     """A component as it will run: every init field with its value, defaults included, so a
     changed default in a plugin yields a new model hash instead of a stale cached checkpoint."""
-    obj = registry.create(kind, spec.name, spec.params, where=where)
     if not attrs.has(type(obj)):
         return spec.key()
     return {"name": spec.name, "params": {f.name: getattr(obj, f.name) for f in attrs.fields(type(obj)) if f.init}}
@@ -60,11 +77,12 @@ def code_of(registry: Any, components: list[tuple[str, str]]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any) -> dict[str, Any]:
+def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any,
+                  components: dict[str, Any] | None = None) -> dict[str, Any]:
     s = variant.settings
-    where = f"train[{variant.label}].augment"
-    model = _resolved(registry, "model", cfg.model, "model")
-    recipe = [_resolved(registry, "augmentation", a, where) for a in s.augment]
+    components = components or resolve_training(cfg, registry)
+    model = _as_run(components["model"], cfg.model)
+    recipe = [_as_run(obj, a) for obj, a in zip(components["recipes"][variant.label], s.augment)]
     # the plugin code a trained model depends on: its network, data and recipe, and the attack a
     # recipe crafts with, so a model trained by other code is retrained, not reused
     image_augment = variant.data_augment(cfg.data)
@@ -125,11 +143,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights: bool = True) -> nn.Module:
+def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights: bool = True,
+                factory: Any = None) -> nn.Module:
     """The network of ``[model]``: built by its factory, with ``model.checkpoint`` loaded when
     ``weights`` (the base network; variants start from scratch or from another model) and
     wrapped in its input normalisation."""
-    factory = registry.create("model", cfg.model.name, cfg.model.params, where="model")
+    factory = factory or registry.create("model", cfg.model.name, cfg.model.params, where="model")
     net = factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
     files = cfg.model_files
     if weights and files.checkpoint is not None:
@@ -153,22 +172,25 @@ def _check_classes(model: nn.Module, data: DataBundle, device: torch.device) -> 
                           f"{data.num_classes} classes")
 
 
-def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, device: torch.device) -> nn.Module | None:
+def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, device: torch.device,
+                    factory: Any = None) -> nn.Module | None:
     """The base network when it arrives trained, built and checked against the data set, else
     None (a network to train is built once to check its source). Called before a run file
     exists, so a bad checkpoint, factory or source leaves nothing behind."""
     if not cfg.pretrained:
-        build_model(cfg, registry, data, weights=False)
+        build_model(cfg, registry, data, weights=False, factory=factory)
         return None
-    model = build_model(cfg, registry, data).to(device).eval()
+    model = build_model(cfg, registry, data, factory=factory).to(device).eval()
     _check_classes(model, data, device)
     return model
 
 
 def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_index: torch.Tensor | None,
                   device: torch.device, cache_dir: Path, record=None, dist: Dist | None = None,
-                  pretrained: nn.Module | None = None) -> dict[str, nn.Module]:
-    """Return {train label: trained model}; train only what the cache does not hold.
+                  pretrained: nn.Module | None = None, components: dict[str, Any] | None = None,
+                  ) -> dict[str, nn.Module]:
+    """Return {train label: trained model}; train only what the cache does not hold. ``components``
+    is :func:`resolve_training`'s result (created here when not given).
 
     ``record(label, info)`` is called with the hash, checkpoint path and seconds of each model.
     Under torchrun every rank trains together (DDP) unless every rank finds the checkpoint;
@@ -179,22 +201,23 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         remove_stale_temporaries(cache_dir / "models")
     models: dict[str, nn.Module] = {}
     hashes: dict[str, str] = {}
-    augs_by_label = {v.label: create_augmentations(registry, v.settings.augment) for v in cfg.trains}
+    components = components or resolve_training(cfg, registry)
     for variant in cfg.trains:
         s = variant.settings
-        h = spec_hash(_variant_spec(cfg, variant, hashes.get(s.init), registry))
+        h = spec_hash(_variant_spec(cfg, variant, hashes.get(s.init), registry, components))
         hashes[variant.label] = h
         path = cache_dir / "models" / f"{h}.pt"
         if variant.label == "base" and cfg.pretrained:  # evaluated as loaded: no training, no cache copy
             t0 = time.perf_counter()
-            model = pretrained if pretrained is not None else load_pretrained(cfg, registry, data, device)
+            model = pretrained if pretrained is not None else load_pretrained(cfg, registry, data, device,
+                                                                              components["model"])
             models[variant.label] = model
             if record is not None:
                 record(variant.label, {"hash": h, "checkpoint": cfg.model_files.checkpoint or cfg.model.name,
                                        "cached": False, "loaded": True, "seconds": time.perf_counter() - t0})
             continue
-        model = build_model(cfg, registry, data, weights=False).to(device)
-        augs = augs_by_label[variant.label]
+        model = build_model(cfg, registry, data, weights=False, factory=components["model"]).to(device)
+        augs = components["recipes"][variant.label]
         info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}
         t0 = time.perf_counter()
@@ -217,8 +240,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
             train(model, data, s, augs, seed=cfg.experiment.seed, device=device, registry=registry,
                   cache_dir=cache_dir, train_index=index, desc=f"train {variant.label}",
                   precision=cfg.experiment.precision,
-                  data_augment=create_image_augmentation(registry, variant.data_augment(cfg.data),
-                                                         f"train[{variant.label}].data_augment"), dist=dist)
+                  data_augment=components["image_augment"][variant.data_augment(cfg.data)], dist=dist)
             if dist.rank == 0 or not dist.group:  # separate shard jobs each keep their own
                 save_checkpoint(model, path, {"label": variant.label, "hash": h})
             dist.barrier()
