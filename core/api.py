@@ -18,7 +18,7 @@ from advx.training import TrainContext, frozen_copy, load_checkpoint, save_check
 
 __all__ = [
     "AttackBase", "AugmentationBase", "Batch", "DataBundle", "ImageAugmentation", "InputTransformDefense",
-    "MetricTable", "cutout", "random_crop", "random_flip", "random_solarize",
-    "TrainContext", "as_float", "focal_loss", "frozen_copy", "frozen_params", "hookimpl", "load_checkpoint", "one_hot",
-    "per_sample", "progress", "save_checkpoint", "soft_cross_entropy", "training_subset",
+    "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
+    "load_checkpoint", "one_hot", "per_sample", "progress", "random_crop", "random_flip", "random_solarize",
+    "save_checkpoint", "soft_cross_entropy", "training_subset",
 ]

@@ -147,7 +147,6 @@ class DistributionClassifier:
     end to end, its N draws acting as EOT."""
 
     name: ClassVar[str] = "distribution-classifier"
-    randomized: ClassVar[bool] = True
     draws: int = attrs.field(default=50, validator=attrs.validators.ge(1))
     min_scale: float = attrs.field(default=22 / 32, validator=_check_scales)
     max_scale: float = attrs.field(default=30 / 32, validator=_check_scales)
@@ -205,9 +204,12 @@ class DistributionClassifier:
         pipeline.model.eval()
         densities = []
         chunk = max(1, self.max_batch // self.draws)
+        bar = progress(total=len(index), desc=f"densities of {self.draws} draws", unit="image")
         with torch.no_grad():
             for s in range(0, len(index), chunk):
                 densities.append(pipeline.densities(as_float(x_all[index[s:s + chunk]])))
+                bar.update(len(densities[-1]))
+        bar.close()
         pipeline.model.train(was_training)
         p, y = torch.cat(densities), y_all[index].long()
         drn = pipeline.drn.train()
