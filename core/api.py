@@ -10,6 +10,7 @@ from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import training_subset
 from advx.evaluation.results import MetricTable
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
+from advx.model_sources import module_digest
 from advx.progress import progress
 from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformDefense, frozen_params,
                             per_sample)
@@ -19,6 +20,6 @@ from advx.training import TrainContext, frozen_copy, load_checkpoint, save_check
 __all__ = [
     "AttackBase", "AugmentationBase", "Batch", "DataBundle", "ImageAugmentation", "InputTransformDefense",
     "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
-    "load_checkpoint", "one_hot", "per_sample", "progress", "random_crop", "random_flip", "random_solarize",
-    "save_checkpoint", "soft_cross_entropy", "training_subset",
+    "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "random_crop", "random_flip",
+    "random_solarize", "save_checkpoint", "soft_cross_entropy", "training_subset",
 ]

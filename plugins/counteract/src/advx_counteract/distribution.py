@@ -32,7 +32,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.api import as_float, load_checkpoint, progress, save_checkpoint, training_subset
+from advx.api import as_float, load_checkpoint, module_digest, progress, save_checkpoint, training_subset
 
 from . import randomized
 from .randomized import RandomResizePad, _check_scales
@@ -128,14 +128,6 @@ class DistributionClassified(nn.Module):
         return self.drn(self.densities(x))
 
 
-def weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 @attrs.frozen
 class DistributionClassifier:
     """Kou et al. (ICLR 2020)'s distribution classifier, paper 003's "drn" baseline: N = ``draws``
@@ -189,7 +181,7 @@ class DistributionClassifier:
         and this module's code (a fit made by other code is never reused)."""
         index = context.get("train_index")
         code = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (__file__, randomized.__file__))).hexdigest()
-        spec = {"settings": attrs.asdict(self), "model": weights_digest(model), "seed": context.get("seed", 0), "code": code,
+        spec = {"settings": attrs.asdict(self), "model": module_digest(model), "seed": context.get("seed", 0), "code": code,
                 "train": None if index is None else hashlib.sha256(index.cpu().numpy().tobytes()).hexdigest(),
                 "n_train": len(context["train_y"])}
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
