@@ -92,7 +92,7 @@ def test_per_sample_eps_is_honoured(linear):
     assert torch.equal(x_adv[0], x[0])
 
 
-def test_cw_search_rtol_settles_samples_early_and_stays_near_the_optimum(linear):
+def test_cw_default_search_costs_less_than_the_papers_and_stays_near_the_optimum(linear):
     model, x, y = linear
     opt = model.minimal_distance(x, y, "l2")
     calls = {"n": 0}
@@ -103,11 +103,34 @@ def test_cw_search_rtol_settles_samples_early_and_stays_near_the_optimum(linear)
             return model(z)
 
     full = dict(c=0.1, steps=200, binary_search_steps=9, lr=0.01)
-    advx.create("attack", "cw", **full)(Counting(), x, y)
-    every = calls["n"]
-    calls["n"] = 0
-    x_adv = advx.create("attack", "cw", **full, search_rtol=0.25)(Counting(), x, y)
-    assert calls["n"] < every  # settled samples skip the rest of the search
-    assert fooled(model, x_adv, y).all()
-    ratio = (x_adv - x).flatten(1).norm(dim=1) / opt
-    assert (ratio >= 1 - 1e-3).all() and (ratio <= 1.25).all(), f"ratios in [{ratio.min():.3f}, {ratio.max():.3f}]"
+    cost = {}
+    for label, settings in {"paper": dict(warm_start=False, search_rtol=0.0), "warm only": dict(search_rtol=0.0),
+                            "paper + rtol": dict(warm_start=False), "default": {}}.items():
+        calls["n"] = 0
+        x_adv = advx.create("attack", "cw", **full, **settings)(Counting(), x, y)
+        cost[label] = calls["n"]
+        assert fooled(model, x_adv, y).all(), label
+        ratio = (x_adv - x).flatten(1).norm(dim=1) / opt
+        assert (ratio >= 1 - 1e-3).all() and (ratio <= 1.25).all(), f"{label}: ratios in [{ratio.min():.3f}, {ratio.max():.3f}]"
+    # settled samples skip the rest of the search, with and without warm starts (a warm-started
+    # step starts adversarial; it must still bracket c, or no sample ever settles)
+    assert cost["paper + rtol"] < cost["paper"] and cost["default"] < cost["warm only"]
+    assert cost["default"] < 0.5 * cost["paper"], cost
+
+
+def test_cw_warm_start_begins_each_step_at_the_best_point_so_far(linear):
+    model, x, y = linear
+    inputs = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, z):
+            inputs.append(z.detach().clone())
+            return model(z)
+
+    one = dict(c=10.0, steps=20, abort_early=False, search_rtol=0.0)
+    best_after_one = advx.create("attack", "cw", binary_search_steps=1, **one)(model, x, y)
+    assert fooled(model, best_after_one, y).all()
+    for warm, start in ((True, best_after_one), (False, x)):
+        inputs.clear()
+        advx.create("attack", "cw", binary_search_steps=2, warm_start=warm, **one)(Recording(), x, y)
+        torch.testing.assert_close(inputs[20], start, atol=1e-5, rtol=0)  # the second step's first point

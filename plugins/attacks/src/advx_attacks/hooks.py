@@ -9,7 +9,8 @@ from .apgd_targeted import APGDTargeted
 from .autoattack import AutoAttack
 from .fab import FAB
 from .gradient import BIM, FGSM, PGD, GaussianNoise
-from .minimal import CarliniWagnerL2, DeepFool
+from .cw import CarliniWagnerL2
+from .minimal import DeepFool
 from .square import Square
 
 ATTACKS = [GaussianNoise, FGSM, BIM, PGD, APGD, CarliniWagnerL2, DeepFool, APGDTargeted, FAB, Square, AutoAttack]

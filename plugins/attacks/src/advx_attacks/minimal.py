@@ -1,4 +1,4 @@
-"""Minimal-perturbation attacks: Carlini–Wagner L2 and DeepFool (L2 and linf)."""
+"""DeepFool (L2 and linf), the minimal-perturbation attack that linearises the classifier (CW-L2 is in cw.py)."""
 
 from __future__ import annotations
 
@@ -10,104 +10,11 @@ import torch.nn.functional as F
 
 from advx.api import AttackBase
 
-from .ops import TINY, flat_norm, other_max
+from .ops import TINY, flat_norm
 
 
 def flat_l1(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).abs().sum(1).view(-1, *([1] * (t.ndim - 1)))
-
-
-@attrs.frozen
-class CarliniWagnerL2(AttackBase):
-    """Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017
-    (https://arxiv.org/abs/1608.04644). Distance: L2 (minimal, no eps budget).
-
-    Minimise ‖x' − x‖² + c·max(Z_y − max_{i≠y} Z_i, −κ) over x' = lo + (hi−lo)(tanh w + 1)/2 with
-    Adam; binary search over c per sample; keep each sample's smallest successful x'. Samples
-    that were never fooled are returned unchanged. Early stopping is per sample: a sample whose
-    loss stopped decreasing leaves the batch, so later forward and backward passes run only on
-    the samples still searching (the cost falls with early stopping; Adam is kept per sample).
-    ``search_rtol`` > 0 (off by default, the paper's search) also ends a sample's binary search
-    once its bracket on c satisfies upper − lower ≤ rtol·upper: at 0.25 it saved a quarter of the
-    forwards at equal success and median L2 (benchmarks/results/cw_early_stop.json).
-    Arguments: c (initial constant, 1e-2), binary_search_steps (9), steps (100),
-    lr (0.01), confidence κ (0), abort_early (true), search_rtol (0). Targeted: max_{i≠t} Z_i − Z_t.
-    Pixels exactly at the bounds map to a finite w (atanh of ±(1 − 1e-6)).
-    """
-
-    name: ClassVar[str] = "cw"
-    norm: ClassVar[str] = "l2"
-    minimal: ClassVar[bool] = True
-    c: float = attrs.field(default=1e-2, validator=attrs.validators.gt(0))
-    binary_search_steps: int = attrs.field(default=9, validator=attrs.validators.ge(1))
-    steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
-    lr: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
-    confidence: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    abort_early: bool = True
-    search_rtol: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-
-    def margin(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        """f ≤ 0 iff the attack succeeded with confidence κ."""
-        if target is None:
-            zy = logits.gather(1, y[:, None]).squeeze(1)
-            return torch.clamp(zy - other_max(logits, y), min=-self.confidence)
-        zt = logits.gather(1, target[:, None]).squeeze(1)
-        return torch.clamp(other_max(logits, target) - zt, min=-self.confidence)
-
-    def perturb(self, model, x, y, *, target, generator, eps):
-        lo, hi = self.bounds
-        n = x.shape[0]
-        w0 = torch.atanh(((x - lo) / (hi - lo) * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
-        const = torch.full((n,), self.c, device=x.device)
-        lower = torch.zeros(n, device=x.device)
-        upper = torch.full((n,), 1e10, device=x.device)
-        best_l2 = torch.full((n,), float("inf"), device=x.device)
-        best = x.clone()
-        check_every = max(1, self.steps // 10)
-        b1, b2 = 0.9, 0.999  # Adam, written out per sample so that only the searching samples run
-        for _ in range(self.binary_search_steps):
-            w = w0.clone()
-            m, v = torch.zeros_like(w), torch.zeros_like(w)
-            succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
-            prev = torch.full((n,), float("inf"), device=x.device)
-            idx = torch.arange(n, device=x.device)  # the samples still searching (early stopping)
-            if self.search_rtol > 0:  # a sample whose bracket [lower, upper] on c is narrow has found its c
-                settled = (upper < 1e9) & (lower > 0) & (upper - lower <= self.search_rtol * upper)
-                idx = idx[~settled]
-                if len(idx) == 0:
-                    break
-            for it in range(self.steps):
-                wa = w[idx].requires_grad_(True)
-                x_new = lo + (hi - lo) * (torch.tanh(wa) + 1) / 2
-                logits = model(x_new).float()
-                l2sq = (x_new - x[idx]).flatten(1).pow(2).sum(1)
-                f = self.margin(logits, y[idx], None if target is None else target[idx])
-                loss = l2sq + const[idx] * f
-                (grad,) = torch.autograd.grad(loss.sum(), wa)
-                with torch.no_grad():
-                    t = it + 1
-                    ma = b1 * m[idx] + (1 - b1) * grad
-                    va = b2 * v[idx] + (1 - b2) * grad.square()
-                    m[idx], v[idx] = ma, va
-                    w[idx] = wa - self.lr / (1 - b1 ** t) * ma / ((va / (1 - b2 ** t)).sqrt() + 1e-8)
-                    pred_ok = (f <= -self.confidence) if self.confidence > 0 else (f <= 0)
-                    l2, best_l2a = l2sq.sqrt(), best_l2[idx]
-                    hit = pred_ok & (l2 < best_l2a)
-                    best_l2[idx] = torch.where(hit, l2, best_l2a)
-                    best[idx] = torch.where(hit.view(-1, *([1] * (x.ndim - 1))), x_new, best[idx])
-                    succeeded[idx] |= pred_ok
-                    if self.abort_early and (it + 1) % check_every == 0:
-                        loss = loss.detach()
-                        keep = loss <= prev[idx] * 0.9999
-                        prev[idx] = loss
-                        idx = idx[keep]  # finished samples leave every later forward and backward
-                        if len(idx) == 0:
-                            break
-            with torch.no_grad():
-                upper = torch.where(succeeded, torch.minimum(upper, const), upper)
-                lower = torch.where(succeeded, lower, torch.maximum(lower, const))
-                const = torch.where(upper < 1e9, (lower + upper) / 2, const * 10)
-        return best
 
 
 @attrs.frozen
