@@ -11,9 +11,11 @@ Prints a table and writes JSON. Examples:
         --attacks PGD-10,APGD-100 --precision bf16 --out bench_results/gpu_bf16.json
 
 Columns: robust accuracy, mean perturbation, seconds, images/second, ratio to the limit and to
-each peer, and (CUDA) peak memory. Each attack is timed ``--pairs`` times (5), the limit measured
-right before each timing and the peers right after; times and ratios are the medians, with the
-range of ours/limit beside them (the machine is noisy). ART runs at the same batch size unless --art-default-batch
+each peer, forward and backward passes per image (counted by a hook) and (CUDA) peak memory. Each
+attack is timed ``--pairs`` times (5), the limit measured right before each timing and the peers
+right after; each timing repeats the call until it lasts ``--min-seconds`` (0.5 s: one FGSM call
+on 256 digits takes 12 ms, too short to time once on a noisy machine), every library the same
+number of calls; times and ratios are the medians, with the range of ours/limit beside them. ART runs at the same batch size unless --art-default-batch
 (ART's own default, 32 for PGD) is given.
 """
 
@@ -38,27 +40,29 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device):
+def timed(fn, device, reps=1):
+    """(output of the last call, seconds per call) over ``reps`` calls back to back."""
     sync(device)
     t = time.perf_counter()
-    out = fn()
+    for _ in range(reps):
+        out = fn()
     sync(device)
-    return out, time.perf_counter() - t
+    return out, (time.perf_counter() - t) / reps
 
 
-def measured(fn, device, precision):
-    """(output, seconds, peak CUDA MiB or None), under bf16 autocast when asked."""
+def measured(fn, device, precision, reps=1):
+    """(output, seconds per call, peak CUDA MiB or None), under bf16 autocast when asked."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out, seconds = timed(fn, device)
+        out, seconds = timed(fn, device, reps)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     return out, seconds, peak
 
 
-def physical_limit(model, x, y, passes, batch, device):
-    """K forward+backward passes w.r.t. the input, nothing else."""
+def physical_limit(model, x, y, passes, batch, device, reps=1):
+    """K forward+backward passes w.r.t. the input, nothing else (seconds per call of K passes)."""
     xg = x.clone()
 
     def run():
@@ -67,7 +71,7 @@ def physical_limit(model, x, y, passes, batch, device):
                 xi = xg[i:i + batch].detach().requires_grad_(True)
                 loss = nn.functional.cross_entropy(model(xi), y[i:i + batch])
                 torch.autograd.grad(loss, xi)
-    return timed(run, device)[1]
+    return timed(run, device, reps)[1]
 
 
 def batched(fn, x, y, batch):
@@ -80,8 +84,7 @@ def cases(eps, quick):
         "FGSM": dict(ours=("fgsm", dict(eps=eps)), passes=1,
                      ta=lambda ta, m: ta.FGSM(m, eps=eps),
                      art=lambda ev, c: ev.FastGradientMethod(c, eps=eps)),
-        # PGD's limit is counted: 10 forward+backward passes and the forward that checks the last point
-        "PGD-10": dict(ours=("pgd", dict(eps=eps, alpha=eps / 4, steps=10)), passes=None,
+        "PGD-10": dict(ours=("pgd", dict(eps=eps, alpha=eps / 4, steps=10)), passes=10,
                        ta=lambda ta, m: ta.PGD(m, eps=eps, alpha=eps / 4, steps=10, random_start=True),
                        art=lambda ev, c: ev.ProjectedGradientDescent(c, eps=eps, eps_step=eps / 4, max_iter=10,
                                                                       num_random_init=1, verbose=False)),
@@ -146,15 +149,13 @@ def per_sample_costs(model, x, y, batch, device, repeats=3):
     return float(np.median(fwd)), float(np.median(fb))
 
 
-def counted_limit(model, atk, x, y, batch, device, costs):
-    """The physical limit of the work an attack chose to do: its counted forward-only and
-    forward+backward samples, each at the model's measured per-sample cost."""
+def counted_passes(model, atk, x, y, batch):
+    """(forward rows, backward rows) one call of the attack runs, counted by a hook: the work it
+    chose to do (attacks that drop finished samples run fewer than K full passes)."""
     counter = SampleCounter(model)
     g = torch.Generator().manual_seed(0)
     batched(lambda a, b: atk(counter, a, b, generator=g), x, y, batch)
-    f_only = counter.forward_rows - counter.backward_rows
-    limit = f_only * costs[0] + counter.backward_rows * costs[1]
-    return limit, counter.forward_rows / len(x), counter.backward_rows / len(x)
+    return counter.forward_rows, counter.backward_rows
 
 
 def table_value(v):
@@ -177,6 +178,8 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last")
     ap.add_argument("--art-default-batch", action="store_true", help="run ART at its own default batch size")
     ap.add_argument("--pairs", type=int, default=5, help="timings per attack (limit, ours, peers in turn); medians")
+    ap.add_argument("--min-seconds", type=float, default=0.5,
+                    help="each timing repeats the call until it lasts about this long (fast attacks are noisy)")
     ap.add_argument("--out", default="bench_results/attacks.json")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -207,25 +210,41 @@ def main() -> None:
         with torch.no_grad():
             return 100.0 * float((batched(lambda a, b: model(a).argmax(1), xa, y, args.batch) == y).float().mean())
 
-    def one_pair(label, c):
-        """One timing of each library on this attack, the limit measured right before it."""
-        row = {"attack": label, "precision": args.precision}
+    def prepare(c):
+        """Once per attack: calls per timing (enough of ours to last ``--min-seconds``; every library
+        and the limit get the same number) and the forward and backward rows our attack runs,
+        counted by a hook (the same every call: the generator is reseeded)."""
         name, params = c["ours"]
         atk = advx.create("attack", name, **params)
         g = torch.Generator().manual_seed(0)
-        xa, row["ours_s"], row["ours_mib"] = measured(
-            lambda: batched(lambda a, b: atk(model, a, b, generator=g), x, y, args.batch), device, args.precision)
+        once = measured(lambda: batched(lambda a, b: atk(model, a, b, generator=g), x, y, args.batch), device,
+                        args.precision)[1]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            counts = counted_passes(model, atk, x, y, args.batch)
+        return max(1, int(np.ceil(args.min_seconds / max(once, 1e-6)))), counts
+
+    def one_pair(label, c, reps, counts):
+        """One timing of each library on this attack, the limit measured right before ours; each
+        timing is ``reps`` calls back to back (seconds are per call)."""
+        row = {"attack": label, "precision": args.precision, "reps": reps}
+        row["fwd_per_img"], row["bwd_per_img"] = counts[0] / args.n, counts[1] / args.n
+        name, params = c["ours"]
+        atk = advx.create("attack", name, **params)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            if c["passes"]:
+                row["limit_s"] = physical_limit(model, x, y, c["passes"], args.batch, device, reps)
+            elif name != "deepfool":  # DeepFool's passes are over (candidates x N) batches: no per-sample unit
+                fwd, fb = per_sample_costs(model, x, y, args.batch, device)
+                row["limit_s"] = (counts[0] - counts[1]) * fwd + counts[1] * fb
+
+        def ours():  # a fresh generator per call: every repetition draws the same random start
+            g = torch.Generator().manual_seed(0)
+            return batched(lambda a, b: atk(model, a, b, generator=g), x, y, args.batch)
+        xa, row["ours_s"], row["ours_mib"] = measured(ours, device, args.precision, reps)
         row["ours_img_s"] = args.n / row["ours_s"]
         row["ours_acc"] = acc(xa)
         d = (xa - x).flatten(1)
         row["ours_linf"], row["ours_l2"] = float(d.abs().amax(1).mean()), float(d.norm(dim=1).mean())
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            if c["passes"]:
-                row["limit_s"] = physical_limit(model, x, y, c["passes"], args.batch, device)
-            elif name != "deepfool":  # DeepFool's passes are over (candidates x N) batches: no per-sample unit
-                costs = per_sample_costs(model, x, y, args.batch, device)
-                row["limit_s"], row["fwd_per_img"], row["bwd_per_img"] = counted_limit(model, atk, x, y, args.batch,
-                                                                                     device, costs)
         if "limit_s" in row:
             row["ours_vs_limit"] = row["ours_s"] / row["limit_s"]
         if "torchattacks" not in skip and c["ta"] is not None:
@@ -233,7 +252,7 @@ def main() -> None:
 
             ta = c["ta"](torchattacks, model)
             xa, row["ta_s"], row["ta_mib"] = measured(lambda: batched(lambda a, b: ta(a, b), x, y, args.batch), device,
-                                                      args.precision)
+                                                      args.precision, reps)
             row["ta_acc"] = acc(xa)
             row["ta_vs_ours"] = row["ta_s"] / row["ours_s"]
         if "art" not in skip and c["art"] is not None:
@@ -249,7 +268,8 @@ def main() -> None:
             xn = x.cpu().numpy().astype(np.float32)
             # the true labels, as the other libraries get (without y ART attacks its own predictions)
             yn = np.eye(10, dtype=np.float32)[y.cpu().numpy()]
-            adv, row["art_s"], row["art_mib"] = measured(lambda: art_atk.generate(x=xn, y=yn), device, args.precision)
+            adv, row["art_s"], row["art_mib"] = measured(lambda: art_atk.generate(x=xn, y=yn), device, args.precision,
+                                                         reps)
             row["art_acc"] = acc(torch.from_numpy(adv).to(device))
             row["art_vs_ours"] = row["art_s"] / row["ours_s"]
         return row
@@ -258,7 +278,8 @@ def main() -> None:
     for label, c in cases(args.eps, args.quick).items():
         if label in skip or (only and label not in only):
             continue
-        pairs = [one_pair(label, c) for _ in range(args.pairs)]  # the machine is noisy: the median pair
+        reps, counts = prepare(c)
+        pairs = [one_pair(label, c, reps, counts) for _ in range(args.pairs)]  # the machine is noisy: the median pair
         row = dict(pairs[0])
         for k, v in pairs[0].items():
             if isinstance(v, float) and (k.endswith("_s") or "_vs_" in k or k.endswith("img_s")):
@@ -282,7 +303,7 @@ def main() -> None:
     for r in rows:
         print("| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |")
     meta = {"model": args.model, "device": str(device), "n": args.n, "batch": args.batch, "eps": args.eps,
-            "pairs": args.pairs,
+            "pairs": args.pairs, "min_seconds": args.min_seconds,
             "random_inputs": args.random, "precision": args.precision, "channels_last": args.channels_last,
             "art_batch": "default" if args.art_default_batch else args.batch, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
