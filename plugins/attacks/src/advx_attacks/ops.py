@@ -92,10 +92,17 @@ def success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) 
 
 
 def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                  kind: str, eot: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  kind: str, eot: int = 1, *, backward: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One forward + one backward: (per-sample loss, logits, gradient w.r.t. x_adv). With
     ``eot`` > 1 the loss, logits and gradient are averaged over that many passes (Expectation over
-    Transformation for a randomized model; AutoAttack's "rand" version uses 20)."""
+    Transformation for a randomized model; AutoAttack's "rand" version uses 20). ``backward = False``
+    runs the forward passes only (a last point whose gradient no step will use) and returns None
+    for the gradient."""
+    if not backward:
+        with torch.no_grad():
+            losses, logits = zip(*((attack_loss(kind, lg, y, target), lg)
+                                   for lg in (model(x_adv).float() for _ in range(eot))))
+        return sum(losses) / eot, sum(logits) / eot, None
     total = None
     for _ in range(eot):
         x_in = x_adv.detach().requires_grad_(True)
