@@ -88,7 +88,8 @@ def cases(eps, quick):
                        ta=lambda ta, m: ta.PGD(m, eps=eps, alpha=eps / 4, steps=10, random_start=True),
                        art=lambda ev, c: ev.ProjectedGradientDescent(c, eps=eps, eps_step=eps / 4, max_iter=10,
                                                                       num_random_init=1, verbose=False)),
-        f"APGD-{steps_apgd}": dict(ours=("apgd", dict(eps=eps, steps=steps_apgd)), passes=steps_apgd + 1,
+        # APGD's limit is counted: steps + 1 forward passes, steps backward passes (the last point is only evaluated)
+        f"APGD-{steps_apgd}": dict(ours=("apgd", dict(eps=eps, steps=steps_apgd)), passes=None,
                                    ta=lambda ta, m: ta.APGD(m, norm="Linf", eps=eps, steps=steps_apgd, n_restarts=1),
                                    art=lambda ev, c: ev.AutoProjectedGradientDescent(
                                        c, eps=eps, eps_step=2 * eps, max_iter=steps_apgd, nb_random_init=1,

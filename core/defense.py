@@ -80,8 +80,8 @@ class DefendedClassifier(nn.Module):
 
     #: at most this many images in one pass of the draws (the batch times the draws it holds).
     #: None: 4096 on CUDA, where one wide pass beats many narrow ones; on a CPU one draw per pass,
-    #: which runs at the forward+backward limit while wider passes lose the cache (measured:
-    #: benchmarks/results/eot_batching.json).
+    #: which runs at 1.06x the forward+backward limit while 20 draws per pass lose the cache and
+    #: run at 1.8x (measured: benchmarks/results/eot_batching.json).
     max_batch: int | None = None
 
     def _mean_probs(self, x: torch.Tensor, k: int) -> torch.Tensor:
