@@ -159,3 +159,25 @@ def test_bad_parameters_are_rejected_with_the_valid_fields():
         advx.create("attack", "pgd", eps=-1)
     assert advx.create("attack", "pgd", eps="8/255").eps == pytest.approx(8 / 255)
     assert math.isclose(advx.create("attack", "apgd", eps="16/255").eps, 16 / 255)
+
+
+@pytest.mark.parametrize("name,params,passes", [
+    ("fgsm", {"eps": 0.1}, (1, 1)),
+    ("pgd", {"eps": 0.1, "steps": 7}, (7, 7)),
+    ("apgd", {"eps": 0.1, "steps": 7}, (8, 7)),  # the last point is evaluated, never differentiated
+    ("apgd", {"eps": 0.1, "steps": 7, "eot": 3}, (24, 21)),
+])
+def test_gradient_attacks_run_exactly_their_passes(digits, name, params, passes):
+    model, x, y = digits
+    counted = {"forward": 0, "backward": 0}
+
+    class Counting(nn.Module):
+        def forward(self, z):
+            out = model(z)
+            counted["forward"] += 1
+            if out.requires_grad:
+                out.register_hook(lambda g: counted.__setitem__("backward", counted["backward"] + 1) or g)
+            return out
+
+    advx.create("attack", name, **params)(Counting(), x[:32], y[:32], generator=torch.Generator().manual_seed(0))
+    assert (counted["forward"], counted["backward"]) == passes
