@@ -1,6 +1,7 @@
 """What CW-L2's search costs: forwards per image, time, success and L2, paper's search vs ours.
 
-Trains the digits CNN (10 epochs, seed 0), then runs ``cw`` (9 x 100) on 360 test images with the
+Trains the digits CNN (10 epochs, seed 0; or LeNet-5 on 10,000 Fashion-MNIST images, 3 epochs,
+with ``--dataset fashion-mnist``), then runs ``cw`` (9 x 100) on 360 test images with the
 paper's search (``warm_start = false, search_rtol = 0``) with and without early stopping, each of
 advx's two refinements alone, and advx's default (both). "Paper, every step" is the search as it
 ran before early stopping dropped finished samples (900 forwards per image), the baseline the
@@ -9,6 +10,7 @@ noisy): seconds are medians, and each ratio is the median of the per-round ratio
 baseline. Forward passes are counted by a hook. Prints a table and writes the JSON:
 
     python benchmarks/cw_early_stop.py --out benchmarks/results/cw_early_stop.json
+    python benchmarks/cw_early_stop.py --dataset fashion-mnist --n 200 --out benchmarks/results/cw_early_stop_fmnist.json
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import advx
+from advx.api import as_float
 
 SETTINGS = {
     "paper, every step": dict(warm_start=False, search_rtol=0.0, abort_early=False),
@@ -48,13 +51,20 @@ class SampleCounter(nn.Module):
         return self.model(x)
 
 
-def trained_digits_cnn() -> tuple[nn.Module, advx.api.DataBundle]:
+NETWORKS = {  # dataset: (network, training images, epochs)
+    "digits": ("digits-cnn", None, 10),
+    "fashion-mnist": ("lenet5", 10_000, 3),  # Debian's dataset-fashion-mnist; a second, larger check
+}
+
+
+def trained_network(dataset: str) -> tuple[nn.Module, advx.api.DataBundle]:
     torch.manual_seed(0)
-    data = advx.create("dataset", "digits").load()
-    model = advx.create("model", "digits-cnn").build(num_classes=10, in_channels=1)
+    network, limit, epochs = NETWORKS[dataset]
+    data = advx.create("dataset", dataset).load()
+    model = advx.create("model", network).build(num_classes=10, in_channels=1)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
-    x, y = data.x_train.float(), data.y_train
-    for _ in range(10):
+    x, y = as_float(data.x_train[:limit]), data.y_train[:limit]
+    for _ in range(epochs):
         for i in range(0, len(x), 64):
             opt.zero_grad()
             F.cross_entropy(model(x[i:i + 64]), y[i:i + 64]).backward()
@@ -65,11 +75,12 @@ def trained_digits_cnn() -> tuple[nn.Module, advx.api.DataBundle]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=360)
+    ap.add_argument("--dataset", choices=list(NETWORKS), default="digits")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--out", default="bench_results/cw_early_stop.json")
     args = ap.parse_args()
-    model, data = trained_digits_cnn()
-    xt, yt = data.x_test[:args.n].float(), data.y_test[:args.n]
+    model, data = trained_network(args.dataset)
+    xt, yt = as_float(data.x_test[:args.n]), data.y_test[:args.n]
     seconds = {label: [] for label in SETTINGS}
     outcome = {}
     for _ in range(args.pairs):
@@ -89,7 +100,7 @@ def main() -> None:
         ratio = statistics.median(s / b for s, b in zip(seconds[label], base))
         fwd, success, med, mean = outcome[label]
         rows.append([label, fwd, round(statistics.median(seconds[label]), 2), round(ratio, 3), success, med, mean])
-    table = {"title": f"CW-L2 9 x 100 on {args.n} digits images", "columns":
+    table = {"title": f"CW-L2 9 x 100 on {args.n} {args.dataset} images ({NETWORKS[args.dataset][0]})", "columns":
              ["search", "forwards per image", "seconds (median)", "time vs paper, every step", "success (%)",
               "median L2", "mean L2"], "rows": rows}
     print("| " + " | ".join(table["columns"]) + " |")
