@@ -33,8 +33,9 @@ class CarliniWagnerL2(AttackBase):
       rather than rediscovering it;
     - ``search_rtol`` (0.5): a sample's binary search ends once its bracket on c is narrow
       (upper − lower ≤ rtol·upper, i.e. c known within a factor of 2).
-    Measured on 360 digits (benchmarks/cw_early_stop.py): equal success, a smaller median and mean
-    L2, and about half the time of the paper's search without early stopping.
+    Measured (benchmarks/cw_early_stop.py) against the paper's search run to every step: equal
+    success, a smaller median and mean L2, and 0.43x the time on the digits CNN, 0.58x on LeNet-5
+    on Fashion-MNIST.
     A step counts as a success only when the margin is below −κ strictly (a tie with another logit
     is not a misclassification under argmax).
 
