@@ -15,7 +15,7 @@ from .ops import other_max
 @attrs.frozen
 class CarliniWagnerL2(AttackBase):
     """Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017
-    (https://arxiv.org/abs/1608.04644), Section V-A/VI. Distance: L2 (minimal, no eps budget).
+    (https://arxiv.org/abs/1608.04644), Sections V and VI-A. Distance: L2 (minimal, no eps budget).
 
     Minimise ‖x' − x‖² + c·max(Z_y − max_{i≠y} Z_i, −κ) over x' = lo + (hi−lo)(tanh w + 1)/2 with
     Adam; binary search over c per sample (×10 until a success, then bisection); keep each
