@@ -15,8 +15,8 @@ each peer, forward and backward passes per image (counted by a hook) and (CUDA) 
 attack is timed ``--pairs`` times (5), the limit measured right before each timing and the peers
 right after; each timing repeats the call until it lasts ``--min-seconds`` (0.5 s: one FGSM call
 on 256 digits takes 12 ms, too short to time once on a noisy machine), every library the same
-number of calls; times and ratios are the medians, with the range of ours/limit beside them. ART runs at the same batch size unless --art-default-batch
-(ART's own default, 32 for PGD) is given.
+number of calls; times and ratios are the medians, with the range of ours/limit beside them. ART
+runs at the same batch size unless --art-default-batch (ART's own default, 32 for PGD) is given.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 import advx
+from advx.evaluation.counting import CountingModel
 
 
 def sync(device: torch.device) -> None:
@@ -125,21 +126,6 @@ def cases(eps, quick):
     }
 
 
-class SampleCounter(nn.Module):
-    """Counts the samples passed forward, and those whose output was differentiated."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.forward_rows, self.backward_rows = model, 0, 0
-
-    def forward(self, x):
-        out = self.model(x)
-        self.forward_rows += len(x)
-        if out.requires_grad:
-            out.register_hook(lambda g: setattr(self, "backward_rows", self.backward_rows + len(g)) or g)
-        return out
-
-
 def per_sample_costs(model, x, y, batch, device, repeats=3):
     """Seconds per sample of one forward, and of one forward+backward w.r.t. the input (median)."""
     fwd, fb = [], []
@@ -153,7 +139,7 @@ def per_sample_costs(model, x, y, batch, device, repeats=3):
 def counted_passes(model, atk, x, y, batch):
     """(forward rows, backward rows) one call of the attack runs, counted by a hook: the work it
     chose to do (attacks that drop finished samples run fewer than K full passes)."""
-    counter = SampleCounter(model)
+    counter = CountingModel(model)
     g = torch.Generator().manual_seed(0)
     batched(lambda a, b: atk(counter, a, b, generator=g), x, y, batch)
     return counter.forward_rows, counter.backward_rows

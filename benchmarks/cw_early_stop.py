@@ -29,6 +29,7 @@ from torch import nn
 
 import advx
 from advx.api import as_float
+from advx.evaluation.counting import CountingModel
 
 SETTINGS = {
     "paper, every step": dict(warm_start=False, search_rtol=0.0, abort_early=False),
@@ -37,18 +38,6 @@ SETTINGS = {
     "paper + warm start": dict(warm_start=True, search_rtol=0.0),
     "advx default (warm start + search_rtol 0.5)": {},
 }
-
-
-class SampleCounter(nn.Module):
-    """Counts the samples that go through the model (a batched forward of k samples counts k)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model, self.samples = model, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.samples += len(x)
-        return self.model(x)
 
 
 NETWORKS = {  # dataset: (network, training images, epochs)
@@ -85,14 +74,14 @@ def main() -> None:
     outcome = {}
     for _ in range(args.pairs):
         for label, settings in SETTINGS.items():
-            counter = SampleCounter(model)
+            counter = CountingModel(model)
             t = time.perf_counter()
             x_adv = advx.create("attack", "cw", **settings)(counter, xt, yt)
             seconds[label].append(time.perf_counter() - t)
             with torch.no_grad():
                 fooled = model(x_adv).argmax(1) != yt
             l2 = (x_adv - xt).flatten(1).norm(dim=1)[fooled]
-            outcome[label] = [round(counter.samples / args.n, 1), round(100 * float(fooled.float().mean()), 2),
+            outcome[label] = [round(counter.forward_rows / args.n, 1), round(100 * float(fooled.float().mean()), 2),
                               round(float(l2.median()), 4), round(float(l2.mean()), 4)]
     base = seconds["paper, every step"]
     rows = []

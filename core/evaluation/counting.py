@@ -7,13 +7,14 @@ from torch import nn
 
 
 class CountingModel(nn.Module):
-    """Transparent wrapper counting batched forward and backward passes."""
+    """Transparent wrapper counting batched forward and backward passes, and the samples
+    (rows) they carried: an attack that drops finished samples runs fewer rows than passes x N."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.forwards = 0
-        self.backwards = 0
+        self.forwards = self.backwards = 0
+        self.forward_rows = self.backward_rows = 0
         self.feature_layers = tuple(getattr(model, "feature_layers", ()))
         # a new Module says training=True; take the inner model's mode instead, or an attack that
         # restores "the mode it found" would switch the model into train mode (dropout on)
@@ -21,11 +22,13 @@ class CountingModel(nn.Module):
 
     def _backward(self, grad: torch.Tensor) -> torch.Tensor:
         self.backwards += 1
+        self.backward_rows += len(grad)
         return grad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         self.forwards += 1
+        self.forward_rows += len(x)
         if out.requires_grad:
             out.register_hook(self._backward)
         return out

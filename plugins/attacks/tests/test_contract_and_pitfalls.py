@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import advx
+from advx.evaluation.counting import CountingModel
 from advx.testing import check_attack
 from advx_attacks.apgd import checkpoints
 from advx_attacks.ops import dlr_targeted_loss, other_max
@@ -169,15 +170,6 @@ def test_bad_parameters_are_rejected_with_the_valid_fields():
 ])
 def test_gradient_attacks_run_exactly_their_passes(digits, name, params, passes):
     model, x, y = digits
-    counted = {"forward": 0, "backward": 0}
-
-    class Counting(nn.Module):
-        def forward(self, z):
-            out = model(z)
-            counted["forward"] += 1
-            if out.requires_grad:
-                out.register_hook(lambda g: counted.__setitem__("backward", counted["backward"] + 1) or g)
-            return out
-
-    advx.create("attack", name, **params)(Counting(), x[:32], y[:32], generator=torch.Generator().manual_seed(0))
-    assert (counted["forward"], counted["backward"]) == passes
+    counted = CountingModel(model)
+    advx.create("attack", name, **params)(counted, x[:32], y[:32], generator=torch.Generator().manual_seed(0))
+    assert (counted.forwards, counted.backwards) == passes

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 import advx
+from advx.evaluation.counting import CountingModel
 
 
 class Slab(nn.Module):
@@ -24,21 +25,6 @@ def test_pgd_keeps_the_point_that_fooled_the_model_when_the_last_step_leaves_it(
         assert torch.allclose(x_adv, torch.full_like(x, 0.56))
 
 
-class Passes(nn.Module):
-    """Counts forward passes, and those whose output was differentiated."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.forwards, self.backwards = model, 0, 0
-
-    def forward(self, x):
-        out = self.model(x)
-        self.forwards += 1
-        if out.requires_grad:
-            out.register_hook(lambda g: setattr(self, "backwards", self.backwards + 1) or g)
-        return out
-
-
 class Bowl(nn.Module):
     """The loss peaks at x = 0.53 and never fools: sign steps of 0.04 from 0.5 go 0.54, 0.50, 0.54, ..."""
 
@@ -50,7 +36,7 @@ class Bowl(nn.Module):
 def test_without_success_the_last_iterate_is_returned_at_exactly_k_passes():
     x, y = torch.full((2, 1, 1, 1), 0.5), torch.zeros(2, dtype=torch.long)
     for steps, last in ((3, 0.54), (4, 0.50)):
-        counted = Passes(Bowl())
+        counted = CountingModel(Bowl())
         x_adv = advx.create("attack", "pgd", eps=0.1, alpha=0.04, steps=steps, random_start=False)(counted, x, y)
         assert torch.allclose(x_adv, torch.full_like(x, last))  # standard PGD's point
         assert (counted.forwards, counted.backwards) == (steps, steps)  # no pass spent checking it

@@ -100,9 +100,9 @@ def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Ten
     for the gradient."""
     if not backward:
         with torch.no_grad():
-            losses, logits = zip(*((attack_loss(kind, lg, y, target), lg)
-                                   for lg in (model(x_adv).float() for _ in range(eot))))
-        return sum(losses) / eot, sum(logits) / eot, None
+            logits = [model(x_adv).float() for _ in range(eot)]
+            loss = sum(attack_loss(kind, lg, y, target) for lg in logits) / eot
+        return loss, sum(logits) / eot, None
     total = None
     for _ in range(eot):
         x_in = x_adv.detach().requires_grad_(True)
