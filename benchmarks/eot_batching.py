@@ -36,30 +36,41 @@ def main() -> None:
     ap.add_argument("--eot", type=int, default=20)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="bench_results/eot_batching.json")
     args = ap.parse_args()
+    device = torch.device(args.device)
     model, data = digits_model(epochs=10)
+    model = model.to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    x, y = data.x_test[:args.n].float(), data.y_test[:args.n]
+    x, y = data.x_test[:args.n].float().to(device), data.y_test[:args.n].to(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     pgd = advx.create("attack", "pgd", eps=0.1, steps=args.steps)
     guo = advx.create("inference_defense", "crop-rescale", min_scale=0.75, max_scale=1.0)
     widths = sorted({1, 2, 4, args.eot})
 
     def limit() -> float:
         g = torch.Generator().manual_seed(0)
+        sync()
         t0 = time.perf_counter()
         for _ in range(args.steps * args.eot):
             xi = x.clone().requires_grad_(True)
             torch.autograd.grad(F.cross_entropy(model(guo.transform(xi, model, g, {})), y), xi)
+        sync()
         return time.perf_counter() - t0
 
     def cell(draws_per_pass: int) -> tuple[float, float]:
         defended = build_defended(model, [guo], repeats=10, eot=args.eot, seed=0)
         defended.max_batch = len(x) * draws_per_pass
+        sync()
         t0 = time.perf_counter()
         set_attacking(defended, True)
         x_adv = pgd(defended, x, y, generator=torch.Generator().manual_seed(0))
+        sync()
         seconds = time.perf_counter() - t0
         set_attacking(defended, False)
         with torch.no_grad():
@@ -84,7 +95,7 @@ def main() -> None:
                          "time vs one draw per pass", "robust accuracy (%)"],
              "rows": rows}
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-           "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
+           "machine": {"platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
                        "torch": torch.__version__},
            "limit_s": limits, "limit_passes": args.steps * args.eot, "limit_median_s": statistics.median(limits),
            "seconds": {str(w): v for w, v in seconds.items()}, "table": table}

@@ -7,8 +7,9 @@ softmax over ``repeats`` draws; under attack (``eot`` draws) that is Expectation
 Transformation, and steps marked non-differentiable pass gradients straight through (BPDA).
 On CUDA the draws of a batch run as one pass (the batch repeated along its first axis, every
 copy drawing its own randomness), split into several passes above ``max_batch`` images or when
-the device runs out of memory; on a CPU one draw per pass is faster. A seed fixes the result for
-a given split, not across splits.
+the device runs out of memory; on a CPU one draw per pass is faster. Transforms that draw through
+``advx.streams`` get draws keyed by (seed, the image's content, the draw's number): an image gets
+the same draws in any batch and any split of the draws into passes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from .protocols import InputTransformDefense
+from .streams import SampleStreams, draw_streams
 
 
 class DefendedClassifier(nn.Module):
@@ -37,6 +39,7 @@ class DefendedClassifier(nn.Module):
         self.repeats = max(1, int(repeats))
         self.eot = max(1, int(eot))
         self.attacking = False
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.context = dict(context or {})
         self.train(model.training)  # take the wrapped model's mode (a new Module says training=True)
@@ -46,11 +49,17 @@ class DefendedClassifier(nn.Module):
         return any(t.randomized for t in self.transforms)
 
     def reseed(self, seed: int) -> None:
+        self.seed = seed
         self.generator.manual_seed(seed)
 
-    def apply_transforms(self, x: torch.Tensor) -> torch.Tensor:
+    def apply_transforms(self, x: torch.Tensor, streams: SampleStreams | None = None) -> torch.Tensor:
+        """The chain on ``x``; ``streams`` (one per row of ``x``) feeds the transforms that draw
+        per sample, the others share this wrapper's generator."""
+        if streams is None and self.randomized:
+            streams = draw_streams(x, self.seed, 0, 1)
         for t in self.transforms:
-            out = t.transform(x, self.model, self.generator, self.context)
+            g = streams if getattr(t, "per_sample_streams", False) else self.generator
+            out = t.transform(x, self.model, g, self.context)
             if self.attacking and not t.differentiable:
                 out = x + (out - x).detach()  # BPDA: identity on the backward pass
             x = out
@@ -68,7 +77,7 @@ class DefendedClassifier(nn.Module):
         while done < draws:
             k = min(per_pass, draws - done)
             try:
-                p = self._mean_probs(x, k)
+                p = self._mean_probs(x, done, k)
             except torch.cuda.OutOfMemoryError:
                 if per_pass == 1:
                     raise
@@ -84,11 +93,11 @@ class DefendedClassifier(nn.Module):
     #: run at 1.8x (measured: benchmarks/results/eot_batching.json).
     max_batch: int | None = None
 
-    def _mean_probs(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Mean softmax over ``k`` draws from one pass: x repeated k times along the batch, each copy
-        transformed with its own random draw (the transforms draw per image)."""
+    def _mean_probs(self, x: torch.Tensor, start: int, k: int) -> torch.Tensor:
+        """Mean softmax over draws ``start … start + k − 1`` from one pass: x repeated k times along
+        the batch, each copy transformed with its own draw (keyed by the image and the draw)."""
         xr = x.repeat(k, *([1] * (x.ndim - 1))) if k > 1 else x
-        p = torch.softmax(self.model(self.apply_transforms(xr)).float(), dim=1)
+        p = torch.softmax(self.model(self.apply_transforms(xr, draw_streams(x, self.seed, start, k))).float(), dim=1)
         return p.view(k, len(x), -1).mean(0)
 
 

@@ -155,6 +155,11 @@ class AttackBase:
     #: threat model runs these against the whole defended pipeline, forward passes only.
     gradient_free: ClassVar[bool] = False
     supports_target: ClassVar[bool] = True
+    #: True when every draw goes through ``advx.streams`` (``uniform``/``normal``/``integers``/
+    #: ``subset``): the evaluator then passes a per-sample ``SampleStreams`` as ``generator`` and a
+    #: sample's numbers do not depend on its batch. False (the default for plugins): ``generator``
+    #: is a ``torch.Generator`` seeded per batch.
+    per_sample_streams: ClassVar[bool] = False
     bounds: Bounds = attrs.field(default=(0.0, 1.0), converter=tuple)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
@@ -239,6 +244,9 @@ class InputTransformDefense:
     #: True for defences that optimise their input at inference time (counteract): the sanity
     #: checks then ask for adaptive and gradient-free numbers beside the oblivious ones.
     optimizes_input: ClassVar[bool] = False
+    #: True when ``transform`` draws through ``advx.streams``: it is then given per-sample streams
+    #: keyed by each input's content, so an image gets the same draws in any batch (see AttackBase).
+    per_sample_streams: ClassVar[bool] = False
 
     def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None,
                   context: dict[str, Any]) -> torch.Tensor:

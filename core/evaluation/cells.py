@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advx import streams
 from advx.config import AttackSpec, DefenseVariant, ExperimentConfig
 
 CLEAN = "clean"
@@ -73,14 +74,14 @@ def chunk_seed(seed: int, *parts: Any) -> int:
 
 
 def pick_targets(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
-                 g: torch.Generator) -> torch.Tensor | None:
+                 g: Any) -> torch.Tensor | None:
     """Targets for targeted attacks: a random other class, or the least-likely class."""
     if kind == "none":
         return None
     if kind == "least-likely":
         with torch.no_grad():
             return model(x).argmin(1)
-    shift = torch.randint(1, num_classes, (len(y),), generator=g).to(y.device)
+    shift = streams.integers(g, 1, num_classes, (len(y),), y.device)
     return (y + shift) % num_classes
 
 

@@ -2,8 +2,11 @@
 
 A chunk's adversarials come from the oblivious cache (crafted once per trained model and attack,
 reused by every defence), from the transfer source, or are crafted on the defended pipeline
-(adaptive, with EOT and BPDA) or by querying it (black-box); each seed block's randomness is
-seeded from (seed, cell, block start), so a resumed or sharded run gives the same numbers.
+(adaptive, with EOT and BPDA) or by querying it (black-box). Attacks run on batches as large as
+``batch_size`` allows, across seed blocks: every draw comes from the sample's own stream
+(``advx.streams``), so a sample's numbers do not depend on the batch, chunk, block, world size or
+free memory, and a resumed or sharded run gives the same numbers. Samples the pipeline already
+gets wrong on clean input are not attacked and never count as robust.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from advx import interrupt
 from advx.batching import auto_batch_size
 from advx.data.bundle import DataBundle, as_float
 from advx.defense import build_defended, reseed, set_attacking
+from advx.progress import progress
+from advx.streams import SampleStreams, derive_key
 
 from .cells import (CLEAN, NONE, Cell, chunk_seed, find_attack, find_defense, per_sample_arrays, pick_targets,
                     predict, run_attack)
@@ -46,6 +51,7 @@ class CellRunner:
         self._batch: dict[tuple[str, str], int] = {}
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
         self.sanity = SanityLog()
+        self.bar: Any = None  # the running cell's progress over samples
         self._defended: dict[tuple[str, str, str], nn.Module] = {}
         #: what every defence is given (protocols.py: InferenceDefense): clean training data for
         #: MI-OL's pool or a classifier fitted at wrap time, which caches under ``cache_dir``
@@ -82,55 +88,74 @@ class CellRunner:
         while self.lo + self.store.n_done(path) < stop:
             s = self.lo + self.store.n_done(path)
             e = min(s + self.rows, self.hi)
+            mask = self.clean_correct(train, NONE, s, e)
             x_adv, logs, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE,
-                                                      attack_label, s, e)
+                                                      attack_label, s, e, mask, bar=self.bar)
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
                               extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
         rows = {name: self.store.read_rows(path, name, start - self.lo, stop - self.lo)
                 for name in self.store.names(path)}
         return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows
 
-    def blocks(self, s: int, e: int) -> list[tuple[int, int]]:
-        """The seed blocks of rows [s, e) (s is always a block start)."""
-        return [(b, min(b + self.block, e)) for b in range(s, e, self.block)]
-
     def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
-              s: int, e: int, reseed_key: tuple[str, str] | None = None,
-              ) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
-        """Attack rows [s, e), each seed block with its own generator; ``reseed_key`` (cell key,
-        purpose) also reseeds a randomized defence under attack per block."""
-        spec = find_attack(self.cfg, attack_label)
-        attack = self.exp.components["attacks"][attack_label]
+              s: int, e: int, attack_mask: torch.Tensor, reseed_key: tuple[str, str] | None = None,
+              bar: Any = None) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
+        """Attack the rows of [s, e) that ``attack_mask`` marks (the others keep their clean input),
+        in batches of ``batch_for`` rows that span seed blocks: every draw comes from the sample's
+        own stream (``advx.streams``, keyed by run seed, model, attack and row), so the batching
+        never moves a number. ``reseed_key`` (cell key, purpose) reseeds a randomized defence."""
+        spec, attack = find_attack(self.cfg, attack_label), self.exp.components["attacks"][attack_label]
         batch = self.batch_for(train, defense)  # probes the raw model: not counted
         seed = self.cfg.experiment.seed
+        base = derive_key(seed, train, attack_label)
+        if reseed_key is not None:
+            reseed(target_model, chunk_seed(seed, reseed_key[0], reseed_key[1]))
         counter.take()
         t0 = time.perf_counter()
-        parts, logs = [], []
-        for b, be in self.blocks(s, e):
-            g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, b))
-            x, y = self.x[b:be], self.y[b:be]
+        x_adv = self.x[s:e].clone()
+        todo = attack_mask.nonzero().flatten()
+        logs: dict[str, np.ndarray] = {}
+        for i in range(0, len(todo), batch):
+            idx = todo[i:i + batch]
+            rows = idx + s  # rows of the test set: the streams' keys
+            g = SampleStreams.for_rows(base, rows)
+            x, y = self.x[rows], self.y[rows]
             target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
-            if reseed_key is not None:
-                reseed(target_model, chunk_seed(seed, reseed_key[0], b, reseed_key[1]))
-            x_adv, log = run_attack(attack, target_model, x, y, target, batch, g, self.autocast)
-            parts.append(x_adv)
-            logs.append(log)
+            if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
+                g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
+            out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
+            x_adv[idx] = out.to(x_adv)
+            for k, v in log.items():
+                if k not in logs:
+                    logs[k] = np.full(e - s, getattr(attack, "skipped_log", {}).get(k, 0), dtype=v.dtype)
+                logs[k][idx.cpu().numpy()] = v
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.update(int((~attack_mask).sum()))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
-        merged = {k: np.concatenate([log[k] for log in logs]) for k in logs[0]}  # s < e: one block at least
-        return torch.cat(parts), merged, time.perf_counter() - t0, fw, bw
+        return x_adv, logs, time.perf_counter() - t0, fw, bw
+
+    def clean_correct(self, train: str, defense: str, s: int, e: int) -> torch.Tensor:
+        """Which rows of [s, e) the pipeline (train, defense) classifies correctly without attack:
+        read from its clean cell when that is stored, else evaluated exactly as the clean cell does."""
+        key = Cell(train, defense, CLEAN, CLEAN).key()
+        path = f"cells/{key}"
+        if self.store.has(path) and self.store.n_done(path) >= e - self.lo:
+            ok = self.store.read_rows(path, "correct", s - self.lo, e - self.lo)
+            return torch.from_numpy(np.asarray(ok, dtype=bool)).to(self.device)
+        model = self.defended(train, defense, attacking=False)
+        pred, _ = self.evaluate(model, key, self.x[s:e], s, e, self.batch_for(train, defense))
+        return pred == self.y[s:e]
 
     def evaluate(self, model: nn.Module, key: str, x_adv: torch.Tensor, s: int, e: int, batch: int,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions and losses of the deployed pipeline on rows [s, e), reseeded per block."""
-        preds, losses = [], []
-        for b, be in self.blocks(s, e):
-            reseed(model, chunk_seed(self.cfg.experiment.seed, key, b, "eval"))
-            pred, loss = predict(model, x_adv[b - s:be - s], self.y[b:be], batch, self.autocast)
-            preds.append(pred)
-            losses.append(loss)
-        return torch.cat(preds), torch.cat(losses)
+        """Predictions and losses of the deployed pipeline on rows [s, e). A randomized defence
+        draws per image (keyed by its content and the cell), so the batch never moves a number."""
+        reseed(model, chunk_seed(self.cfg.experiment.seed, key, "eval"))
+        return predict(model, x_adv, self.y[s:e], batch, self.autocast)
 
     def run(self, cell: Cell, order: int) -> None:
         path = f"cells/{cell.key()}"
@@ -146,49 +171,67 @@ class CellRunner:
         if members:  # what the codes of a per-sample ``broken_by`` record mean
             self.store.set_attrs(path, members=list(members))
         counter = self.models[cell.train]
-        for s in range(self.lo + self.store.n_done(path), self.hi, self.rows):
-            e = min(s + self.rows, self.hi)
-            x, y = self.x[s:e], self.y[s:e]
-            t0 = time.perf_counter()
-            fw = bw = 0
-            logs: dict[str, np.ndarray] = {}
-            if cell.mode == CLEAN:
-                x_adv = x
-            elif cell.mode == "oblivious":
-                x_adv, logs = self.oblivious(cell.train, cell.attack, s, e)
-            elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
-                x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
-            elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
-                model = self.defended(cell.train, cell.defense, attacking=False)
-                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
-                                                    reseed_key=(cell.key(), "queries"))
-            else:
-                model = self.defended(cell.train, cell.defense, attacking=True)
-                set_attacking(model, True)
-                try:
-                    x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
-                                                        reseed_key=(cell.key(), "eot"))
-                finally:
-                    set_attacking(model, False)
-            model = self.defended(cell.train, cell.defense, attacking=False)
-            if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
-                d = find_defense(self.cfg, cell.defense, cell.train)
-                eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-                attacked = self.defended(cell.train, cell.defense, attacking=True)
-                # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
-                eot = max(eot, *(getattr(m, "averages_draws", 1) for m in attacked.modules()))
-                self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
-                                       attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
-                                       modes=self.cfg.evaluate.modes)
-            batch = self.batch_for(cell.train, cell.defense)
-            counter.take()
-            pred, loss = self.evaluate(model, cell.key(), x_adv, s, e, batch)
-            efw, ebw = counter.take()
-            arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
-            if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:
-                arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
-            self.store.append(path, arrays, chunk=self.chunk,
-                              extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
-                                           "backwards": bw + ebw})
-            interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here
+        first = self.lo + self.store.n_done(path)
+        self.bar = None if cell.mode == CLEAN else progress(total=self.hi - first, desc="  samples", unit="sample")
+        try:
+            for s in range(first, self.hi, self.rows):
+                self.chunk_step(cell, path, counter, s)
+                if self.bar is not None:  # absolute: a chunk whose adversarials were cached crafts nothing
+                    self.bar.n = min(s + self.rows, self.hi) - first
+                    self.bar.refresh()
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = None
         self.store.set_attrs(path, status="done")
+
+    def chunk_step(self, cell: Cell, path: str, counter: CountingModel, s: int) -> None:
+        """Evaluate rows [s, s + rows) of ``cell`` and append them to the store."""
+        e = min(s + self.rows, self.hi)
+        x, y = self.x[s:e], self.y[s:e]
+        t0 = time.perf_counter()
+        fw = bw = 0
+        logs: dict[str, np.ndarray] = {}
+        # a sample the pipeline gets wrong on clean input is broken already: never attacked, never robust
+        clean_ok = None if cell.mode == CLEAN else self.clean_correct(cell.train, cell.defense, s, e)
+        if cell.mode == CLEAN:
+            x_adv = x
+        elif cell.mode == "oblivious":
+            x_adv, logs = self.oblivious(cell.train, cell.attack, s, e)
+        elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
+            x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
+        elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
+            model = self.defended(cell.train, cell.defense, attacking=False)
+            x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
+                                                clean_ok, reseed_key=(cell.key(), "queries"), bar=self.bar)
+        else:
+            model = self.defended(cell.train, cell.defense, attacking=True)
+            set_attacking(model, True)
+            try:
+                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
+                                                    clean_ok, reseed_key=(cell.key(), "eot"), bar=self.bar)
+            finally:
+                set_attacking(model, False)
+        model = self.defended(cell.train, cell.defense, attacking=False)
+        if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
+            d = find_defense(self.cfg, cell.defense, cell.train)
+            eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
+            attacked = self.defended(cell.train, cell.defense, attacking=True)
+            # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
+            eot = max(eot, *(getattr(m, "averages_draws", 1) for m in attacked.modules()))
+            self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
+                                   attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
+                                   modes=self.cfg.evaluate.modes)
+        batch = self.batch_for(cell.train, cell.defense)
+        counter.take()
+        pred, loss = self.evaluate(model, cell.key(), x_adv, s, e, batch)
+        efw, ebw = counter.take()
+        arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
+        if clean_ok is not None:
+            arrays["correct"] = arrays["correct"] & clean_ok.cpu().numpy()
+        if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:
+            arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
+        self.store.append(path, arrays, chunk=self.chunk,
+                          extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
+                                       "backwards": bw + ebw})
+        interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here

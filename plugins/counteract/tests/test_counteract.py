@@ -67,10 +67,10 @@ def test_all_labels_use_one_batched_pass(digits):
 
 def test_repeats_average_probabilities_in_one_batched_pass(digits):
     """The 8 draws run as one pass over x repeated 8 times (each copy its own draw); split into
-    one draw per pass (max_batch = the batch) they are the per-draw loop, draw for draw."""
+    one draw per pass (max_batch = the batch) they give the same average, draw for draw, and an
+    image gets the same draws whatever batch it arrives in (draws keyed by its content)."""
     model, x, _, data = digits
     guo = advx.create("inference_defense", "crop-rescale")
-    one = DefendedClassifier(model, [guo], repeats=1, context=ctx(data))
     many = DefendedClassifier(model, [guo], repeats=8, context=ctx(data))
     many.max_batch = 8 * len(x)  # all draws in one pass (CUDA's default; a CPU loops by default)
     calls = []
@@ -79,17 +79,21 @@ def test_repeats_average_probabilities_in_one_batched_pass(digits):
         many.reseed(3)
         avg = many(x).exp()
         assert calls == [8 * len(x)]  # one forward for all draws
-        one.reseed(3)
-        copies = one(x.repeat(8, 1, 1, 1)).softmax(1).view(8, len(x), -1)
         looped = DefendedClassifier(model, [guo], repeats=8, context=ctx(data))
         looped.max_batch = len(x)
-        one.reseed(3)
-        draws = [one(x).softmax(1) for _ in range(8)]
         looped.reseed(3)
         split = looped(x).exp()
+        alone = torch.cat([looped(x[i:i + 1]).exp() for i in range(3)])  # one image per batch
+        one = DefendedClassifier(model, [guo], repeats=1, context=ctx(data))
+        one.reseed(3)
+        single = one(x).softmax(1)
+        one.reseed(4)
+        other_seed = one(x).softmax(1)
     hook.remove()
-    assert torch.allclose(avg, copies.mean(0), atol=1e-5)
-    assert torch.allclose(split, torch.stack(draws).mean(0), atol=1e-5)
+    assert torch.allclose(avg, split, atol=1e-5)
+    assert torch.allclose(alone, split[:3], atol=1e-5)
+    assert not torch.allclose(avg, single, atol=1e-3)  # 8 draws average to something else than one
+    assert not torch.allclose(single, other_seed, atol=1e-3)  # the seed moves the draws
 
 
 def test_chain_order_holds_and_counteract_sees_the_undefended_model(digits):

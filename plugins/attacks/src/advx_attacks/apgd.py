@@ -10,6 +10,7 @@ import attrs
 import torch
 
 from advx.api import AttackBase
+from advx.streams import subset
 
 from .ops import ascent_direction, loss_and_grad, project, random_start, success
 
@@ -41,6 +42,7 @@ class APGD(AttackBase):
     """
 
     name: ClassVar[str] = "apgd"
+    per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
@@ -112,7 +114,7 @@ class APGD(AttackBase):
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            cand, ok = self.run_once(model, x[todo], y[todo], t, generator, eps[todo])
+            cand, ok = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True
         return x_adv

@@ -9,6 +9,8 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx.streams import subset
+
 from .apgd import APGD
 from .ops import success
 
@@ -51,7 +53,7 @@ class APGDTargeted(APGD):
                 todo = (~fooled).nonzero().flatten()
                 if len(todo) == 0:
                     return x_adv
-                cand, ok = self.run_once(model, x[todo], y[todo], t[todo], generator, eps[todo],
+                cand, ok = self.run_once(model, x[todo], y[todo], t[todo], subset(generator, todo), eps[todo],
                                          any_misclassification=True)
                 x_adv[todo[ok]] = cand[ok]
                 fooled[todo[ok]] = True

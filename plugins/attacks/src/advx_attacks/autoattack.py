@@ -10,6 +10,7 @@ import attrs
 import torch
 
 from advx.api import AttackBase
+from advx.streams import subset
 
 from .apgd import APGD
 from .apgd_targeted import APGDTargeted
@@ -46,7 +47,10 @@ class AutoAttack(AttackBase):
     """
 
     name: ClassVar[str] = "autoattack"
+    per_sample_streams: ClassVar[bool] = True
     supports_target: ClassVar[bool] = False
+    #: the record of a sample the evaluator does not attack (wrong on clean input)
+    skipped_log: ClassVar[dict[str, int]] = {"broken_by": MISCLASSIFIED}
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
     version: Literal["standard", "rand"] = attrs.field(default="standard",
@@ -85,7 +89,8 @@ class AutoAttack(AttackBase):
             if len(todo) == 0:
                 break
             attack = self.member(name)
-            cand = attack.perturb(model, x[todo], y[todo], target=None, generator=generator, eps=eps[todo])
+            cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
+                                  eps=eps[todo])
             cand = cand.clamp(*self.bounds)
             with torch.no_grad():
                 ok = success(model(cand).float(), y[todo], None)

@@ -46,6 +46,7 @@ class CarliniWagnerL2(AttackBase):
     """
 
     name: ClassVar[str] = "cw"
+    per_sample_streams: ClassVar[bool] = True
     norm: ClassVar[str] = "l2"
     minimal: ClassVar[bool] = True
     c: float = attrs.field(default=1e-2, validator=attrs.validators.gt(0))

@@ -9,7 +9,9 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx import streams
 from advx.api import AttackBase
+from advx.streams import subset
 
 from .apgd_targeted import top_other_classes
 from .ops import flat_norm, project_onto_hyperplane, success
@@ -35,6 +37,7 @@ class FAB(AttackBase):
     """
 
     name: ClassVar[str] = "fab"
+    per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
@@ -82,9 +85,9 @@ class FAB(AttackBase):
     def random_point(self, x, radius, generator):
         """A random start at distance ``radius``/2 (FAB's restarts, Section 3.3)."""
         if self.norm == "linf":
-            u = 2 * torch.rand(x.shape, generator=generator).to(x) - 1
+            u = 2 * streams.uniform(generator, x.shape, x) - 1
         else:
-            u = torch.randn(x.shape, generator=generator).to(x)
+            u = streams.normal(generator, x.shape, x)
         u = u / flat_norm(u, self.norm).clamp(min=1e-12)
         return (x + 0.5 * radius.view(-1, *([1] * (x.ndim - 1))) * u).clamp(*self.bounds)
 
@@ -106,7 +109,8 @@ class FAB(AttackBase):
                 if len(todo) == 0:
                     return x_adv
                 xs = x[todo]
-                start = xs if r == 0 else self.random_point(xs, torch.minimum(found[todo], eps[todo]), generator)
+                start = xs if r == 0 else self.random_point(xs, torch.minimum(found[todo], eps[todo]),
+                                                                 subset(generator, todo))
                 g = None if goal is None else goal[todo]
                 cand, norm = self.search(model, xs, y[todo], t[todo], start, g)
                 found[todo] = torch.minimum(found[todo], norm)

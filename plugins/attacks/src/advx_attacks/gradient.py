@@ -8,7 +8,9 @@ import attrs
 import torch
 from torch import nn
 
+from advx import streams
 from advx.api import AttackBase
+from advx.streams import subset
 
 from .ops import ascent_direction, loss_and_grad, project, random_start, success
 
@@ -27,13 +29,14 @@ class GaussianNoise(AttackBase):
     """
 
     name: ClassVar[str] = "gaussian"
+    per_sample_streams: ClassVar[bool] = True
     norm: ClassVar[str] = "l2"
     supports_target: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = True
     sigma: float = attrs.field(default=0.05, validator=_pos)
 
     def perturb(self, model: nn.Module, x, y, *, target, generator, eps):
-        return x + self.sigma * torch.randn(x.shape, generator=generator).to(x)
+        return x + self.sigma * streams.normal(generator, x.shape, x)
 
 
 @attrs.frozen
@@ -47,6 +50,7 @@ class FGSM(AttackBase):
     """
 
     name: ClassVar[str] = "fgsm"
+    per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=_pos)
 
     def perturb(self, model, x, y, *, target, generator, eps):
@@ -72,6 +76,7 @@ class PGD(AttackBase):
     """
 
     name: ClassVar[str] = "pgd"
+    per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=_pos)
     alpha: float | None = None
     steps: int = attrs.field(default=10, validator=attrs.validators.ge(1))
@@ -122,7 +127,7 @@ class PGD(AttackBase):
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            cand, known = self.run_once(model, x[todo], y[todo], t, generator, eps[todo])
+            cand, known = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
             ok = self.checked(model, cand, y[todo], t, known)
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True

@@ -32,6 +32,7 @@ class DeepFool(AttackBase):
     """
 
     name: ClassVar[str] = "deepfool"
+    per_sample_streams: ClassVar[bool] = True
     minimal: ClassVar[bool] = True
     supports_target: ClassVar[bool] = False
     steps: int = attrs.field(default=50, validator=attrs.validators.ge(1))

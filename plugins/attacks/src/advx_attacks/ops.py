@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from advx import streams
+
 TINY = 1e-12
 
 
@@ -34,15 +36,15 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str,
     return (x + delta).clamp(*bounds)
 
 
-def random_start(x: torch.Tensor, eps: torch.Tensor, norm: str, g: torch.Generator | None) -> torch.Tensor:
+def random_start(x: torch.Tensor, eps: torch.Tensor, norm: str, g: object) -> torch.Tensor:
     """Uniform point of the linf ball, or uniform point of the l2 ball (direction ~ N(0, I),
     radius ∝ u^(1/d))."""
     if norm == "linf":
-        u = torch.rand(x.shape, generator=g).to(x)
+        u = streams.uniform(g, x.shape, x)
         return x + (2 * u - 1) * eps
     d = x[0].numel()
-    n = torch.randn(x.shape, generator=g).to(x)
-    r = torch.rand(x.shape[0], generator=g).to(x).pow(1.0 / d).view(-1, *([1] * (x.ndim - 1)))
+    n = streams.normal(g, x.shape, x)
+    r = streams.uniform(g, (x.shape[0],), x).pow(1.0 / d).view(-1, *([1] * (x.ndim - 1)))
     return x + n / (flat_norm(n, "l2") + TINY) * r * eps
 
 

@@ -10,7 +10,9 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx import streams
 from advx.api import AttackBase
+from advx.streams import subset
 
 from .ops import flat_norm, other_max
 
@@ -33,8 +35,8 @@ def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
 
 def window_masks(n: int, h: int, w: int, s: int, generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One random s x s window per sample: (mask N x 1 x H x W, row offset, column offset)."""
-    top = torch.randint(0, h - s + 1, (n,), generator=generator).to(device)
-    left = torch.randint(0, w - s + 1, (n,), generator=generator).to(device)
+    top = streams.integers(generator, 0, h - s + 1, (n,), device)
+    left = streams.integers(generator, 0, w - s + 1, (n,), device)
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
     inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + s).view(-1, 1, 1))
@@ -89,6 +91,7 @@ class Square(AttackBase):
     """
 
     name: ClassVar[str] = "square"
+    per_sample_streams: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
@@ -97,7 +100,7 @@ class Square(AttackBase):
                                                                               attrs.validators.le(1)))
 
     def signs(self, shape, generator, like):
-        return (torch.randint(0, 2, shape, generator=generator) * 2 - 1).to(like)
+        return (streams.integers(generator, 0, 2, shape) * 2 - 1).to(like)
 
     def init_linf(self, x, eps, generator):
         n, c, _, w = x.shape
@@ -135,7 +138,7 @@ class Square(AttackBase):
         # the new square: pseudo-Gaussian pattern (random orientation, random sign per channel)
         # plus the old content of the square, rescaled to carry the freed budget
         base = l2_pattern(s).to(x)
-        flip = torch.rand(n, generator=generator).to(x.device) > 0.5
+        flip = streams.uniform(generator, (n,)).to(x.device) > 0.5
         pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
         patch = pat.unsqueeze(1) * self.signs((n, c, 1, 1), generator, x)
         new = place(patch, top, left, h, w) + old / old_norm.clamp(min=1e-12)
@@ -168,7 +171,7 @@ class Square(AttackBase):
                     s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
                 s = min(s, h, w)
                 xs, es = x[todo], eps[todo]
-                cand = propose(xs, x_best[todo], es, s, generator)
+                cand = propose(xs, x_best[todo], es, s, subset(generator, todo))
                 m = margin(model(cand), y[todo], None if target is None else target[todo])
                 better = m < best[todo]
                 x_best[todo] = torch.where(better.view(-1, 1, 1, 1), cand, x_best[todo])

@@ -10,14 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advx import streams
 from advx.api import InputTransformDefense
 
 
-def draw_labels(pred: torch.Tensor, num_classes: int, n: int, g: torch.Generator | None) -> torch.Tensor:
+def draw_labels(pred: torch.Tensor, num_classes: int, n: int, g: Any) -> torch.Tensor:
     """For each sample, ``n`` distinct labels drawn uniformly from those other than ``pred``
     (B x n). The paper says "randomly select N labels"; excluding the prediction is the SPEC's
     choice (with N = 9 on CIFAR-10 that is every other class)."""
-    scores = torch.rand(len(pred), num_classes, generator=g).to(pred.device)
+    scores = streams.uniform(g, (len(pred), num_classes)).to(pred.device)
     scores.scatter_(1, pred[:, None], -1.0)  # the prediction is never drawn
     return scores.topk(n, dim=1).indices
 
@@ -49,6 +50,7 @@ class Counteract(InputTransformDefense):
     """
 
     name: ClassVar[str] = "counteract"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     differentiable: ClassVar[bool] = False
     optimizes_input: ClassVar[bool] = True

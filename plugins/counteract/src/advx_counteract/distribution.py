@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from advx.api import as_float, load_checkpoint, module_digest, progress, save_checkpoint, training_subset
+from advx.streams import draw_streams
 
 from . import randomized
 from .randomized import RandomResizePad, _check_scales
@@ -93,7 +94,8 @@ class DRN(nn.Module):
 class DistributionClassified(nn.Module):
     """``model`` behind N random transformations, per-class softmax densities and a DRN.
 
-    Every call draws its own N transformations (``reseed`` fixes them per evaluation chunk); the
+    Every call draws N transformations per image, keyed by the image's content and the seed
+    (``advx.streams.draw_streams``: the same in any batch); the
     whole pipeline is differentiable, so an adaptive attack gets the gradient of the average over
     the N draws (EOT is built in)."""
 
@@ -102,11 +104,11 @@ class DistributionClassified(nn.Module):
         super().__init__()
         self.model, self.drn, self.transform = model, drn, transform
         self.draws, self.bins, self.bandwidth, self.max_batch = draws, bins, bandwidth, max_batch
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
         self.train(model.training)
 
     def reseed(self, seed: int) -> None:
-        self.generator.manual_seed(seed)
+        self.seed = seed
 
     @property
     def averages_draws(self) -> int:
@@ -119,7 +121,7 @@ class DistributionClassified(nn.Module):
         while done < self.draws:
             k = min(per_pass, self.draws - done)
             xr = x.repeat(k, *([1] * (x.ndim - 1)))
-            xt = self.transform.transform(xr, self.model, self.generator, {})
+            xt = self.transform.transform(xr, self.model, draw_streams(x, self.seed, done, k), {})
             probs.append(torch.softmax(self.model(xt).float(), dim=1).view(k, len(x), -1))
             done += k
         return softmax_densities(torch.cat(probs).transpose(0, 1), self.bins, self.bandwidth)

@@ -8,7 +8,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from advx import streams
 from advx.api import InputTransformDefense, as_float
+from advx.streams import subset
 
 
 def _size(scale: float, side: int) -> int:
@@ -16,13 +18,13 @@ def _size(scale: float, side: int) -> int:
 
 
 def draw_windows(n: int, h: int, w: int, min_scale: float, max_scale: float,
-                 g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 g: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per sample: a random square side s in [min_scale, max_scale]·h (whole pixels) and a random
     (top, left) placing it inside an h x w image — each image gets its own draw, as in Xie et al.
     and Guo et al. (a draw shared by the batch makes a 10-repeat average a 10-window average)."""
-    s = torch.randint(_size(min_scale, h), _size(max_scale, h) + 1, (n,), generator=g)
-    top = (torch.rand(n, generator=g) * (h - s + 1)).floor().clamp(max=h - s)
-    left = (torch.rand(n, generator=g) * (w - s + 1)).floor().clamp(max=w - s)
+    s = streams.integers(g, _size(min_scale, h), _size(max_scale, h) + 1, (n,)).cpu()
+    top = (streams.uniform(g, (n,)).cpu() * (h - s + 1)).floor().clamp(max=h - s)
+    left = (streams.uniform(g, (n,)).cpu() * (w - s + 1)).floor().clamp(max=w - s)
     return s.float(), top, left
 
 
@@ -51,6 +53,7 @@ class RandomResizePad(InputTransformDefense):
     (the defaults) and averages 50 executions (``repeats = 50``)."""
 
     name: ClassVar[str] = "random-resize-pad"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     min_scale: float = attrs.field(default=22 / 32, validator=_check_scales)
     max_scale: float = attrs.field(default=30 / 32, validator=_check_scales)
@@ -70,6 +73,7 @@ class CropRescale(InputTransformDefense):
     executions."""
 
     name: ClassVar[str] = "crop-rescale"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     min_scale: float = attrs.field(default=22 / 32, validator=_check_scales)
     max_scale: float = attrs.field(default=30 / 32, validator=_check_scales)
@@ -89,6 +93,7 @@ class MixupInference(InputTransformDefense):
     executions (paper 004: 30; λ_OL 0.5 for mixup models, 0.6 for IAT models)."""
 
     name: ClassVar[str] = "mixup-inference"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     lam: float = attrs.field(default=0.5, validator=_check_scales)
 
@@ -99,12 +104,13 @@ class MixupInference(InputTransformDefense):
         with torch.no_grad():
             pred = model(x).argmax(1)
         # draw a pool index per sample, redrawing those that landed on the predicted class
-        idx = torch.randint(0, len(pool_y), (len(x),), generator=generator).to(pool_y.device)
+        idx = streams.integers(generator, 0, len(pool_y), (len(x),), pool_y.device)
         for _ in range(20):
             bad = pool_y[idx] == pred.to(pool_y.device)
             if not bad.any():
                 break
-            idx[bad] = torch.randint(0, len(pool_y), (int(bad.sum()),), generator=generator).to(pool_y.device)
+            redraw = bad.nonzero().flatten()
+            idx[bad] = streams.integers(subset(generator, redraw), 0, len(pool_y), (len(redraw),), pool_y.device)
         xs = as_float(pool_x[idx]).to(x)
         return self.lam * x + (1 - self.lam) * xs
 
@@ -116,11 +122,12 @@ class GaussianNoise(InputTransformDefense):
     The paper does not give σ; the default 0.05 is this library's choice (change it with ``sigma``)."""
 
     name: ClassVar[str] = "gaussian-noise"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     sigma: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
 
     def transform(self, x, model, generator, context):
-        noise = torch.randn(x.shape, generator=generator).to(x)
+        noise = streams.normal(generator, x.shape, x)
         return (x + self.sigma * noise).clamp(0, 1)
 
 
@@ -132,11 +139,12 @@ class RandomRotation(InputTransformDefense):
     library's choice."""
 
     name: ClassVar[str] = "random-rotation"
+    per_sample_streams: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     max_degrees: float = attrs.field(default=15.0, validator=[attrs.validators.gt(0), attrs.validators.le(180)])
 
     def transform(self, x, model, generator, context):
-        angle = (torch.rand(x.shape[0], generator=generator) * 2 - 1) * self.max_degrees * torch.pi / 180
+        angle = (streams.uniform(generator, (x.shape[0],)).cpu() * 2 - 1) * self.max_degrees * torch.pi / 180
         cos, sin = angle.cos().to(x), angle.sin().to(x)
         theta = torch.zeros(x.shape[0], 2, 3, dtype=x.dtype, device=x.device)
         theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos

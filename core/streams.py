@@ -1,0 +1,200 @@
+"""Per-sample random streams: a sample's draws depend on its key alone, never on its batch.
+
+The evaluator gives every attack a :class:`SampleStreams` whose key for a sample is derived from
+(run seed, cell, the sample's row in the test set). Each draw advances a per-sample counter, and
+each number is a counter-based hash (splitmix64) of (key, counter, position) — so a sample sees
+the same random start, squares, restarts and targets whatever the batch, chunk, seed block,
+world size or free memory, and whichever other samples are still being attacked. Randomized
+defences key their draws by the *content* of each input (:func:`content_keys`), so the same input
+gets the same draws in any batch.
+
+The helpers :func:`uniform`, :func:`normal`, :func:`integers` and :func:`subset` take either a
+``SampleStreams`` or a plain ``torch.Generator`` (or None), so a component written against them
+runs under the evaluator and standalone alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Sequence
+
+import torch
+
+_GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed 64-bit integer
+_M1 = -4658895280553007687     # 0xBF58476D1CE4E5B9
+_M2 = -7723592293110705685     # 0x94D049BB133111EB
+
+
+def _srl(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic on negative numbers)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser on an int64 tensor (wrapping arithmetic): a bijective bit mixer."""
+    x = (x ^ _srl(x, 30)) * _M1
+    x = (x ^ _srl(x, 27)) * _M2
+    return x ^ _srl(x, 31)
+
+
+def derive_key(*parts: Any) -> int:
+    """A 62-bit key from any JSON-able parts (run seed, cell, purpose)."""
+    h = hashlib.sha256(json.dumps(list(parts), default=str).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 2
+
+
+def sample_keys(base: int, rows: torch.Tensor) -> torch.Tensor:
+    """One key per sample: ``base`` mixed with the sample's row index."""
+    return mix64(rows.to(torch.int64) * _GOLDEN + base)
+
+
+class SampleStreams:
+    """Independent random streams, one per sample (row) of a batch.
+
+    ``streams[idx]`` is a view on some rows: its draws advance those rows' counters in the parent,
+    so an attack that works on the samples still running keeps every sample's sequence intact.
+    """
+
+    def __init__(self, keys: torch.Tensor, counters: torch.Tensor | None = None,
+                 rows: torch.Tensor | None = None) -> None:
+        self.keys = keys.to(torch.int64)
+        self.counters = torch.zeros_like(self.keys) if counters is None else counters
+        self.rows = rows  # None: all rows of ``counters``; else the rows this view draws for
+
+    @classmethod
+    def for_rows(cls, base: int, rows: torch.Tensor) -> "SampleStreams":
+        return cls(sample_keys(base, rows))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, idx: Any) -> "SampleStreams":
+        own = torch.arange(len(self.keys), device=self.keys.device) if self.rows is None else self.rows
+        if isinstance(idx, torch.Tensor):
+            idx = idx.to(self.keys.device)
+        return SampleStreams(self.keys[idx], self.counters, own[idx].reshape(-1))
+
+    def repeat(self, k: int) -> "SampleStreams":
+        """Streams for a batch repeated ``k`` times along its first axis (copy d of sample i gets
+        its own stream, derived from sample i's key and d)."""
+        draw = torch.arange(k, device=self.keys.device).repeat_interleave(len(self.keys))
+        return SampleStreams(mix64(self.keys.repeat(k) ^ mix64(draw + 0x5EED)))
+
+    def bits(self, per_sample: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """``per_sample`` fresh 64-bit words for every sample (N x per_sample), advancing counters."""
+        rows = slice(None) if self.rows is None else self.rows
+        count = self.counters[rows].clone()
+        self.counters[rows] = count + 1
+        j = torch.arange(per_sample, device=self.keys.device, dtype=torch.int64)
+        state = self.keys[:, None] + mix64(count * _GOLDEN + 0x2545F491)[:, None] + (j[None, :] + 1) * _GOLDEN
+        out = mix64(state)
+        return out if device is None else out.to(device)
+
+    def uniform(self, shape: Sequence[int], device: Any = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        n, rest = _split(shape, len(self))
+        words = self.bits(max(1, _numel(rest)), device)
+        u = _srl(words, 40).to(torch.float64) * (1.0 / (1 << 24))  # 24 random bits: exact in float32
+        return u[:, :_numel(rest)].reshape(n, *rest).to(dtype)
+
+    def normal(self, shape: Sequence[int], device: Any = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        n, rest = _split(shape, len(self))
+        m = max(1, _numel(rest))
+        words = self.bits(2 * m, device)
+        u1 = (_srl(words[:, :m], 11).to(torch.float64) + 1.0) * (1.0 / (1 << 53))  # (0, 1]: log is finite
+        u2 = _srl(words[:, m:], 11).to(torch.float64) * (1.0 / (1 << 53))
+        z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * torch.pi * u2)  # Box-Muller
+        return z[:, :_numel(rest)].reshape(n, *rest).to(dtype)
+
+    def integers(self, low: int, high: int, shape: Sequence[int], device: Any = None) -> torch.Tensor:
+        n, rest = _split(shape, len(self))
+        words = self.bits(max(1, _numel(rest)), device)
+        span = torch.as_tensor(high, device=words.device, dtype=torch.int64) - low
+        out = _srl(words, 1) % span + low
+        return out[:, :_numel(rest)].reshape(n, *rest)
+
+
+def _numel(rest: Sequence[int]) -> int:
+    m = 1
+    for d in rest:
+        m *= int(d)
+    return m
+
+
+def _split(shape: Sequence[int], n: int) -> tuple[int, tuple[int, ...]]:
+    shape = tuple(int(s) for s in shape)
+    if not shape or shape[0] != n:
+        raise ValueError(f"per-sample draws need a shape led by the {n} samples, got {shape}")
+    return shape[0], shape[1:]
+
+
+Source = "SampleStreams | torch.Generator | None"
+
+
+def uniform(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> torch.Tensor:
+    """U[0, 1) of ``shape`` (first axis: samples), on ``like``'s device and dtype."""
+    if isinstance(g, SampleStreams):
+        out = g.uniform(shape, None if like is None else like.device)
+    else:
+        out = torch.rand(tuple(shape), generator=g)
+    return out if like is None else out.to(like)
+
+
+def normal(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> torch.Tensor:
+    """N(0, 1) of ``shape`` (first axis: samples)."""
+    if isinstance(g, SampleStreams):
+        out = g.normal(shape, None if like is None else like.device)
+    else:
+        out = torch.randn(tuple(shape), generator=g)
+    return out if like is None else out.to(like)
+
+
+def integers(g: Any, low: int, high: int | torch.Tensor, shape: Sequence[int],
+             device: Any = None) -> torch.Tensor:
+    """Integers in [low, high) of ``shape`` (first axis: samples); ``high`` may be per sample (N,)."""
+    if isinstance(g, SampleStreams):
+        h = high.view(-1, *([1] * (len(shape) - 1))).to(g.keys.device) if isinstance(high, torch.Tensor) else high
+        out = g.integers(low, h, shape)
+    elif isinstance(high, torch.Tensor):
+        span = (high.cpu().view(-1, *([1] * (len(shape) - 1))) - low).to(torch.float64)
+        out = (torch.rand(tuple(shape), generator=g, dtype=torch.float64) * span).floor().to(torch.int64) + low
+    else:
+        out = torch.randint(low, high, tuple(shape), generator=g)
+    return out if device is None else out.to(device)
+
+
+def subset(g: Any, idx: Any) -> Any:
+    """The streams of rows ``idx`` (a plain generator is shared by every row)."""
+    return g[idx] if isinstance(g, SampleStreams) else g
+
+
+def repeat(g: Any, k: int) -> Any:
+    return g.repeat(k) if isinstance(g, SampleStreams) and k > 1 else g
+
+
+_POSITION_CACHE: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def content_keys(x: torch.Tensor, base: int) -> torch.Tensor:
+    """A key per input row from its exact pixel values (and ``base``): the same image gets the same
+    key in any batch. Integer arithmetic only (pixels quantised to 2^-24), so the key is exact and
+    independent of reduction order on every device."""
+    flat = x.detach().flatten(1)
+    m = flat.shape[1]
+    cache_key = (m, str(flat.device))
+    weights = _POSITION_CACHE.get(cache_key)
+    if weights is None:
+        weights = mix64(torch.arange(m, device=flat.device, dtype=torch.int64) * _GOLDEN + 12345) | 1
+        _POSITION_CACHE[cache_key] = weights
+    q = torch.round(flat.float() * (1 << 24)).to(torch.int64)
+    return mix64((q * weights).sum(1) + base)
+
+
+def draw_streams(x: torch.Tensor, seed: int, start: int, k: int) -> SampleStreams:
+    """Streams for draws ``start … start + k − 1`` of a randomized defence on the batch ``x``
+    repeated ``k`` times (copy d of image i draws from (seed, image i's content, draw start + d)):
+    the draws an image gets do not depend on the batch it arrives in, nor on how many draws
+    share a pass."""
+    keys = content_keys(x, seed)
+    draw = torch.arange(start, start + k, device=keys.device).repeat_interleave(len(keys))
+    return SampleStreams(mix64(keys.repeat(k) ^ mix64(draw * _GOLDEN + 0x5EED)))
