@@ -31,15 +31,20 @@ def split(run_file: Path) -> dict:
         training = sum(float(f["models"][m].attrs.get("seconds", 0.0)) for m in f.get("models", {}))
         modes: dict[str, float] = {}
         forwards: dict[str, int] = {}
+        per_cell = []
         for name in f["cells"]:
             attrs = f["cells"][name].attrs
-            mode = json.loads(attrs["spec"])["mode"] if isinstance(attrs["spec"], str) else attrs["spec"]["mode"]
+            spec = json.loads(attrs["spec"])
+            mode = spec["mode"]
             modes[mode] = modes.get(mode, 0.0) + float(attrs.get("seconds", 0.0))
             forwards[mode] = forwards.get(mode, 0) + int(attrs.get("forwards", 0))
+            per_cell.append({**spec, "seconds": round(float(attrs.get("seconds", 0.0)), 2),
+                             "forwards": int(attrs.get("forwards", 0)), "backwards": int(attrs.get("backwards", 0))})
         n = int(f["test/index"].shape[0])
         cells = len(f["cells"])
     return {"training_s": round(training, 2), "modes_s": {k: round(v, 2) for k, v in modes.items()},
-            "forwards": forwards, "test_samples": n, "cells": cells}
+            "forwards": forwards, "test_samples": n, "cells": cells,
+            "per_cell": sorted(per_cell, key=lambda c: -c["seconds"])}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,14 +67,21 @@ def main(argv: list[str] | None = None) -> dict:
     parts["wall_s"] = round(wall, 2)
     parts["other_s"] = round(wall - parts["training_s"] - sum(parts["modes_s"].values()), 2)
     parts["lock_files_left"] = locks
+    rows = [["whole command (wall)", parts["wall_s"]], ["training", parts["training_s"]]]
+    rows += [[f"{mode} cells", sec] for mode, sec in parts["modes_s"].items()]
+    rows += [["everything else (start-up, data, metrics, tables)", parts["other_s"]]]
+    table = {"title": f"quickstart time split ({parts['test_samples']} test images, {parts['cells']} cells)",
+             "columns": ["part", "seconds"], "rows": rows}
     import advx
 
-    report = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+    report = {"table": table,"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "run": " ".join(["advx", *cmd[3:]]), "date": time.strftime("%Y-%m-%d"),
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__, "advx": advx.__version__,
                           "device": args.device or "config"},
               **parts, "stdout_tail": proc.stdout[-1500:]}
+    for c in parts["per_cell"][:6]:
+        print(f"  {c['seconds']:7.2f} s  {c['train']}/{c['defense']}/{c['attack']}/{c['mode']}  ({c['forwards']} forwards)")
     print(f"quickstart: {wall:.1f} s wall; training {parts['training_s']} s; "
           + ", ".join(f"{k} {v} s" for k, v in parts["modes_s"].items()) + f"; other {parts['other_s']} s")
     if args.out:

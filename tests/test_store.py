@@ -1,6 +1,7 @@
 """The HDF5 run file: schema, resume after SIGKILL, locking, foreign/corrupt files, the oblivious cache."""
 
 import copy
+import fcntl
 import json
 import os
 import signal
@@ -127,6 +128,22 @@ def test_second_writer_is_refused(tmp_path, tiny_config):
     with RunStore(out):
         with pytest.raises(StoreError, match="being written by another advx process"):
             run_exp(tiny_config, out)
+    assert not list(tmp_path.rglob("*.lock"))  # the writer deletes its lock when it closes
+
+
+def test_a_waiter_never_holds_a_deleted_lock(tmp_path):
+    """The lock file is deleted on release: a writer that opened the old file before it went takes
+    the new one instead, so two writers never both hold 'the' lock."""
+    out = tmp_path / "r.h5"
+    first = RunStore(out).__enter__()
+    stale = open(str(out) + ".lock", "a")  # a second process's open, before the first releases
+    first.close()
+    assert not (tmp_path / "r.h5.lock").exists()
+    with RunStore(out):
+        fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the stale inode is free, but no longer the lock
+        with pytest.raises(StoreError, match="being written by another advx process"):
+            RunStore(out).__enter__()
+    stale.close()
 
 
 def test_foreign_and_corrupt_files_get_clear_errors(tmp_path, tiny_config):

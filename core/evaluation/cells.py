@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advx import streams
-from advx.config import AttackSpec, DefenseVariant, ExperimentConfig
+from advx.config import DefenseVariant, ExperimentConfig
 
 CLEAN = "clean"
 NONE = "none"
@@ -126,10 +126,6 @@ def run_attack(attack: Callable, model: nn.Module, x: torch.Tensor, y: torch.Ten
         for k, v in log.items():
             logs.setdefault(k, []).append(v.cpu().numpy())
     return torch.cat(out).float(), {k: np.concatenate(v) for k, v in logs.items()}
-
-
-def find_attack(cfg: ExperimentConfig, label: str) -> AttackSpec:
-    return next(a for a in cfg.attacks if a.label == label)
 
 
 def find_defense(cfg: ExperimentConfig, label: str, train: str | None = None) -> DefenseVariant | None:

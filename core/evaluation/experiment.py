@@ -31,6 +31,7 @@ from advx.batching import seed_block
 from .cells import (expand_grid)
 from .counting import CountingModel
 from .models import code_of, load_pretrained, obtain_models, resolve_training, weights_key
+from .plan import make_plan
 from .runner import CellRunner
 from .results import RunResults
 from .sanity import SanityLog
@@ -213,8 +214,9 @@ class Experiment:
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
                                    pretrained=pretrained, components=self.components)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
-            runner = CellRunner(self, store, data, test_index, {k: CountingModel(m) for k, m in compiled.items()},
-                                 dev, lo, hi, block, train_index=train_index, cache_dir=cache)
+            runner = CellRunner(cfg, make_plan(cfg, self.components), store, data, test_index,
+                                {k: CountingModel(m) for k, m in compiled.items()}, dev, lo, hi, block,
+                                train_index=train_index, cache_dir=cache)
             cells = expand_grid(cfg, self.components["gradient_free"])
             bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
                            unit="cell")

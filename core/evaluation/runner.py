@@ -20,14 +20,15 @@ from torch import nn
 
 from advx import interrupt
 from advx.batching import auto_batch_size
+from advx.config import ExperimentConfig
 from advx.data.bundle import DataBundle, as_float
 from advx.defense import build_defended, reseed, set_attacking
 from advx.progress import progress
 from advx.streams import SampleStreams, derive_key
 
-from .cells import (CLEAN, NONE, Cell, chunk_seed, find_attack, find_defense, per_sample_arrays, pick_targets,
-                    predict, run_attack)
+from .cells import CLEAN, NONE, Cell, chunk_seed, per_sample_arrays, pick_targets, predict, run_attack
 from .counting import CountingModel
+from .plan import Plan
 from .results import attack_budget
 from .sanity import SanityLog
 from .store import RunStore
@@ -36,10 +37,10 @@ from .store import RunStore
 class CellRunner:
     """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
 
-    def __init__(self, exp: Any, store: RunStore, data: DataBundle, test_index: torch.Tensor,
+    def __init__(self, cfg: ExperimentConfig, plan: Plan, store: RunStore, data: DataBundle, test_index: torch.Tensor,
                  models: dict[str, CountingModel], device: torch.device, lo: int, hi: int, block: int, *,
                  train_index: torch.Tensor, cache_dir: Any) -> None:
-        self.exp, self.cfg, self.store, self.data, self.models, self.device = exp, exp.config, store, data, models, device
+        self.cfg, self.plan, self.store, self.data, self.models, self.device = cfg, plan, store, data, models, device
         self.lo, self.hi = lo, hi  # the sample range this process evaluates (all of it unless sharded)
         self.test_index = test_index.to(device)
         self.x = as_float(data.x_test)
@@ -52,20 +53,19 @@ class CellRunner:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.experiment.precision == "bf16")
         self.sanity = SanityLog()
         self.bar: Any = None  # the running cell's progress over samples
-        self._defended: dict[tuple[str, str, str], nn.Module] = {}
+        self._defended: dict[tuple[str, str], nn.Module] = {}
         #: what every defence is given (protocols.py: InferenceDefense): clean training data for
         #: MI-OL's pool or a classifier fitted at wrap time, which caches under ``cache_dir``
         self.defense_context = {"train_x": data.x_train, "train_y": data.y_train, "num_classes": data.num_classes,
                                 "train_index": train_index, "seed": self.cfg.experiment.seed, "cache_dir": cache_dir}
 
-    def defended(self, train: str, defense: str, attacking: bool) -> nn.Module:
-        key = (train, defense, "attack" if attacking else "eval")
+    def defended(self, train: str, defense: str) -> nn.Module:
+        """The pipeline (train, defense), built once: ``set_attacking`` switches it between
+        evaluation draws (``repeats``) and attack draws (EOT, BPDA)."""
+        key = (train, defense)
         if key not in self._defended:
-            d = find_defense(self.cfg, defense, train)
-            chain = [] if d is None else self.exp.components["defenses"][(d.label, d.trains)]
-            repeats = 1 if d is None else d.repeats
-            eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-            self._defended[key] = build_defended(self.models[train], chain, repeats=repeats, eot=eot,
+            d = self.plan.defense(train, defense)
+            self._defended[key] = build_defended(self.models[train], d.chain, repeats=d.repeats, eot=d.eot,
                                                  context=self.defense_context)
         return self._defended[key]
 
@@ -75,8 +75,7 @@ class CellRunner:
         if size != "auto":
             return size
         if (train, defense) not in self._batch:
-            d = find_defense(self.cfg, defense, train)
-            draws = 1 if d is None else d.repeats * (d.eot or self.cfg.evaluate.eot)
+            draws = self.plan.defense(train, defense).draws
             self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
         return self._batch[(train, defense)]
 
@@ -104,7 +103,8 @@ class CellRunner:
         in batches of ``batch_for`` rows that span seed blocks: every draw comes from the sample's
         own stream (``advx.streams``, keyed by run seed, model, attack and row), so the batching
         never moves a number. ``reseed_key`` (cell key, purpose) reseeds a randomized defence."""
-        spec, attack = find_attack(self.cfg, attack_label), self.exp.components["attacks"][attack_label]
+        planned = self.plan.attack(attack_label)
+        spec, attack = planned.spec, planned.attack
         batch = self.batch_for(train, defense)  # probes the raw model: not counted
         seed = self.cfg.experiment.seed
         base = derive_key(seed, train, attack_label)
@@ -138,6 +138,17 @@ class CellRunner:
         fw, bw = counter.take()
         return x_adv, logs, time.perf_counter() - t0, fw, bw
 
+    def transfer_source(self, cell: Cell) -> str | None:
+        """The model whose cached (oblivious or transfer) adversarials an adaptive or black-box cell
+        also tries, per sample: the undefended model itself when oblivious runs, else the transfer
+        source; None for other cells or when neither threat model runs."""
+        if cell.mode not in ("adaptive", "black-box") or cell.defense == NONE:
+            return None
+        modes = self.cfg.evaluate.modes
+        if "oblivious" in modes:
+            return cell.train
+        return self.cfg.evaluate.transfer_from if "transfer" in modes else None
+
     def clean_correct(self, train: str, defense: str, s: int, e: int) -> torch.Tensor:
         """Which rows of [s, e) the pipeline (train, defense) classifies correctly without attack:
         read from its clean cell when that is stored, else evaluated exactly as the clean cell does."""
@@ -146,15 +157,16 @@ class CellRunner:
         if self.store.has(path) and self.store.n_done(path) >= e - self.lo:
             ok = self.store.read_rows(path, "correct", s - self.lo, e - self.lo)
             return torch.from_numpy(np.asarray(ok, dtype=bool)).to(self.device)
-        model = self.defended(train, defense, attacking=False)
-        pred, _ = self.evaluate(model, key, self.x[s:e], s, e, self.batch_for(train, defense))
+        model = self.defended(train, defense)
+        pred, _ = self.evaluate(model, train, defense, self.x[s:e], s, e, self.batch_for(train, defense))
         return pred == self.y[s:e]
 
-    def evaluate(self, model: nn.Module, key: str, x_adv: torch.Tensor, s: int, e: int, batch: int,
+    def evaluate(self, model: nn.Module, train: str, defense: str, x_adv: torch.Tensor, s: int, e: int, batch: int,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions and losses of the deployed pipeline on rows [s, e). A randomized defence
-        draws per image (keyed by its content and the cell), so the batch never moves a number."""
-        reseed(model, chunk_seed(self.cfg.experiment.seed, key, "eval"))
+        """Predictions and losses of the deployed pipeline (train, defense) on rows [s, e). A
+        randomized defence draws per image, keyed by its content and the pipeline (not the cell):
+        one image gets one prediction in every cell, and the batch never moves a number."""
+        reseed(model, chunk_seed(self.cfg.experiment.seed, train, defense, "eval"))
         return predict(model, x_adv, self.y[s:e], batch, self.autocast)
 
     def run(self, cell: Cell, order: int) -> None:
@@ -164,7 +176,7 @@ class CellRunner:
         if not self.store.has(path):
             self.store.set_attrs(path, started=time.time())
         self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
-        attack = self.exp.components["attacks"].get(cell.attack)
+        attack = self.plan.attacks[cell.attack].attack if cell.attack in self.plan.attacks else None
         if attack is not None:  # the threat model the headline worst case groups this cell under
             self.store.set_attrs(path, budget=attack_budget(attack))
         members = getattr(attack, "members", None)
@@ -201,22 +213,21 @@ class CellRunner:
         elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
             x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
         elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
-            model = self.defended(cell.train, cell.defense, attacking=False)
+            model = self.defended(cell.train, cell.defense)
             x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
                                                 clean_ok, reseed_key=(cell.key(), "queries"), bar=self.bar)
         else:
-            model = self.defended(cell.train, cell.defense, attacking=True)
+            model = self.defended(cell.train, cell.defense)
             set_attacking(model, True)
             try:
                 x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
                                                     clean_ok, reseed_key=(cell.key(), "eot"), bar=self.bar)
             finally:
                 set_attacking(model, False)
-        model = self.defended(cell.train, cell.defense, attacking=False)
+        model = self.defended(cell.train, cell.defense)
         if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
-            d = find_defense(self.cfg, cell.defense, cell.train)
-            eot = (d.eot if d and d.eot else self.cfg.evaluate.eot)
-            attacked = self.defended(cell.train, cell.defense, attacking=True)
+            eot = self.plan.defense(cell.train, cell.defense).eot
+            attacked = self.defended(cell.train, cell.defense)
             # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
             eot = max(eot, *(getattr(m, "averages_draws", 1) for m in attacked.modules()))
             self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
@@ -224,9 +235,20 @@ class CellRunner:
                                    modes=self.cfg.evaluate.modes)
         batch = self.batch_for(cell.train, cell.defense)
         counter.take()
-        pred, loss = self.evaluate(model, cell.key(), x_adv, s, e, batch)
+        pred, loss = self.evaluate(model, cell.train, cell.defense, x_adv, s, e, batch)
+        source = self.transfer_source(cell)
+        taken = None
+        if source is not None:  # adaptive never weaker than transfer: keep, per sample, whichever breaks it
+            x_obl, _ = self.oblivious(source, cell.attack, s, e)
+            counter.take()
+            obl_pred, obl_loss = self.evaluate(model, cell.train, cell.defense, x_obl, s, e, batch)
+            taken = (pred == y) & (obl_pred != y)
+            x_adv = torch.where(taken.view(-1, *([1] * (x.ndim - 1))), x_obl, x_adv)
+            pred, loss = torch.where(taken, obl_pred, pred), torch.where(taken, obl_loss, loss)
         efw, ebw = counter.take()
         arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
+        if taken is not None:
+            arrays["from_transfer"] = taken.cpu().numpy()
         if clean_ok is not None:
             arrays["correct"] = arrays["correct"] & clean_ok.cpu().numpy()
         if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:

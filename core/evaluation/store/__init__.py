@@ -30,7 +30,8 @@ order.
 
 Writes are appended chunk by chunk; ``n_done`` is bumped and the file flushed after each, so
 a crash loses at most the chunk in flight. A sidecar ``<file>.lock`` (flock) refuses a second
-writer.
+writer; the writer deletes it when it closes the file (a crash leaves it, harmlessly: the lock
+dies with the process).
 """
 
 from __future__ import annotations
@@ -130,16 +131,7 @@ class RunStore:
         if self.mode != "r":
             check_writable(self.path)
             _quiet_h5py_teardown()
-            try:
-                self._lock_fh = open(str(self.path) + ".lock", "w")
-            except OSError as exc:
-                raise StoreError(f"cannot write the run file {self.path}: {exc.strerror or exc}") from None
-            try:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._lock_fh.close()
-                raise StoreError(f"{self.path} is being written by another advx process "
-                                 f"(lock {self.path}.lock is held); wait for it or use --out") from None
+            self._lock()
         try:
             if self.mode == "r" and not self.path.is_file():
                 raise StoreError(f"{self.path}: no such run file")
@@ -174,8 +166,34 @@ class RunStore:
             self.close()
             raise StoreError(f"{self.path}: written by a newer advx (schema {int(self.f.attrs['advx_schema'])})")
 
+    def _lock(self) -> None:
+        """Take ``<file>.lock`` (flock). The holder deletes it on release, so a waiter that got a
+        lock on a file already deleted retries on the new one: no .lock is left after a run."""
+        lock = Path(str(self.path) + ".lock")
+        while True:
+            try:
+                fh = open(lock, "a")
+            except OSError as exc:
+                raise StoreError(f"cannot write the run file {self.path}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise StoreError(f"{self.path} is being written by another advx process "
+                                 f"(lock {lock} is held); wait for it or use --out") from None
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fh = fh
+                return
+            fh.close()  # the holder released and deleted it between our open and flock: take the new one
+
     def _release(self) -> None:
         if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(str(self.path) + ".lock")  # while still held: see _lock
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
