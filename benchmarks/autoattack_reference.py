@@ -149,11 +149,31 @@ def main(argv: list[str] | None = None) -> dict:
     x, y = x.to(device), y.to(device)
     clean = robust_flags(net, x, y, args.batch)
     runners = {"reference": run_reference, "torchattacks": run_torchattacks, "advx": run_advx}
-    rows = []
+    import advx
+
+    rows: list[dict] = []
+    report = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "network": "pyautoattack examples/model_test.pt (ResNet-18, CIFAR-10, standard training)",
+        "data": f"{DATA.name}: 20 foolbox CIFAR-10 test images + mirrors" + (", + seeded crops/flips" if args.n > 40 else ""),
+        "attack": f"AutoAttack standard, Linf, steps {args.steps}, Square queries {args.queries}, batch {args.batch}",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+                    "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "torch": torch.__version__, "advx": advx.__version__},
+        "rows": rows,
+    }
+
+    def save() -> None:  # after every library: a run cut short keeps what finished
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1))
+
     for eps_text in args.eps:
         num, _, den = eps_text.partition("/")
         eps = float(num) / float(den or 1)
         row = {"eps": eps_text, "n": len(y), "clean_correct": int(clean.sum())}
+        rows.append(row)
         for lib in args.libraries:
             out = runners[lib](net, x, y, eps, args.batch, device, args.steps, args.queries)
             seconds, flags = out[0], out[1]
@@ -162,34 +182,22 @@ def main(argv: list[str] | None = None) -> dict:
             if lib == "advx":
                 row[lib]["after_each_member"], row[lib]["passes"] = out[2], out[3]
             print(f"eps {eps_text}  {lib:<12} {seconds:8.2f} s  robust {int(flags.sum())}/{len(y)}", flush=True)
+            save()
         if "reference" in row and "advx" in row:
             ref, ours = np.array(row["reference"]["flags"]), np.array(row["advx"]["flags"])
             row["advx_over_reference_time"] = round(row["advx"]["seconds"] / row["reference"]["seconds"], 3)
             row["advx_minus_reference_robust"] = int(ours.sum() - ref.sum())
             row["robust_only_in_advx"] = np.nonzero(ours & ~ref.astype(bool))[0].tolist()
             row["robust_only_in_reference"] = np.nonzero(ref & ~ours.astype(bool))[0].tolist()
-        rows.append(row)
+        save()
     print(f"\n| eps | n | library | seconds | robust | time / reference |\n|---|---|---|---|---|---|")
     for row in rows:
         for lib in args.libraries:
-            ratio = row[lib]["seconds"] / row["reference"]["seconds"] if "reference" in row else float("nan")
+            ratio = row[lib]["seconds"] / row["reference"]["seconds"] if "reference" in row and lib in row else float("nan")
+            if lib not in row:
+                continue
             print(f"| {row['eps']} | {row['n']} | {lib} | {row[lib]['seconds']:.2f} | "
                   f"{row[lib]['robust']} ({row[lib]['robust_accuracy']:.2f} %) | {ratio:.2f} |")
-    import advx
-
-    report = {
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "network": "pyautoattack examples/model_test.pt (ResNet-18, CIFAR-10, standard training)",
-        "data": f"{DATA.name}: 20 foolbox CIFAR-10 test images + mirrors" + (", + seeded crops/flips" if args.n > 40 else ""),
-        "attack": f"AutoAttack standard, Linf, steps {args.steps}, Square queries {args.queries}, batch {args.batch}",
-        "machine": {"device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-                    "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "torch": torch.__version__, "advx": advx.__version__},
-        "rows": rows,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
     return report
 
 
