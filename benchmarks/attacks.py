@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 import advx
+from advx.streams import SampleStreams
 from advx.evaluation.counting import CountingModel
 
 
@@ -224,9 +225,13 @@ def main() -> None:
                 fwd, fb = per_sample_costs(model, x, y, args.batch, device)
                 row["limit_s"] = (counts[0] - counts[1]) * fwd + counts[1] * fb
 
-        def ours():  # a fresh generator per call: every repetition draws the same random start
-            g = torch.Generator().manual_seed(0)
-            return batched(lambda a, b: atk(model, a, b, generator=g), x, y, args.batch)
+        def ours():  # the evaluator's per-sample streams, drawn on the device: the same start every call
+            starts = iter(range(0, args.n, args.batch))
+
+            def call(a, b):
+                i = next(starts)
+                return atk(model, a, b, generator=SampleStreams.for_rows(0, torch.arange(i, i + len(a), device=device)))
+            return batched(call, x, y, args.batch)
         xa, row["ours_s"], row["ours_mib"] = measured(ours, device, args.precision, reps)
         row["ours_img_s"] = args.n / row["ours_s"]
         row["ours_acc"] = acc(xa)

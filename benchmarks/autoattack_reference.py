@@ -43,7 +43,7 @@ def images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The 20 foolbox images and their mirrors, then (n > 40) seeded crops of the 4-padded images
     with random flips, as CIFAR-10 training augments."""
     z = np.load(DATA)
-    x = torch.from_numpy(z["x"]).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(z["x"]).permute(0, 3, 1, 2).float().contiguous() / 255
     y = torch.from_numpy(z["y"])
     x, y = torch.cat([x, x.flip(3)]), torch.cat([y, y])
     g = torch.Generator().manual_seed(seed)
@@ -80,7 +80,7 @@ def run_reference(net, x, y, eps, batch, device, steps, queries):
     adversary.square.n_queries = queries
     sync(device)
     t0 = time.perf_counter()
-    x_adv = adversary.run_standard_evaluation(x, y, batch_size=batch)
+    x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=batch)  # (adversarials, their predictions)
     sync(device)
     return time.perf_counter() - t0, robust_flags(net, x_adv, y, batch)
 
@@ -131,6 +131,24 @@ def run_advx(net, x, y, eps, batch, device, steps, queries, precision="fp32"):
     return seconds, flags, breakdown, counts
 
 
+def table(report: dict) -> dict:
+    """The README's table, derived from the stored rows (``--retable FILE`` rewrites it in place)."""
+    rows = []
+    for row in report["rows"]:
+        ref = row.get("reference")
+        for lib in ("reference", "advx", "torchattacks"):
+            if lib not in row:
+                continue
+            r = row[lib]
+            ratio = round(r["seconds"] / ref["seconds"], 3) if ref else None
+            members = r.get("after_each_member")
+            rows.append([row["eps"], row["n"], lib, r["seconds"], ratio, r["robust"], r["robust_accuracy"],
+                         ", ".join(f"{k.removeprefix('after ')} {v}" for k, v in members.items()) if members else None])
+    return {"title": f"AutoAttack vs the reference: {report['attack']}; {report['machine']['device']}",
+            "columns": ["eps", "images", "library", "seconds", "time / reference", "robust", "robust accuracy (%)",
+                        "robust after each member"], "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40, help="images (40: the 20 foolbox images and their mirrors)")
@@ -141,7 +159,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--queries", type=int, default=5000, help="Square's queries (5000: the standard)")
     ap.add_argument("--libraries", nargs="+", default=["reference", "advx", "torchattacks"])
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--retable", type=Path, help="only rewrite the table of a stored report from its rows")
     args = ap.parse_args(argv)
+    if args.retable:
+        report = json.loads(args.retable.read_text())
+        report["table"] = table(report)
+        args.retable.write_text(json.dumps(report, indent=1))
+        return report
     device = torch.device(args.device)
     torch.manual_seed(0)
     net = reference_network(device)
@@ -165,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     def save() -> None:  # after every library: a run cut short keeps what finished
+        report["table"] = table(report)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1))

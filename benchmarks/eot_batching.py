@@ -37,10 +37,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--epochs", type=int, default=10, help="training epochs of the digits CNN")
     ap.add_argument("--out", default="bench_results/eot_batching.json")
     args = ap.parse_args()
     device = torch.device(args.device)
-    model, data = digits_model(epochs=10)
+    model, data = digits_model(epochs=args.epochs)
     model = model.to(device)
     for p in model.parameters():
         p.requires_grad_(False)

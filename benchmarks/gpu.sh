@@ -25,7 +25,8 @@ fi
 
 if [ -n "${ADVX_GPU_TINY:-}" ]; then
   DEV=cpu; AA=(--n 2 --eps 2/255 --steps 1 --queries 2 --batch 2)
-  ATK=(--n 16 --batch 16 --pairs 1 --min-seconds 0 --quick); EOT=(--n 8 --eot 2 --steps 1 --pairs 1)
+  ATK=(--n 8 --batch 8 --pairs 1 --min-seconds 0 --quick --attacks PGD-10 --random)
+  EOT=(--n 8 --eot 2 --steps 1 --pairs 1 --epochs 1)
   QS=(--config tests/data/quickstart_tiny.toml)
   T_QS=120; T_AA=120; T_ATK=120; T_EOT=60
 else
@@ -50,9 +51,9 @@ step() {  # step NAME LIMIT_S CMD...: run, time, record rc and seconds
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 step quickstart "$T_QS" $PY benchmarks/quickstart.py "${QS[@]}" --device $DEV --out "$OUT/quickstart_gpu.json"
 step autoattack "$T_AA" $PY benchmarks/autoattack_reference.py "${AA[@]}" --device $DEV --out "$OUT/autoattack_reference_gpu.json"
-step attacks_fp32 "$T_ATK" $PY benchmarks/attacks.py "${ATK[@]}" --device $DEV --attacks PGD-10,APGD-20 --skip art \
+step attacks_fp32 "$T_ATK" $PY benchmarks/attacks.py --attacks PGD-10,APGD-20 "${ATK[@]}" --device $DEV --skip art \
   --out "$OUT/attacks_gpu_fp32.json"
-step attacks_bf16 "$T_ATK" $PY benchmarks/attacks.py "${ATK[@]}" --device $DEV --attacks PGD-10,APGD-20 --skip art \
+step attacks_bf16 "$T_ATK" $PY benchmarks/attacks.py --attacks PGD-10,APGD-20 "${ATK[@]}" --device $DEV --skip art \
   --precision bf16 --channels-last --out "$OUT/attacks_gpu_bf16.json"
 step eot "$T_EOT" $PY benchmarks/eot_batching.py "${EOT[@]}" --device $DEV --out "$OUT/eot_batching_gpu.json"
 echo '  "done": true' >> "$STEPS"; echo "}" >> "$STEPS"

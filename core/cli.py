@@ -226,9 +226,10 @@ def plugins(as_json: bool) -> None:
         return
     for row in rows:
         if "problem" in row:
-            click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})  skipped: {row['problem']}")
-            continue
-        click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})")
+            what = "dropped" if row["provides"] else "skipped"  # some components, or the whole plugin
+            click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})  {what}: {row['problem']}")
+        else:
+            click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})")
         for kind, names in row["provides"].items():
             click.echo(f"    {kind}: {', '.join(names)}")
 
@@ -260,10 +261,11 @@ def _catalog() -> dict:
     it is current); a plugin that could not be loaded is named in one warning line."""
     from advx.registry import catalog
 
-    data = catalog.load()
+    data = catalog.load(fresh=bool(os.environ.get("ADVX_DEBUG")))  # --debug: import again, show tracebacks
     for row in data["plugins"]:
         if "problem" in row:
-            click.echo(f"warning: plugin {row['plugin']!r} ({row['distribution']} {row['version']}) is skipped: "
+            what = "dropped" if row["provides"] else "is skipped"
+            click.echo(f"warning: plugin {row['plugin']!r} ({row['distribution']} {row['version']}) {what}: "
                        f"{row['problem']}", err=True)
     return data
 
@@ -286,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: add plugin commands (``advx_register_commands``), then run the group."""
     warnings.showwarning = _one_line_warning
     args = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" in args:  # plugin import failures print their tracebacks too (advx.registry.manager)
+        os.environ["ADVX_DEBUG"] = "1"
     try:
         command = next((a for a in args if not a.startswith("-")), None)
         if not (set(args) & {"--version", "--help", "-h"} and len(args) == 1) and args \

@@ -27,6 +27,11 @@ class DatasetNotFoundError(AdvxError):
     """Data files are missing; the message says where they were looked for and how to get them."""
 
 
+class ThreatModelError(AdvxError):
+    """An attack returned points outside its declared threat model (norm ball or pixel bounds):
+    no number is stored for it."""
+
+
 class StoreError(AdvxError):
     """The HDF5 run file is locked, foreign, corrupted or written by a different config."""
 

@@ -12,9 +12,14 @@ Model
 Attack
     The core calls ``attack(model, x, y, *, target=None, generator=None, eps=None) -> x_adv``:
     ``x`` in [0, 1] (N x C x H x W), ``y`` (N,) int labels, ``target`` (N,) classes to reach or
-    None, ``generator`` a ``torch.Generator`` seeding every random draw (the evaluator passes one
-    per seed block, so results do not depend on batch size), ``eps`` None (use the field) or a
-    float or (N,) tensor of per-sample budgets. Batched, stateless, device-agnostic, never
+    None, ``generator`` the source of every random draw, ``eps`` None (use the field) or a
+    float or (N,) tensor of per-sample budgets. An attack that draws through ``advx.streams``
+    (``uniform``/``normal``/``integers``, ``subset`` for the rows still running) and sets
+    ``per_sample_streams = True`` gets per-sample streams from the evaluator (an
+    ``advx.streams.SampleStreams``): each sample's draws then depend on neither its batch nor
+    its batch-mates; otherwise ``generator`` is a ``torch.Generator`` seeded per batch. The
+    evaluator checks every output against the attack's declared ``norm``, ``eps`` and ``bounds``
+    and stores no number for an attack whose points leave them. Batched, stateless, device-agnostic, never
     mutating ``x``, leaving the model's mode and ``requires_grad`` flags as found. Subclass
     :class:`AttackBase` and write ``perturb(model, x, y, *, target, generator, eps)`` (``eps``
     arrives as N x 1 x 1 x 1): the base class copies the input, freezes parameters, clamps the

@@ -84,12 +84,12 @@ def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple
             pass
     attack_ts = []
     for a in attacks:
-        fields = {f.name for f in attrs.fields(registry.get("attack", a, where="--attack"))}
-        table: dict[str, Any] = {"name": a}
+        table: dict[str, Any] = dict(a) if isinstance(a, dict) else {"name": a}  # {"name": ..., params}
+        fields = {f.name for f in attrs.fields(registry.get("attack", table["name"], where="--attack"))}
         if eps is not None and "eps" in fields:
-            table["eps"] = eps
+            table.setdefault("eps", eps)
         if norm is not None and "norm" in fields:
-            table["norm"] = norm
+            table.setdefault("norm", norm)
         attack_ts.append(table)
     raw: dict[str, Any] = {"experiment": {"name": name, "seed": seed, "output": f"runs/{name}.h5"},
                            "data": data_t, "model": model_t, "attack": attack_ts}
@@ -104,6 +104,8 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
              batch_size: int | str | None = None) -> Any:
     """Clean and robust accuracy of ``model`` on ``data`` under the standard attack(s); returns
     the :class:`advx.evaluation.results.RunResults` of a run file that resumes like any run.
+
+    ``attack``: a name, a table ``{"name": "autoattack", "steps": 20}`` or a list of either.
 
     ``model``: any ``nn.Module`` (evaluated as given, on a copy), or a name as in ``[model]``
     (``"torchvision:resnet18"``, ``"python:pkg.mod:fn"``, a registered network with
@@ -120,15 +122,39 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     from advx.data.external import remember as remember_data
     from advx.model_sources import remember as remember_model
 
-    if isinstance(model, nn.Module):
+    network = model if isinstance(model, nn.Module) else None
+    if network is not None:
         model = remember_model(model.eval())
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
-        classes = tuple(str(i) for i in range(int(y.max()) + 1))
+        width = _output_width(network, x) if network is not None else None
+        if width is not None and int(y.max()) >= width:
+            raise ConfigError(f"data: label {int(y.max())} is outside the network's {width} outputs")
+        # the class count is the network's (a small test set may miss some classes), else the labels'
+        classes = tuple(str(i) for i in range(width or int(y.max()) + 1))
         data = DataBundle(x[:0], y[:0], x, y, classes)
     if isinstance(data, DataBundle):
         data = {"name": remember_data(data)}
-    attacks = (attack,) if isinstance(attack, str) else tuple(attack)
+    attacks = (attack,) if isinstance(attack, (str, dict)) else tuple(attack)
     raw = eval_config(model, data, attacks=attacks, eps=eps, norm=norm, n=n, checkpoint=checkpoint,
                       normalize=normalize, seed=seed, batch_size=batch_size)
     return load_experiment(raw).run(out, device=device, overwrite=overwrite)
+
+
+def _output_width(model: Any, x: Any) -> int | None:
+    """How many classes ``model`` scores (its output width on one input), or None if it cannot say."""
+    import torch
+
+    try:
+        device = next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        device = torch.device("cpu")
+    sample = x[:1].float()
+    if sample.max() > 1:  # uint8 pixels: the evaluator scales them the same way
+        sample = sample / 255
+    try:
+        with torch.no_grad():
+            out = model.eval()(sample.to(device))
+    except Exception:  # noqa: BLE001 - a network that cannot run here is reported by the evaluator itself
+        return None
+    return int(out.shape[-1]) if out.ndim == 2 else None

@@ -136,8 +136,13 @@ def uniform(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> t
     if isinstance(g, SampleStreams):
         out = g.uniform(shape, None if like is None else like.device)
     else:
-        out = torch.rand(tuple(shape), generator=g)
+        out = torch.rand(tuple(shape), generator=g, device=_device(g))
     return out if like is None else out.to(like)
+
+
+def _device(g: Any) -> torch.device | None:
+    """Where a torch.Generator draws: a CUDA generator draws on its GPU (no host round trip)."""
+    return None if g is None else g.device
 
 
 def normal(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> torch.Tensor:
@@ -145,7 +150,7 @@ def normal(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> to
     if isinstance(g, SampleStreams):
         out = g.normal(shape, None if like is None else like.device)
     else:
-        out = torch.randn(tuple(shape), generator=g)
+        out = torch.randn(tuple(shape), generator=g, device=_device(g))
     return out if like is None else out.to(like)
 
 
@@ -157,9 +162,10 @@ def integers(g: Any, low: int, high: int | torch.Tensor, shape: Sequence[int],
         out = g.integers(low, h, shape)
     elif isinstance(high, torch.Tensor):
         span = (high.cpu().view(-1, *([1] * (len(shape) - 1))) - low).to(torch.float64)
-        out = (torch.rand(tuple(shape), generator=g, dtype=torch.float64) * span).floor().to(torch.int64) + low
+        out = (torch.rand(tuple(shape), generator=g, dtype=torch.float64, device=_device(g)) * span.to(_device(g) or "cpu")
+               ).floor().to(torch.int64) + low
     else:
-        out = torch.randint(low, high, tuple(shape), generator=g)
+        out = torch.randint(low, high, tuple(shape), generator=g, device=_device(g))
     return out if device is None else out.to(device)
 
 

@@ -171,10 +171,14 @@ Hooks (each returns a list of classes; all results are collected)
 Rules the registry enforces
 ===========================
 * every component is an attrs class with ``name: ClassVar[str]`` (lower-case, ``-`` separated);
-* a name is unique within its kind — a duplicate fails, naming both distributions;
-* a class must have its kind's methods (:mod:`advx.protocols`);
-* ``ADVX_DISABLE_PLUGIN_AUTOLOAD=1`` loads built-ins only; ``ADVX_PLUGINS=a,b`` loads only the
-  entry points ``a`` and ``b``.
+* a name is unique within its kind: when two plugins offer one name, the one that registered
+  first (built-ins, then the first-party distributions, then the rest) keeps it, and the later
+  one's clashing component alone is dropped with one warning naming both distributions; the rest
+  of that plugin loads;
+* a class must have its kind's methods (:mod:`advx.protocols`), or that class alone is dropped;
+* ``ADVX_DISABLE_PLUGIN_AUTOLOAD=1`` loads built-ins only; ``ADVX_PLUGINS=a,b`` loads the
+  first-party plugins and the entry points ``a`` and ``b``; ``ADVX_PLUGINS=only:a,b`` loads
+  ``a`` and ``b`` alone.
 """
 
 from advx.values import coerce, field_table, instantiate, parse_number

@@ -63,13 +63,15 @@ def build(registry: Any) -> dict[str, Any]:
     """The catalog of a loaded registry (JSON-ready)."""
     from advx.values import field_table
 
+    from .resolve import declared_flags
+
     kinds: dict[str, dict[str, Any]] = {}
     for kind in KIND_HOOKS:
         kinds[kind] = {}
         for name in registry.names(kind):
             cls = registry.get(kind, name)
             kinds[kind][name] = {"class": f"{cls.__module__}.{cls.__qualname__}", "origin": registry.origin(kind, name),
-                                 "doc": inspect.cleandoc(cls.__doc__ or ""),
+                                 "doc": inspect.cleandoc(cls.__doc__ or ""), "flags": declared_flags(cls),
                                  "fields": [[n, t, repr(d)] for n, t, d in field_table(cls)]}
     plugin_commands = [n for n, _ in registry.pm.list_name_plugin()
                        if not n.startswith("advx.") and hasattr(registry.pm.get_plugin(n), "advx_register_commands")]
@@ -117,12 +119,13 @@ def entry(catalog: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
 
 def describe(catalog: dict[str, Any], kind: str, name: str) -> str:
     """The text of ``Registry.describe``, from the catalog."""
-    from .resolve import normalize_kind
+    from .resolve import flags_line, normalize_kind
 
     e = entry(catalog, kind, name)
     lines = [f"{normalize_kind(kind)} {name!r}  ({e['class']}, from {e['origin']})", ""]
     if e["doc"]:
         lines += [e["doc"], ""]
+    lines += flags_line(e.get("flags", {}))
     lines.append("parameters:" if e["fields"] else "parameters: none")
     lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
     return "\n".join(lines)

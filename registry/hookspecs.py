@@ -1,8 +1,10 @@
 """Hook specifications: one ``advx_register_<kind>`` hook per component kind.
 
 Every hook takes no arguments and returns a list of component classes (attrs classes
-with a ``name: ClassVar[str]``). All results are collected; none wins over another, and
-two classes claiming the same name in one kind is an error naming both distributions.
+with a ``name: ClassVar[str]``). All results are collected. A name is unique within its kind:
+when two plugins offer one name, the one that registered first (built-ins, then the first-party
+distributions, then the rest) keeps it, and the later one's clashing component alone is dropped
+with one warning naming both distributions.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import sys
 import warnings
 
 import pluggy
@@ -19,11 +20,16 @@ BUILTIN_MODULES = ("advx.builtins",)
 _WARNED: set[str] = set()
 
 
-def warn_once(message: str) -> None:
-    """A plugin problem is said once per process, however many registries are built."""
+def warn_once(message: str, exc: BaseException | None = None) -> None:
+    """A plugin problem is said once per process, however many registries are built; with
+    ``advx --debug`` (``ADVX_DEBUG=1``) the traceback of ``exc`` follows it."""
     if message not in _WARNED:
         _WARNED.add(message)
         warnings.warn(message, AdvxWarning, stacklevel=3)
+        if exc is not None and os.environ.get("ADVX_DEBUG"):
+            import traceback
+
+            sys.stderr.write("".join(traceback.format_exception(exc)))
 
 
 class AdvxPluginManager(pluggy.PluginManager):
@@ -36,11 +42,19 @@ class AdvxPluginManager(pluggy.PluginManager):
         self.failures: dict[str, tuple[str, str, str]] = {}
 
 
+#: The distributions this repository ships. They register right after the built-ins, so a name
+#: they take is theirs: a later plugin offering the same name loses that one component. First
+#: party is this list, never a name prefix (anyone may call a package ``advx-…``).
+FIRST_PARTY = frozenset({"advx", "advx-zoo", "advx-attacks", "advx-mixup", "advx-counteract", "advx-batchout",
+                         "advx-fixer", "advx-intelligent-mixup"})
+
+
 def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None = None) -> AdvxPluginManager:
     """Return a fresh manager with built-ins and (unless disabled) installed plugins.
 
     ``ADVX_DISABLE_PLUGIN_AUTOLOAD`` (any non-empty value) skips entry points;
-    ``ADVX_PLUGINS=a,b`` loads only the entry points named ``a`` and ``b``.
+    ``ADVX_PLUGINS=a,b`` loads the first-party plugins and the entry points named ``a`` and ``b``
+    (no other third-party plugin); ``ADVX_PLUGINS=only:a,b`` loads ``a`` and ``b`` alone.
     """
     pm = AdvxPluginManager()
     pm.add_hookspecs(hookspecs)
@@ -48,21 +62,27 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
         pm.register(__import__(modname, fromlist=["_"]), name=modname)
     if autoload is None:
         autoload = not os.environ.get("ADVX_DISABLE_PLUGIN_AUTOLOAD")
+    keep_first_party = False
     if only is None and os.environ.get("ADVX_PLUGINS"):
-        only = [n.strip() for n in os.environ["ADVX_PLUGINS"].split(",") if n.strip()]
+        text = os.environ["ADVX_PLUGINS"].strip()
+        keep_first_party = not text.startswith("only:")
+        only = [n.strip() for n in text.removeprefix("only:").split(",") if n.strip()]
     if autoload:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if only is not None and ep.name not in only:
+            first_party = ep.dist is not None and ep.dist.metadata["Name"] in FIRST_PARTY
+            if only is not None and ep.name not in only and not (keep_first_party and first_party):
                 continue
             if pm.get_plugin(ep.name) is not None:
                 continue
             try:
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not stop every command
-                why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+                from .resolve import where_raised
+
+                why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}{where_raised(exc)}"
                 dist = ep.dist
                 pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
-                warn_once(f"plugin {ep.name!r} is skipped: {why}")
+                warn_once(f"plugin {ep.name!r} is skipped: {why}", exc)
                 continue
             pm.register(module, name=ep.name)
             pm.distributions[ep.name] = ep.dist

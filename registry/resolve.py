@@ -17,7 +17,7 @@ from advx.errors import PluginError, UnknownComponentError
 from advx.values import field_table, instantiate
 
 from .hookspecs import KIND_HOOKS
-from .manager import AdvxPluginManager, make_plugin_manager, plugin_distribution, warn_once
+from .manager import FIRST_PARTY, AdvxPluginManager, make_plugin_manager, plugin_distribution, warn_once
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
 KIND_ALIASES = {
@@ -38,6 +38,30 @@ REQUIRED_METHODS = {
     "evaluator": ("evaluate",),
 }
 AUGMENTATION_HOOKS = ("setup", "augment", "loss", "teardown")
+
+
+#: Class flags the core reads (advx.protocols); ``advx describe`` shows the ones a class declares.
+FLAGS = ("gradient_free", "minimal", "supports_target", "per_sample_streams", "randomized", "differentiable",
+         "optimizes_input")
+
+
+def declared_flags(cls: Any) -> dict[str, bool]:
+    return {f: bool(getattr(cls, f)) for f in FLAGS if isinstance(getattr(cls, f, None), bool)}
+
+
+def flags_line(flags: dict[str, bool]) -> list[str]:
+    return [f"flags: {', '.join(f'{k}={str(v).lower()}' for k, v in flags.items())}"] if flags else []
+
+
+def where_raised(exc: BaseException) -> str:
+    """`` (file.py:LINE)`` of the innermost frame of real code that raised ``exc`` (not the import
+    machinery's ``<frozen …>`` frames), so a plugin author finds the line."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith("<"):
+            found = tb
+        tb = tb.tb_next
+    return "" if found is None else f" ({found.tb_frame.f_code.co_filename}:{found.tb_lineno})"
 
 
 def normalize_kind(kind: str) -> str:
@@ -88,16 +112,18 @@ def external_sources(kind: str) -> dict[str, type]:
 class Registry:
     """Component classes by kind and name, collected from a plugin manager and validated.
 
-    A plugin that registers something invalid, or a name another plugin already took, is dropped
-    whole with a one-line warning (``problems`` lists them; ``advx plugins`` shows them) so every
-    other plugin keeps working. Built-ins register first, then first-party ``advx-*``
-    distributions, so a third-party plugin can never shadow them. ``strict=True`` raises instead."""
+    Built-ins register first, then the first-party distributions (``FIRST_PARTY``), then every
+    other plugin. A name clash stays local: the later plugin's clashing component is dropped with
+    one warning naming both distributions, and the rest of that plugin loads; a component that
+    breaks the protocol is dropped the same way. A plugin that fails to import provides nothing.
+    ``problems`` (and ``advx plugins``) list what was dropped; ``strict=True`` raises instead."""
 
     def __init__(self, pm: AdvxPluginManager | None = None, *, strict: bool = False) -> None:
         self.pm = pm if pm is not None else make_plugin_manager()
         self.strict = strict
         self._by_kind: dict[str, dict[str, type]] = {}
         self._origin: dict[tuple[str, str], str] = {}
+        self._provided: dict[str, dict[str, list[str]]] = {}  # plugin -> kind -> names it registered
         # plugin name -> why it was dropped (failed imports first)
         self.problems: dict[str, str] = {name: f[0] for name, f in getattr(self.pm, "failures", {}).items()}
         self._collect()
@@ -105,7 +131,7 @@ class Registry:
     def _ordered_plugins(self) -> list[tuple[str, Any]]:
         def rank(item: tuple[str, Any]) -> int:
             dist = plugin_distribution(self.pm, item[1])[0]
-            return 0 if item[0].startswith("advx.") else 1 if dist == "advx" or dist.startswith("advx-") else 2
+            return 0 if item[0].startswith("advx.") else 1 if dist in FIRST_PARTY else 2
         return sorted(self.pm.list_name_plugin(), key=rank)  # stable: registration order within a rank
 
     def _collect(self) -> None:
@@ -114,30 +140,38 @@ class Registry:
                  for kind, hook in KIND_HOOKS.items()}
         for plugin_name, plugin in self._ordered_plugins():
             dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
-            offered: list[tuple[str, type]] = []
-            try:
-                for kind in KIND_HOOKS:
-                    impl = impls[kind].get(id(plugin))
-                    for cls in (impl.function() or []) if impl else []:
+            for kind in KIND_HOOKS:
+                impl = impls[kind].get(id(plugin))
+                try:
+                    offered = list(impl.function() or []) if impl else []
+                except Exception as exc:  # a broken hook must not take the others down
+                    self._drop(plugin_name, dist, f"its {KIND_HOOKS[kind]} hook raised {type(exc).__name__}: {exc}"
+                                                  f"{where_raised(exc)}", exc)
+                    continue
+                for cls in offered:
+                    try:
                         self._check(kind, cls, dist)
-                        taken = tables[kind].get(cls.name) or next((c for k, c in offered if k == kind
-                                                                   and c.name == cls.name), None)
-                        if taken is not None:
-                            origin = self._origin.get((kind, cls.name), dist)
-                            raise PluginError(f"duplicate {kind} name {cls.name!r}: {taken.__qualname__} from "
-                                              f"{origin} and {cls.__qualname__} from {dist}")
-                        offered.append((kind, cls))
-            except Exception as exc:  # a broken plugin must not take the others down
-                if self.strict:
-                    raise
-                why = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-                self.problems[plugin_name] = why
-                warn_once(f"plugin {plugin_name!r} ({dist}) is skipped: {why}")
-                continue
-            for kind, cls in offered:
-                tables[kind][cls.name] = cls
-                self._origin[(kind, cls.name)] = dist
+                    except PluginError as exc:
+                        self._drop(plugin_name, dist, str(exc))
+                        continue
+                    taken = tables[kind].get(cls.name)
+                    if taken is not None:
+                        origin = self._origin.get((kind, cls.name), dist)
+                        self._drop(plugin_name, dist, f"duplicate {kind} name {cls.name!r}: {cls.__qualname__} from "
+                                                      f"{dist} is dropped; {taken.__qualname__} from {origin} keeps it")
+                        continue
+                    tables[kind][cls.name] = cls
+                    self._origin[(kind, cls.name)] = dist
+                    self._provided.setdefault(plugin_name, {}).setdefault(kind, []).append(cls.name)
         self._by_kind = {kind: dict(sorted(t.items())) for kind, t in tables.items()}
+
+    def _drop(self, plugin_name: str, dist: str, why: str, exc: BaseException | None = None) -> None:
+        """One component of ``plugin_name`` is dropped: warn once, remember why, or raise (strict)."""
+        if self.strict:
+            raise PluginError(why) from exc
+        earlier = self.problems.get(plugin_name)
+        self.problems[plugin_name] = f"{earlier}; {why}" if earlier else why
+        warn_once(f"plugin {plugin_name!r} ({dist}): {why}", exc)
 
     @staticmethod
     def _check(kind: str, cls: Any, dist: str) -> None:
@@ -204,6 +238,7 @@ class Registry:
         doc = inspect.cleandoc(cls.__doc__ or "")
         if doc:
             lines += [doc, ""]
+        lines += flags_line(declared_flags(cls))
         rows = field_table(cls)
         lines.append("parameters:" if rows else "parameters: none")
         for n, t, d in rows:
@@ -221,14 +256,9 @@ class Registry:
                              "problem": why})
         for plugin_name, plugin in self.pm.list_name_plugin():
             dist, version = plugin_distribution(self.pm, plugin)
+            provides = {kind: sorted(names) for kind, names in self._provided.get(plugin_name, {}).items()}
+            row = {"plugin": plugin_name, "distribution": dist, "version": version, "provides": provides}
             if plugin_name in self.problems:
-                rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": {},
-                             "problem": self.problems[plugin_name]})
-                continue
-            provides: dict[str, list[str]] = {}
-            for kind, hook in KIND_HOOKS.items():
-                fn = getattr(plugin, hook, None)
-                if fn is not None:
-                    provides[kind] = sorted(c.name for c in fn() or [])
-            rows.append({"plugin": plugin_name, "distribution": dist, "version": version, "provides": provides})
+                row["problem"] = self.problems[plugin_name]
+            rows.append(row)
         return rows

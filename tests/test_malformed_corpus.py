@@ -153,6 +153,9 @@ HAND = [  # (raw config, a fragment the one-line message must contain)
     (_with("defense", [{"label": "g", "chain": [{"name": "crop-rescale"}], "repeats": 0}]), "repeats"),
     (_with("defense", [{"label": "g", "chain": [{"name": "crop-rescale"}], "extra": 1}]), "extra"),
     (_with("defense", "crop-rescale"), "defense"),
+    (_with("attack.0.eps", 8), "did you mean 8/255?"),  # meant 8/255: a linf eps of 8 allows any image
+    (_with("attack", [{"name": "pgd", "norm": "l2", "eps": 20, "steps": 1}]), "beyond the diameter 8"),
+    (_with("model.name", "lenet5"), "lenet5 cannot take the data's 1x8x8 (C x H x W) images"),
 ]
 
 
@@ -179,3 +182,23 @@ def test_hand_written_malformed_configs(raw, needle, tmp_path):
 
 def test_the_corpus_has_at_least_100_inputs():
     assert len(list(schema_cases())) + len(HAND) >= 100
+
+
+def test_float_pixels_outside_0_1_are_refused_in_one_line(tmp_path):
+    """An .npz of float pixels in 0-255 was evaluated as if in [0, 1] (clean accuracy 6 %, exit 0)."""
+    import numpy as np
+
+    from advx.testing import digits_model
+
+    model, data = digits_model()
+    import torch
+
+    torch.save(model.state_dict(), tmp_path / "net.pt")
+    x = data.x_test[:16].float().numpy() * 255
+    np.savez(tmp_path / "d.npz", x=x, y=data.y_test[:16].numpy())
+    res = CliRunner().invoke(cli, ["eval", "--model", "digits-cnn", "--checkpoint", str(tmp_path / "net.pt"),
+                                   "--data", str(tmp_path / "d.npz"), "--attack", "fgsm", "--eps", "0.1",
+                                   "--out", str(tmp_path / "r.h5")])
+    out = res.output.strip()
+    assert res.exit_code == 2 and len(out.splitlines()) == 1, out
+    assert "float pixels in [0, 255]" in out and "divide by 255" in out, out

@@ -248,6 +248,18 @@ def test_evaluate_takes_any_module_and_tensors(trained, tmp_path):
     assert next(model.parameters()).device.type == "cpu"  # the caller's module is used on a copy
 
 
+def test_the_class_count_comes_from_the_network_not_the_labels_present(trained, tmp_path):
+    """16 images of classes 0-4 only: the network scores 10 classes, so the run has 10."""
+    model, data = trained
+    keep = (data.y_test < 5).nonzero().flatten()[:16]
+    x, y = data.x_test[keep].float(), data.y_test[keep]
+    assert int(y.max()) < 9
+    results = advx.evaluate(model, (x, y), attack={"name": "pgd", "steps": 2}, eps=0.1, out=tmp_path / "r.h5")
+    assert len(results.cells) == 2 and all(len(c.arrays["correct"]) == 16 for c in results.cells)
+    with pytest.raises(advx.errors.ConfigError, match="label 12 is outside the network's 10 outputs"):
+        advx.evaluate(model, (x, torch.full_like(y, 12)), attack="fgsm", eps=0.1, out=tmp_path / "bad.h5")
+
+
 BAD = [
     (["--model", "digits-cnn", "--checkpoint", "missing.pt"], "model.checkpoint: file missing.pt not found"),
     (["--model", "python:not_a_module_here:build"], "cannot import 'not_a_module_here'"),

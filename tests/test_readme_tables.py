@@ -87,3 +87,13 @@ def test_paper_runs_script_lists_exactly_the_commands_of_the_stored_runs():
         if command.startswith("advx run") and "--report-dir" in command:
             report_dir = command.split("--report-dir")[1].split()[0]
             assert (ROOT / report_dir / "summary.json").is_file(), f"{command!r}: nothing stored in {report_dir}"
+
+
+def test_the_quickstart_comment_quotes_its_stored_timing():
+    """The quickstart's promise (under a minute) is quoted from the stored run, never typed."""
+    import re
+
+    stored = json.loads((ROOT / "benchmarks" / "results" / "quickstart.json").read_text())
+    comment = re.search(r"print the table\. (\d+) s on", (ROOT / "examples" / "quickstart.toml").read_text())
+    assert comment and int(comment.group(1)) == round(stored["wall_s"])
+    assert stored["wall_s"] < 60 and stored["lock_files_left"] == []

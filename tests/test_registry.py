@@ -56,7 +56,8 @@ def test_duplicate_names_fail_naming_both():
     class Other(GoodAttack):
         pass
 
-    with pytest.raises(PluginError, match=r"duplicate attack name 'good': GoodAttack from .* and .*Other from"):
+    with pytest.raises(PluginError, match=r"duplicate attack name 'good': .*Other from .* is dropped; GoodAttack "
+                                          r"from .* keeps it"):
         registry_with(plugin("advx_register_attacks", GoodAttack), plugin("advx_register_attacks", Other))
 
 
@@ -107,9 +108,12 @@ def test_autoload_switches(monkeypatch):
     monkeypatch.setenv("ADVX_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert Registry().names("attack") == []
     monkeypatch.delenv("ADVX_DISABLE_PLUGIN_AUTOLOAD")
-    monkeypatch.setenv("ADVX_PLUGINS", "attacks")
+    monkeypatch.setenv("ADVX_PLUGINS", "only:attacks")
     r = Registry()
     assert "pgd" in r.names("attack") and r.names("model") == ["torchscript"]  # only the built-in models
+    monkeypatch.setenv("ADVX_PLUGINS", "no-such-plugin")  # the first-party plugins stay unless only: is asked
+    r = Registry()
+    assert "pgd" in r.names("attack") and "digits-cnn" in r.names("model")
 
 
 def test_plugins_report_distribution_and_version():
@@ -207,7 +211,9 @@ def test_a_broken_or_colliding_plugin_stays_local(tmp_path):
         "from advx.protocols import AttackBase\n\n@attrs.frozen\nclass Fake(AttackBase):\n"
         "    name: ClassVar[str] = 'pgd'\n    def perturb(self, model, x, y, *, target, generator, eps):\n"
         "        return x\n\n@hookimpl\ndef advx_register_attacks():\n    return [Fake]\n"))
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # a catalog cache of its own: another worker's catalog build must not evict this one mid-test
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "ADVX_CACHE_DIR": str(tmp_path / "cache")}
 
     def advx_cli(*args):
         return subprocess.run([sys.executable, "-m", "advx", *args], env=env, capture_output=True, text=True,
@@ -236,3 +242,52 @@ def test_testing_helpers_name_the_plugin_they_need(monkeypatch):
     monkeypatch.setenv("ADVX_DISABLE_PLUGIN_AUTOLOAD", "1")  # core alone: no zoo
     with pytest.raises(UnknownComponentError, match="digits-cnn comes with the first-party zoo plugin"):
         digits_model.__wrapped__(epochs=1)  # past the per-process cache another test may have filled
+
+
+def test_an_advx_named_plugin_that_clashes_with_pgd_loses_only_that_component(tmp_path):
+    """A third-party `advx-clash` that registers `pgd` beside an innocent `mine`: every first-party
+    attack stays, `mine` loads, and one warning names both distributions. First party is the
+    repository's list of distributions, not the `advx-` prefix."""
+    import os
+    import subprocess
+    import sys
+
+    _fake_distribution(tmp_path, "advx_clash", (
+        "from typing import ClassVar\nimport attrs\nfrom advx.registry import hookimpl\n"
+        "from advx.protocols import AttackBase\n\n@attrs.frozen\nclass Fake(AttackBase):\n"
+        "    name: ClassVar[str] = 'pgd'\n    def perturb(self, model, x, y, *, target, generator, eps):\n"
+        "        return x\n\n@attrs.frozen\nclass Mine(AttackBase):\n    name: ClassVar[str] = 'mine'\n"
+        "    def perturb(self, model, x, y, *, target, generator, eps):\n        return x\n\n"
+        "@hookimpl\ndef advx_register_attacks():\n    return [Fake, Mine]\n"))
+    meta = tmp_path / "advx_clash-0.1.dist-info" / "METADATA"
+    meta.write_text("Metadata-Version: 2.1\nName: advx-clash\nVersion: 0.1\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    code = ("from advx.registry import Registry\nr = Registry()\nprint(sorted(r.names('attack')))\n"
+            "print(r.origin('attack', 'pgd'), '|', r.origin('attack', 'mine'))\n"
+            "print(type(r.create('attack', 'pgd', {'steps': 3})).__module__)")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    names, origins, module = res.stdout.splitlines()
+    assert {"pgd", "apgd", "apgd-t", "autoattack", "cw", "deepfool", "fab", "fgsm", "square", "mine"} <= set(eval(names))
+    assert origins.startswith("advx-attacks ") and origins.endswith("advx-clash 0.1")
+    assert module == "advx_attacks.gradient"
+    warned = [line for line in res.stderr.splitlines() if "advx_clash" in line]
+    assert len(warned) == 1 and "advx-clash 0.1" in warned[0] and "advx-attacks" in warned[0], res.stderr
+
+
+def test_a_plugin_that_fails_to_import_is_named_with_its_file_and_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _fake_distribution(tmp_path, "lineplug", "x = 1\nraise ValueError('bad default')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "ADVX_CACHE_DIR": str(tmp_path / "cache")}
+    plain = subprocess.run([sys.executable, "-m", "advx", "plugins"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    line = next(x for x in plain.stdout.splitlines() if x.startswith("lineplug"))
+    assert f"ValueError: bad default ({tmp_path / 'lineplug.py'}:2)" in line
+    assert "Traceback" not in plain.stderr
+    debug = subprocess.run([sys.executable, "-m", "advx", "--debug", "plugins"], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert "Traceback (most recent call last)" in debug.stderr and 'lineplug.py", line 2' in debug.stderr

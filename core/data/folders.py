@@ -116,6 +116,11 @@ def _nchw(a: np.ndarray, path: Path, key: str, kind: str = "hdf5") -> torch.Tens
         a = a.transpose(0, 3, 1, 2)  # NHWC, as most image arrays are written
     if a.dtype != np.uint8:
         a = a.astype(np.float32)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo < 0 or hi > 1:  # floats are read as [0, 1] pixels: a 0-255 array would be evaluated as garbage
+            hint = "store uint8, or divide by 255" if hi > 1 else "rescale to [0, 1]"
+            raise DatasetNotFoundError(f"{kind}: {path}:{key} holds float pixels in [{lo:g}, {hi:g}], but float "
+                                       f"images must lie in [0, 1] ({hint})")
     return torch.from_numpy(np.ascontiguousarray(a))
 
 

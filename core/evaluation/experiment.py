@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import warnings
@@ -82,6 +83,8 @@ class Experiment:
                     r.create("attack", attack, aug.params, where=f"{s.where}.params")
         out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
                           for a in c.attacks}
+        for a in c.attacks:
+            check_budget(out["attacks"][a.label], a.component.where)
         out["defenses"] = {(d.label, d.trains): [r.create("inference_defense", s.name, s.params, where=s.where)
                                                  for s in d.chain] for d in c.defenses}
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
@@ -189,6 +192,8 @@ class Experiment:
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
+        for a in cfg.attacks:
+            check_budget(self.components["attacks"][a.label], a.component.where, tuple(data.x_test.shape[1:]))
         pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"])  # and a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
@@ -253,6 +258,25 @@ class Experiment:
         results = RunResults.from_store(store)
         results.context = {"models": context["models"], "data": context["data"]}
         return results
+
+
+def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None) -> None:
+    """Refuse a budget that cannot be meant: pixels are in [0, 1], so a linf eps of 1 or more
+    allows any image at all (eps 8 was meant as 8/255), and an l2 eps beyond the image's diameter
+    (sqrt of its pixel count) likewise."""
+    eps = getattr(attack, "eps", None)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or getattr(attack, "minimal", False):
+        return
+    norm = getattr(attack, "norm", "linf")
+    if norm == "linf" and eps >= 1:
+        guess = f"{eps:g}/255" if eps <= 255 else "8/255"
+        raise ConfigError(f"{where}.eps: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
+                          f"did you mean {guess}?")
+    if norm == "l2" and image_shape is not None:
+        diameter = math.prod(image_shape) ** 0.5
+        if eps > diameter:
+            raise ConfigError(f"{where}.eps: an l2 eps of {eps:g} is beyond the diameter {diameter:.4g} of "
+                              f"[0, 1]^{'x'.join(map(str, image_shape))} images; did you mean {eps:g}/255?")
 
 
 def record_model(store: RunStore, label: str, info: dict[str, Any]) -> None:

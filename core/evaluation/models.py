@@ -150,12 +150,30 @@ def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights:
     wrapped in its input normalisation."""
     factory = factory or registry.create("model", cfg.model.name, cfg.model.params, where="model")
     net = factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
+    _check_input_shape(net, data, cfg.model.name)
     files = cfg.model_files
     if weights and files.checkpoint is not None:
         load_weights(net, Path(files.checkpoint).expanduser(), files.strip_prefix)
     if files.normalize is not None:
         net = Normalized(net, *normalization(files.normalize, data.in_channels))
     return net
+
+
+def _check_input_shape(net: nn.Module, data: DataBundle, name: str) -> None:
+    """Fail before training, in one line naming both shapes, when the network cannot take the
+    data's images (a 32x32 network's kernels on 8x8 digits), instead of a traceback from conv2d."""
+    training = net.training
+    net.eval()
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))  # a handed-in module may be on CUDA
+    try:
+        with torch.no_grad():
+            net(torch.zeros((2, *data.image_shape), device=device))
+    except RuntimeError as exc:
+        shape = "x".join(map(str, data.image_shape))
+        raise ConfigError(f"model: {name} cannot take the data's {shape} (C x H x W) images: "
+                          f"{str(exc).splitlines()[0][:160]}") from None
+    finally:
+        net.train(training)
 
 
 def _check_classes(model: nn.Module, data: DataBundle, device: torch.device) -> None:

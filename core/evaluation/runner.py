@@ -31,6 +31,7 @@ from .counting import CountingModel
 from .plan import Plan
 from .results import attack_budget
 from .sanity import SanityLog
+from .threat_model import check_threat_model
 from .store import RunStore
 
 
@@ -79,11 +80,15 @@ class CellRunner:
             self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
         return self._batch[(train, defense)]
 
-    def oblivious(self, train: str, attack_label: str, start: int, stop: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    def oblivious(self, train: str, attack_label: str, start: int, stop: int,
+                  ) -> tuple[torch.Tensor, dict[str, np.ndarray], int, int]:
         """Rows [start, stop) of the cached adversarial examples of (model, attack) — crafted
         once on the undefended model ``train``, reused by every defence (and, for the transfer
-        threat model, by every other trained model) — with the attack's per-sample records."""
+        threat model, by every other trained model) — with the attack's per-sample records, and
+        the forward and backward passes spent crafting in this call (0 when all was cached): the
+        cell that crafts them records them."""
         path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
+        passes = [0, 0]
         while self.lo + self.store.n_done(path) < stop:
             s = self.lo + self.store.n_done(path)
             e = min(s + self.rows, self.hi)
@@ -92,9 +97,11 @@ class CellRunner:
                                                       attack_label, s, e, mask, bar=self.bar)
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
                               extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
+            passes[0] += fw
+            passes[1] += bw
         rows = {name: self.store.read_rows(path, name, start - self.lo, stop - self.lo)
                 for name in self.store.names(path)}
-        return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows
+        return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows, passes[0], passes[1]
 
     def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
               s: int, e: int, attack_mask: torch.Tensor, reseed_key: tuple[str, str] | None = None,
@@ -124,6 +131,7 @@ class CellRunner:
             if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
                 g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
             out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
+            check_threat_model(attack, attack_label, x, out)  # before any number is kept
             x_adv[idx] = out.to(x_adv)
             for k, v in log.items():
                 if k not in logs:
@@ -209,9 +217,9 @@ class CellRunner:
         if cell.mode == CLEAN:
             x_adv = x
         elif cell.mode == "oblivious":
-            x_adv, logs = self.oblivious(cell.train, cell.attack, s, e)
+            x_adv, logs, fw, bw = self.oblivious(cell.train, cell.attack, s, e)
         elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
-            x_adv, logs = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
+            x_adv, logs, fw, bw = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
         elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
             model = self.defended(cell.train, cell.defense)
             x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
@@ -236,16 +244,18 @@ class CellRunner:
         batch = self.batch_for(cell.train, cell.defense)
         counter.take()
         pred, loss = self.evaluate(model, cell.train, cell.defense, x_adv, s, e, batch)
+        efw, ebw = counter.take()
         source = self.transfer_source(cell)
         taken = None
         if source is not None:  # adaptive never weaker than transfer: keep, per sample, whichever breaks it
-            x_obl, _ = self.oblivious(source, cell.attack, s, e)
+            x_obl, _, ofw, obw = self.oblivious(source, cell.attack, s, e)
             counter.take()
             obl_pred, obl_loss = self.evaluate(model, cell.train, cell.defense, x_obl, s, e, batch)
+            tfw, tbw = counter.take()
+            fw, bw, efw, ebw = fw + ofw, bw + obw, efw + tfw, ebw + tbw
             taken = (pred == y) & (obl_pred != y)
             x_adv = torch.where(taken.view(-1, *([1] * (x.ndim - 1))), x_obl, x_adv)
             pred, loss = torch.where(taken, obl_pred, pred), torch.where(taken, obl_loss, loss)
-        efw, ebw = counter.take()
         arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
         if taken is not None:
             arrays["from_transfer"] = taken.cpu().numpy()

@@ -34,7 +34,7 @@ class APGD(AttackBase):
     since the last one increased the loss (condition 1) or when the step was not reduced and the
     best loss did not improve (condition 2); it then restarts from the best point. Momentum 0.75
     (the first step has none). ``restarts`` re-attack only samples still robust.
-    Arguments: eps (8/255), steps (100), norm ('linf'|'l2'), loss ('ce'|'dlr'), restarts (1),
+    Arguments: eps (8/255), steps (100), norm ('linf'|'l2'), loss ('ce'|'dlr'|'margin'), restarts (1),
     rho (0.75), momentum (0.75), random_start (true), eot (1: gradient averaged over that many
     passes, for randomized models). Cost: (steps + 1) x eot forward passes and steps x eot
     backward passes (the last point is only evaluated).
@@ -46,7 +46,8 @@ class APGD(AttackBase):
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
-    loss: Literal["ce", "dlr"] = attrs.field(default="ce", validator=attrs.validators.in_(["ce", "dlr"]))
+    loss: Literal["ce", "dlr", "margin"] = attrs.field(default="ce",
+                                                       validator=attrs.validators.in_(["ce", "dlr", "margin"]))
     restarts: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     rho: float = 0.75
     momentum: float = 0.75

@@ -69,7 +69,8 @@ class PGD(AttackBase):
     Each sample gets the latest iterate seen to fool the model, else the last iterate (as standard
     PGD), at no extra pass.
     Arguments: eps (8/255), alpha (None → 2.5·eps/steps, i.e. 2/255 at eps 8/255 and 10 steps),
-    steps (10), norm ('linf'), random_start (true), restarts (1), loss ('ce' or 'dlr').
+    steps (10), norm ('linf'), random_start (true), restarts (1), loss ('ce', 'dlr' or 'margin':
+    the logit margin, which does not saturate where CE does).
     Cost: ``steps`` forward + backward passes per restart, and with restarts one forward pass of
     the samples not yet known to be fooled. Papers: 100 steps (000); eps .3 step .1 40 it
     (001 MNIST); eps 8/255 step 2/255, 7/10/50/200 it (001, 004).
@@ -83,7 +84,8 @@ class PGD(AttackBase):
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
     random_start: bool = True
     restarts: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    loss: Literal["ce", "dlr"] = attrs.field(default="ce", validator=attrs.validators.in_(["ce", "dlr"]))
+    loss: Literal["ce", "dlr", "margin"] = attrs.field(default="ce",
+                                                       validator=attrs.validators.in_(["ce", "dlr", "margin"]))
 
     def step_size(self, eps: torch.Tensor) -> torch.Tensor:
         return 2.5 * eps / self.steps if self.alpha is None else torch.full_like(eps, self.alpha)

@@ -84,6 +84,10 @@ def attack_loss(kind: str, logits: torch.Tensor, y: torch.Tensor, target: torch.
         if logits.shape[1] < need:
             raise ValueError(f"the DLR loss needs at least {need} classes, got {logits.shape[1]}; use loss = 'ce'")
         return dlr_loss(logits, y) if target is None else dlr_targeted_loss(logits, y, target)
+    if kind == "margin":  # Carlini & Wagner's logit margin (their f6 without the clamp): never saturates like CE
+        if target is None:
+            return other_max(logits, y) - logits.gather(1, y[:, None]).squeeze(1)
+        return logits.gather(1, target[:, None]).squeeze(1) - other_max(logits, target)
     raise ValueError(f"unknown loss {kind!r}")
 
 
