@@ -249,13 +249,20 @@ class CellRunner:
         taken = None
         if source is not None:  # adaptive never weaker than transfer: keep, per sample, whichever breaks it
             x_obl, _, ofw, obw = self.oblivious(source, cell.attack, s, e)
-            counter.take()
-            obl_pred, obl_loss = self.evaluate(model, cell.train, cell.defense, x_obl, s, e, batch)
-            tfw, tbw = counter.take()
-            fw, bw, efw, ebw = fw + ofw, bw + obw, efw + tfw, ebw + tbw
-            taken = (pred == y) & (obl_pred != y)
-            x_adv = torch.where(taken.view(-1, *([1] * (x.ndim - 1))), x_obl, x_adv)
-            pred, loss = torch.where(taken, obl_pred, pred), torch.where(taken, obl_loss, loss)
+            survived = (pred == y).nonzero().flatten()  # only these can change: the pipeline's draws are per image
+            taken = torch.zeros_like(pred, dtype=torch.bool)
+            if len(survived):
+                counter.take()
+                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.train, cell.defense, "eval"))
+                obl_pred, obl_loss = predict(model, x_obl[survived], y[survived], batch, self.autocast)
+                tfw, tbw = counter.take()
+                efw, ebw = efw + tfw, ebw + tbw
+                won = obl_pred != y[survived]
+                hit = survived[won]
+                taken[hit] = True
+                x_adv = x_adv.clone()
+                x_adv[hit], pred[hit], loss[hit] = x_obl[hit], obl_pred[won], obl_loss[won]
+            fw, bw = fw + ofw, bw + obw
         arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
         if taken is not None:
             arrays["from_transfer"] = taken.cpu().numpy()
