@@ -109,8 +109,8 @@ def test_sigkill_and_resume_gives_identical_results_without_recomputing(tmp_path
             continue
         with h5py.File(out, "r") as f:
             cells = f.get("cells", {})
-            done = {k: cells[k].attrs["started"] for k in cells if cells[k].attrs["status"] == "done"}
-            partial = [k for k in cells if cells[k].attrs["status"] != "done"]
+            done = {k: cells[k].attrs["started"] for k in cells if cells[k].attrs.get("status") == "done"}
+            partial = [k for k in cells if cells[k].attrs.get("status") != "done"]
         if done and partial:
             killed_after_cells = (done, partial)
             break

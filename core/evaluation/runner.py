@@ -181,9 +181,8 @@ class CellRunner:
         path = f"cells/{cell.key()}"
         if self.store.has(path) and self.store.attrs(path).get("status") == "done":
             return
-        if not self.store.has(path):
-            self.store.set_attrs(path, started=time.time())
-        self.store.set_attrs(path, spec=cell.spec(), status="running", order=order)
+        first = {} if self.store.has(path) else {"started": time.time()}  # one write: a kill never leaves half
+        self.store.set_attrs(path, **first, spec=cell.spec(), status="running", order=order)
         attack = self.plan.attacks[cell.attack].attack if cell.attack in self.plan.attacks else None
         if attack is not None:  # the threat model the headline worst case groups this cell under
             self.store.set_attrs(path, budget=attack_budget(attack))
