@@ -86,6 +86,8 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @click.option("--data", required=True, help="A dataset (cifar10, torchvision:SVHN, advx list dataset) or an "
               ".npz/.h5 file of test images x and labels y.")
 @click.option("--data-root", default=None, help="Folder the dataset is read from (default: data).")
+@click.option("--num-classes", type=int, default=None, help="Classes the network scores, for an .npz/.h5 "
+              "whose labels miss some (default: one past the largest label).")
 @click.option("--n", type=int, default=None,
               help="Evaluate N test images, a seeded class-stratified subset (default: all).")
 @click.option("--attack", "attacks", multiple=True, default=("autoattack",), show_default=True,
@@ -100,7 +102,7 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
               help="Also write the equivalent experiment TOML here (advx run FILE resumes the same run).")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
 def eval_(model: str | None, model_args: tuple[str, ...], checkpoint: str | None, strip_prefix: str, normalize: str | None, data: str,
-          data_root: str | None, n: int | None, attacks: tuple[str, ...], eps: str | None, norm: str | None,
+          data_root: str | None, num_classes: int | None, n: int | None, attacks: tuple[str, ...], eps: str | None, norm: str | None,
           device: str | None, batch_size: str | None, out: Path | None, overwrite: bool, save_config: Path | None,
           report_dir: Path | None) -> None:
     """Evaluate a trained network as loaded — clean and robust accuracy under the standard
@@ -116,7 +118,13 @@ def eval_(model: str | None, model_args: tuple[str, ...], checkpoint: str | None
         size = int(batch_size)
     if n is not None and n < 1:
         raise click.BadParameter(f"expected a positive number of images, got {n}", param_hint="--n")
-    raw = eval_config(model, data_table(data, data_root), attacks=attacks, eps=eps, norm=norm, n=n,
+    table = data_table(data, data_root)
+    if num_classes is not None:
+        if num_classes < 2 or table["name"] not in ("npz", "hdf5"):
+            raise click.BadParameter("takes an integer of at least 2, for an .npz or .h5 file (a named data set "
+                                     "knows its classes)", param_hint="--num-classes")
+        table["num_classes"] = num_classes
+    raw = eval_config(model, table, attacks=attacks, eps=eps, norm=norm, n=n,
                       checkpoint=checkpoint, strip_prefix=strip_prefix, normalize=normalize, batch_size=size,
                       model_params=_key_values(model_args, "--model-arg"))
     exp = load_experiment(raw)

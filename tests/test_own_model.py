@@ -316,3 +316,24 @@ def test_a_loaded_network_is_not_trained_and_says_how_to_fine_tune_it(files):
     fine_tune = load_config({"model": {"name": "digits-cnn", "checkpoint": str(files / "net.pt")},
                              "train": [{"label": "ft", "init": "base", "epochs": 1}]})
     assert fine_tune.pretrained and [t.label for t in fine_tune.trains] == ["base", "ft"]
+
+
+def test_advx_eval_takes_the_class_count_for_a_file_that_misses_classes(tmp_path):
+    """16 digits of classes 0-4 in an .npz: --num-classes 10 builds the 10-class network the
+    checkpoint holds; the labels only have to lie inside it."""
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    model, data = digits_model()
+    torch.save(model.state_dict(), tmp_path / "net.pt")
+    keep = (data.y_test < 5).nonzero().flatten()[:16]
+    np.savez(tmp_path / "d.npz", x=data.x_test[keep].numpy(), y=data.y_test[keep].numpy())
+    args = ["eval", "--model", "digits-cnn", "--checkpoint", str(tmp_path / "net.pt"), "--data",
+            str(tmp_path / "d.npz"), "--attack", "fgsm", "--eps", "0.1"]
+    ok = CliRunner().invoke(cli, [*args, "--num-classes", "10", "--out", str(tmp_path / "r.h5")])
+    assert ok.exit_code == 0, ok.output
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert len(f["test/index"]) == 16
+    bad = CliRunner().invoke(cli, [*args, "--num-classes", "3", "--out", str(tmp_path / "b.h5")])
+    assert bad.exit_code == 2 and "outside num_classes = 3" in bad.output, bad.output

@@ -14,7 +14,7 @@ import torch
 from advx.errors import DatasetNotFoundError
 
 from .bundle import DataBundle
-from .folders import _array_test_fraction, _nchw
+from .folders import _array_test_fraction, _nchw, class_names
 
 
 def _labels(a: np.ndarray, path: Path, key: str) -> torch.Tensor:
@@ -38,6 +38,7 @@ class NPZArrays:
     y: str = "y"
     test_fraction: float = _array_test_fraction
     seed: int = 0
+    num_classes: int | None = None
 
     def load(self) -> DataBundle:
         path = Path(self.path).expanduser()
@@ -59,7 +60,7 @@ class NPZArrays:
             if len(xs) != len(ys):
                 raise DatasetNotFoundError(f"npz: {path} has {len(xs)} images in {key!r} but {len(ys)} labels")
         count = int(max(y.max(), test[1].max() if test else 0)) + 1
-        classes = tuple(str(i) for i in range(count))
+        classes = class_names(count, self.num_classes, path, "npz")
         if test:
             return DataBundle(x, y, *test, classes)
         return DataBundle.split(x, y, classes, self.test_fraction, self.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -124,6 +124,16 @@ def _nchw(a: np.ndarray, path: Path, key: str, kind: str = "hdf5") -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
+def class_names(count: int, num_classes: int | None, path: Any, kind: str) -> tuple[str, ...]:
+    """Class names 0 … C−1: ``num_classes`` when given (a test file may miss some classes; the
+    network scores all of them), else one past the largest label."""
+    if num_classes is None:
+        return tuple(str(i) for i in range(count))
+    if count > num_classes:
+        raise DatasetNotFoundError(f"{kind}: {path} has label {count - 1}, outside num_classes = {num_classes}")
+    return tuple(str(i) for i in range(num_classes))
+
+
 @attrs.frozen
 class HDF5Arrays:
     """Images and integer labels from an HDF5 file: datasets ``x``/``y`` (NCHW or NHWC; uint8
@@ -137,6 +147,7 @@ class HDF5Arrays:
     y: str = "y"
     test_fraction: float = _array_test_fraction
     seed: int = 0
+    num_classes: int | None = None
 
     def load(self) -> DataBundle:
         import h5py
@@ -153,7 +164,8 @@ class HDF5Arrays:
                     (_nchw(f["x_test"][()], path, "x_test"), torch.from_numpy(f["y_test"][()].astype(np.int64).ravel())))
             names = f.attrs.get("classes")
         count = int(max(y.max(), test[1].max() if test else 0)) + 1
-        classes = tuple(str(c) for c in names) if names is not None else tuple(str(i) for i in range(count))
+        classes = tuple(str(c) for c in names) if names is not None else class_names(count, self.num_classes, path,
+                                                                                      "hdf5")
         if test:
             return DataBundle(x, y, *test, classes)
         return DataBundle.split(x, y, classes, self.test_fraction, self.seed)
