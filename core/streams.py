@@ -75,12 +75,6 @@ class SampleStreams:
             idx = idx.to(self.keys.device)
         return SampleStreams(self.keys[idx], self.counters, own[idx].reshape(-1))
 
-    def repeat(self, k: int) -> "SampleStreams":
-        """Streams for a batch repeated ``k`` times along its first axis (copy d of sample i gets
-        its own stream, derived from sample i's key and d)."""
-        draw = torch.arange(k, device=self.keys.device).repeat_interleave(len(self.keys))
-        return SampleStreams(mix64(self.keys.repeat(k) ^ mix64(draw + 0x5EED)))
-
     def bits(self, per_sample: int, device: torch.device | str | None = None) -> torch.Tensor:
         """``per_sample`` fresh 64-bit words for every sample (N x per_sample), advancing counters."""
         rows = slice(None) if self.rows is None else self.rows
@@ -128,9 +122,6 @@ def _split(shape: Sequence[int], n: int) -> tuple[int, tuple[int, ...]]:
     return shape[0], shape[1:]
 
 
-Source = "SampleStreams | torch.Generator | None"
-
-
 def uniform(g: Any, shape: Sequence[int], like: torch.Tensor | None = None) -> torch.Tensor:
     """U[0, 1) of ``shape`` (first axis: samples), on ``like``'s device and dtype."""
     if isinstance(g, SampleStreams):
@@ -172,10 +163,6 @@ def integers(g: Any, low: int, high: int | torch.Tensor, shape: Sequence[int],
 def subset(g: Any, idx: Any) -> Any:
     """The streams of rows ``idx`` (a plain generator is shared by every row)."""
     return g[idx] if isinstance(g, SampleStreams) else g
-
-
-def repeat(g: Any, k: int) -> Any:
-    return g.repeat(k) if isinstance(g, SampleStreams) and k > 1 else g
 
 
 _POSITION_CACHE: dict[tuple[int, str], torch.Tensor] = {}

@@ -150,7 +150,6 @@ def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights:
     wrapped in its input normalisation."""
     factory = factory or registry.create("model", cfg.model.name, cfg.model.params, where="model")
     net = factory.build(num_classes=data.num_classes, in_channels=data.in_channels)
-    _check_input_shape(net, data, cfg.model.name)
     files = cfg.model_files
     if weights and files.checkpoint is not None:
         load_weights(net, Path(files.checkpoint).expanduser(), files.strip_prefix)
@@ -159,15 +158,16 @@ def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights:
     return net
 
 
-def _check_input_shape(net: nn.Module, data: DataBundle, name: str) -> None:
-    """Fail before training, in one line naming both shapes, when the network cannot take the
-    data's images (a 32x32 network's kernels on 8x8 digits), instead of a traceback from conv2d."""
+def _probe(net: nn.Module, data: DataBundle, name: str) -> torch.Tensor:
+    """The network's output on two blank images of the data's shape, in eval mode: fails before
+    training, in one line naming both shapes, when it cannot take them (a 32x32 network's kernels
+    on 8x8 digits), instead of a traceback from conv2d."""
     training = net.training
     net.eval()
     device = next((p.device for p in net.parameters()), torch.device("cpu"))  # a handed-in module may be on CUDA
     try:
         with torch.no_grad():
-            net(torch.zeros((2, *data.image_shape), device=device))
+            return net(torch.zeros((2, *data.image_shape), device=device))
     except RuntimeError as exc:
         shape = "x".join(map(str, data.image_shape))
         raise ConfigError(f"model: {name} cannot take the data's {shape} (C x H x W) images: "
@@ -176,15 +176,10 @@ def _check_input_shape(net: nn.Module, data: DataBundle, name: str) -> None:
         net.train(training)
 
 
-def _check_classes(model: nn.Module, data: DataBundle, device: torch.device) -> None:
-    """A loaded network must score every class of the data set, or accuracy is meaningless."""
-    shape = (1, *data.image_shape)
-    with torch.no_grad():
-        try:
-            out = model(torch.zeros(shape, device=device))
-        except RuntimeError as exc:
-            raise ConfigError(f"model: the loaded network does not take {data.image_shape[0]}x{data.image_shape[1]}x"
-                              f"{data.image_shape[2]} images ({str(exc).splitlines()[0][:120]})") from None
+def _check_classes(model: nn.Module, data: DataBundle, name: str) -> None:
+    """A loaded network must take the data's images and score every class of the data set, or
+    accuracy is meaningless."""
+    out = _probe(model, data, name)
     if out.ndim != 2 or out.shape[1] != data.num_classes:
         raise ConfigError(f"model: the loaded network outputs shape {tuple(out.shape)} but the data set has "
                           f"{data.num_classes} classes")
@@ -196,10 +191,10 @@ def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, devi
     None (a network to train is built once to check its source). Called before a run file
     exists, so a bad checkpoint, factory or source leaves nothing behind."""
     if not cfg.pretrained:
-        build_model(cfg, registry, data, weights=False, factory=factory)
+        _probe(build_model(cfg, registry, data, weights=False, factory=factory), data, cfg.model.name)
         return None
     model = build_model(cfg, registry, data, factory=factory).to(device).eval()
-    _check_classes(model, data, device)
+    _check_classes(model, data, cfg.model.name)
     return model
 
 

@@ -15,7 +15,7 @@ import attrs
 
 from advx.config import AttackSpec, DefenseVariant, ExperimentConfig
 
-from .cells import NONE
+from .cells import NONE, find_defense
 
 
 @attrs.frozen
@@ -63,11 +63,13 @@ def make_plan(cfg: ExperimentConfig, components: dict[str, Any]) -> Plan:
     """Bind every attack spec to its object and every (model, defence) to its chain and draws."""
     attacks = {a.label: PlannedAttack(a, components["attacks"][a.label]) for a in cfg.attacks}
     defenses: dict[tuple[str, str], PlannedDefense] = {}
+    labels = dict.fromkeys(d.label for d in cfg.defenses)
     for t in cfg.trains:
         defenses[(t.label, NONE)] = PlannedDefense(NONE, eot=cfg.evaluate.eot)
-        for d in cfg.defenses:
-            if (t.label, d.label) in defenses or (d.trains is not None and t.label not in d.trains):
-                continue  # one label may name per-model variants: the first that applies wins
+        for label in labels:
+            d = find_defense(cfg, label, t.label)  # one label may name per-model variants
+            if d is None:
+                continue
             chain = tuple(components["defenses"][(d.label, d.trains)])
             defenses[(t.label, d.label)] = PlannedDefense(d.label, chain, d.repeats, d.eot or cfg.evaluate.eot, d)
     return Plan(attacks, defenses)

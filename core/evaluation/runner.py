@@ -139,8 +139,6 @@ class CellRunner:
                 logs[k][idx.cpu().numpy()] = v
             if bar is not None:
                 bar.update(len(idx))
-        if bar is not None:
-            bar.update(int((~attack_mask).sum()))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
@@ -166,16 +164,16 @@ class CellRunner:
             ok = self.store.read_rows(path, "correct", s - self.lo, e - self.lo)
             return torch.from_numpy(np.asarray(ok, dtype=bool)).to(self.device)
         model = self.defended(train, defense)
-        pred, _ = self.evaluate(model, train, defense, self.x[s:e], s, e, self.batch_for(train, defense))
+        pred, _ = self.evaluate(model, train, defense, self.x[s:e], self.y[s:e], self.batch_for(train, defense))
         return pred == self.y[s:e]
 
-    def evaluate(self, model: nn.Module, train: str, defense: str, x_adv: torch.Tensor, s: int, e: int, batch: int,
+    def evaluate(self, model: nn.Module, train: str, defense: str, x: torch.Tensor, y: torch.Tensor, batch: int,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions and losses of the deployed pipeline (train, defense) on rows [s, e). A
-        randomized defence draws per image, keyed by its content and the pipeline (not the cell):
-        one image gets one prediction in every cell, and the batch never moves a number."""
+        """Predictions and losses of the deployed pipeline (train, defense) on ``x``. A randomized
+        defence draws per image, keyed by its content and the pipeline (not the cell): one image
+        gets one prediction in every cell, and neither the batch nor the subset moves a number."""
         reseed(model, chunk_seed(self.cfg.experiment.seed, train, defense, "eval"))
-        return predict(model, x_adv, self.y[s:e], batch, self.autocast)
+        return predict(model, x, y, batch, self.autocast)
 
     def run(self, cell: Cell, order: int) -> None:
         path = f"cells/{cell.key()}"
@@ -234,15 +232,15 @@ class CellRunner:
         model = self.defended(cell.train, cell.defense)
         if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
             eot = self.plan.defense(cell.train, cell.defense).eot
-            attacked = self.defended(cell.train, cell.defense)
             # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
-            eot = max(eot, *(getattr(m, "averages_draws", 1) for m in attacked.modules()))
-            self.sanity.check_cell(cell, model, attacked, x, y, self.autocast,
+            eot = max(eot, *(getattr(m, "averages_draws", 1) for m in model.modules()))
+            # one pipeline: check_cell switches it to attack draws (EOT, BPDA) and back
+            self.sanity.check_cell(cell, model, model, x, y, self.autocast,
                                    attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
                                    modes=self.cfg.evaluate.modes)
         batch = self.batch_for(cell.train, cell.defense)
         counter.take()
-        pred, loss = self.evaluate(model, cell.train, cell.defense, x_adv, s, e, batch)
+        pred, loss = self.evaluate(model, cell.train, cell.defense, x_adv, y, batch)
         efw, ebw = counter.take()
         source = self.transfer_source(cell)
         taken = None
@@ -252,8 +250,7 @@ class CellRunner:
             taken = torch.zeros_like(pred, dtype=torch.bool)
             if len(survived):
                 counter.take()
-                reseed(model, chunk_seed(self.cfg.experiment.seed, cell.train, cell.defense, "eval"))
-                obl_pred, obl_loss = predict(model, x_obl[survived], y[survived], batch, self.autocast)
+                obl_pred, obl_loss = self.evaluate(model, cell.train, cell.defense, x_obl[survived], y[survived], batch)
                 tfw, tbw = counter.take()
                 efw, ebw = efw + tfw, ebw + tbw
                 won = obl_pred != y[survived]
