@@ -8,7 +8,8 @@
 #   bash benchmarks/gpu.sh OUTDIR          # on the GPU machine (OUTDIR: where the JSON goes)
 #   ADVX_GPU_TINY=1 bash benchmarks/gpu.sh OUTDIR   # the same steps on a CPU at tiny sizes (the suite runs this)
 #
-# Each step has its own time limit, so the whole script ends within about 8 minutes; a step
+# ADVX_GPU_ONLY="autoattack attacks_fp32" runs only the steps named.
+# Each step has its own time limit, so the whole script ends within about 9 minutes; a step
 # that fails or times out is recorded in OUTDIR/gpu_steps.json and the next one runs.
 set -uo pipefail
 OUT=${1:?usage: gpu.sh OUTDIR}
@@ -30,16 +31,18 @@ if [ -n "${ADVX_GPU_TINY:-}" ]; then
   QS=(--config tests/data/quickstart_tiny.toml)
   T_QS=120; T_AA=120; T_ATK=120; T_EOT=60
 else
-  DEV=cuda; AA=(--n 1000 --eps 2/255 --batch 1000)
-  ATK=(--model resnet18 --random --n 4096 --batch 1024 --pairs 3 --quick); EOT=(--n 4096 --eot 20 --pairs 3)
+  DEV=cuda; AA=(--n 1000 --eps 2/255 --batch 1000 --rounds 2)
+  ATK=(--model resnet18 --random --n 4096 --batch 1024 --pairs 3 --min-seconds 2 --quick); EOT=(--n 4096 --eot 20 --pairs 3)
   QS=()
-  T_QS=90; T_AA=200; T_ATK=50; T_EOT=40
+  T_QS=90; T_AA=330; T_ATK=90; T_EOT=40
 fi
 
+ONLY=" ${ADVX_GPU_ONLY:-quickstart autoattack attacks_fp32 attacks_bf16 eot} "  # a subset of the steps, by name
 STEPS="$OUT/gpu_steps.json"
 echo "{" > "$STEPS"
 step() {  # step NAME LIMIT_S CMD...: run, time, record rc and seconds
   local name=$1 limit=$2; shift 2
+  case "$ONLY" in *" $name "*) ;; *) echo "== $name skipped (ADVX_GPU_ONLY)"; return ;; esac
   local t0=$(date +%s%N)
   timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?

@@ -137,7 +137,10 @@ class frozen_params:
 
 def per_sample(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A scalar or (N,) tensor as an (N, 1, 1, ...) tensor broadcastable against ``x``."""
-    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if isinstance(value, (int, float)):  # a fill on the device: no host-to-device copy, so no stream sync
+        t = torch.full((x.shape[0],), float(value), dtype=x.dtype, device=x.device)
+    else:
+        t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
     if t.ndim == 0:
         t = t.expand(x.shape[0])
     return t.reshape(-1, *([1] * (x.ndim - 1)))

@@ -103,7 +103,7 @@ class SampleStreams:
     def integers(self, low: int, high: int, shape: Sequence[int], device: Any = None) -> torch.Tensor:
         n, rest = _split(shape, len(self))
         words = self.bits(max(1, _numel(rest)), device)
-        span = torch.as_tensor(high, device=words.device, dtype=torch.int64) - low
+        span = high - low if isinstance(high, int) else high.to(words.device, torch.int64) - low  # no host copy
         out = _srl(words, 1) % span + low
         return out[:, :_numel(rest)].reshape(n, *rest)
 
@@ -157,6 +157,18 @@ def integers(g: Any, low: int, high: int | torch.Tensor, shape: Sequence[int],
                ).floor().to(torch.int64) + low
     else:
         out = torch.randint(low, high, tuple(shape), generator=g, device=_device(g))
+    return out if device is None else out.to(device)
+
+
+def words(g: Any, n: int, k: int, device: Any = None) -> torch.Tensor:
+    """``k`` random non-negative 63-bit integers per sample (N x k int64), from one hash per sample:
+    an attack that needs several small draws per step (a window's corner, signs per channel)
+    takes them from one call instead of one call each."""
+    if isinstance(g, SampleStreams):
+        if len(g) != n:
+            raise ValueError(f"per-sample draws need a shape led by the {len(g)} samples, got {n}")
+        return _srl(g.bits(k, device), 1)
+    out = torch.randint(0, 1 << 62, (n, k), generator=g, device=_device(g))
     return out if device is None else out.to(device)
 
 

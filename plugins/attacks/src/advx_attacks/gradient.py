@@ -107,7 +107,8 @@ class PGD(AttackBase):
                 now = success(logits, y, target)
                 best = torch.where(now.view(-1, *([1] * (x.ndim - 1))), x_adv, best)
                 fooled |= now
-                x_adv = project(x_adv + alpha * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
+                x_adv = project(torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm)), x, eps, self.norm,
+                                self.bounds)
         return torch.where(fooled.view(-1, *([1] * (x.ndim - 1))), best, x_adv), fooled
 
     def checked(self, model, x_adv, y, target, known):

@@ -30,10 +30,10 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str,
     """Project onto {‖x_adv − x‖ ≤ eps} ∩ [lo, hi]."""
     delta = x_adv - x
     if norm == "linf":
-        delta = torch.maximum(torch.minimum(delta, eps), -eps)
+        delta = delta.clamp(-eps, eps)  # one pass (eps is N x 1 x 1 x 1)
     else:
         delta = delta * torch.clamp(eps / (flat_norm(delta, "l2") + TINY), max=1.0)
-    return (x + delta).clamp(*bounds)
+    return (x + delta).clamp_(*bounds)
 
 
 def random_start(x: torch.Tensor, eps: torch.Tensor, norm: str, g: object) -> torch.Tensor:
@@ -51,7 +51,7 @@ def random_start(x: torch.Tensor, eps: torch.Tensor, norm: str, g: object) -> to
 def other_max(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Largest logit among classes other than ``y`` — masked with -inf, so it is right even
     when every logit is negative."""
-    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return logits.scatter(1, y[:, None], float("-inf")).amax(1)
 
 
 def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -33,15 +33,24 @@ def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
     return other_max(logits, target) - logits.gather(1, target[:, None]).squeeze(1)
 
 
-def window_masks(n: int, h: int, w: int, s: int, generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One random s x s window per sample: (mask N x 1 x H x W, row offset, column offset)."""
-    top = streams.integers(generator, 0, h - s + 1, (n,), device)
-    left = streams.integers(generator, 0, w - s + 1, (n,), device)
-    rows = torch.arange(h, device=device).view(1, h, 1)
-    cols = torch.arange(w, device=device).view(1, 1, w)
-    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + s).view(-1, 1, 1))
-              & (cols >= left.view(-1, 1, 1)) & (cols < (left + s).view(-1, 1, 1)))
+def window_masks(n: int, h: int, w: int, s: int, generator, device,
+                 drawn: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One random s x s window per sample: (mask N x 1 x H x W, row offset, column offset).
+    ``drawn`` (N x 2 words from ``streams.words``) saves the draw when the caller made it."""
+    if drawn is None:
+        drawn = streams.words(generator, n, 2, device)
+    top = drawn[:, 0] % (h - s + 1)
+    left = drawn[:, 1] % (w - s + 1)
+    rows = torch.arange(h, device=device).view(1, h, 1) - top.view(-1, 1, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w) - left.view(-1, 1, 1)
+    inside = (rows >= 0) & (rows < s) & (cols >= 0) & (cols < s)
     return inside.unsqueeze(1), top, left
+
+
+def bit_signs(word: torch.Tensor, c: int, like: torch.Tensor) -> torch.Tensor:
+    """±1 per channel (N x C x 1 x 1) from the low ``c`` bits of one word per sample."""
+    shifts = torch.arange(c, device=word.device)
+    return (((word.view(-1, 1) >> shifts) & 1) * 2 - 1).view(-1, c, 1, 1).to(like)
 
 
 def place(patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -100,6 +109,8 @@ class Square(AttackBase):
                                                                               attrs.validators.le(1)))
 
     def signs(self, shape, generator, like):
+        if len(shape) == 4 and shape[1] <= 62 and shape[2:] == (1, 1):  # one word per sample
+            return bit_signs(streams.words(generator, shape[0], 1, like.device)[:, 0], shape[1], like)
         return (streams.integers(generator, 0, 2, shape) * 2 - 1).to(like)
 
     def init_linf(self, x, eps, generator):
@@ -118,18 +129,21 @@ class Square(AttackBase):
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
         return (x + delta).clamp(*self.bounds)
 
-    def propose_linf(self, x, x_best, eps, s, generator):
+    def propose_linf(self, x, x_best, eps, s, generator, lo, hi):
+        """Set one random window per sample to ±eps per channel around ``x``; ``lo``/``hi`` are the
+        ball ∩ box bounds. One draw of three words per sample gives the window and the signs."""
         n, c, h, w = x.shape
-        mask, _, _ = window_masks(n, h, w, s, generator, x.device)
-        step = 2 * eps * self.signs((n, c, 1, 1), generator, x)
-        cand = torch.where(mask, x_best + step, x_best)
-        return torch.minimum(torch.maximum(cand, x - eps), x + eps).clamp(*self.bounds)
+        drawn = streams.words(generator, n, 3, x.device)
+        mask, _, _ = window_masks(n, h, w, s, generator, x.device, drawn[:, :2])
+        step = (2 * eps) * bit_signs(drawn[:, 2], c, x)
+        return torch.where(mask, x_best + step, x_best).clamp(lo, hi)
 
-    def propose_l2(self, x, x_best, eps, s, generator):
+    def propose_l2(self, x, x_best, eps, s, generator, lo, hi):
         n, c, h, w = x.shape
         delta = x_best - x
-        m1, top, left = window_masks(n, h, w, s, generator, x.device)
-        m2, _, _ = window_masks(n, h, w, s, generator, x.device)
+        drawn = streams.words(generator, n, 5, x.device)  # two windows, then orientation and signs
+        m1, top, left = window_masks(n, h, w, s, generator, x.device, drawn[:, :2])
+        m2, _, _ = window_masks(n, h, w, s, generator, x.device, drawn[:, 2:4])
         both = (m1 | m2).to(x)
         total = flat_norm(delta, "l2")                                   # N x 1 x 1 x 1
         in_windows = flat_norm(delta * both, "l2")
@@ -138,9 +152,9 @@ class Square(AttackBase):
         # the new square: pseudo-Gaussian pattern (random orientation, random sign per channel)
         # plus the old content of the square, rescaled to carry the freed budget
         base = l2_pattern(s).to(x)
-        flip = streams.uniform(generator, (n,)).to(x.device) > 0.5
+        flip = (drawn[:, 4] >> 61) & 1 == 1
         pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
-        patch = pat.unsqueeze(1) * self.signs((n, c, 1, 1), generator, x)
+        patch = pat.unsqueeze(1) * bit_signs(drawn[:, 4], c, x)
         new = place(patch, top, left, h, w) + old / old_norm.clamp(min=1e-12)
         budget = ((eps ** 2 - total ** 2).clamp(min=0) / c + in_windows ** 2).sqrt()
         new = new / new.pow(2).sum((2, 3), keepdim=True).sqrt().clamp(min=1e-12) * budget
@@ -148,6 +162,12 @@ class Square(AttackBase):
         delta = torch.where(m1, new, delta)
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
         return (x + delta).clamp(*self.bounds)
+
+    @staticmethod
+    def compact(idx, x, lo, hi, eps, y, target, x_best, best, generator):
+        """The search state restricted to rows ``idx``."""
+        return (x[idx], lo[idx], hi[idx], eps[idx], y[idx], None if target is None else target[idx],
+                x_best[idx], best[idx], subset(generator, idx))
 
     def perturb(self, model, x, y, *, target, generator, eps):
         if x.ndim != 4:
@@ -161,21 +181,35 @@ class Square(AttackBase):
             x_best = torch.where(already.view(-1, 1, 1, 1), x, start)
             best = torch.where(already, clean, best)
             propose = self.propose_linf if self.norm == "linf" else self.propose_l2
+            # the search runs on the samples still robust, kept compact; rows leave it (and their
+            # best point is written back) only when some sample succeeds, so an iteration without
+            # a success indexes nothing
+            lo, hi = (x - eps).clamp(*self.bounds), (x + eps).clamp(*self.bounds)
+            rows = (best > 0).nonzero().flatten()
+            state = self.compact(rows, x, lo, hi, eps, y, target, x_best, best, generator)
             for i in range(self.queries):
-                todo = (best > 0).nonzero().flatten()
-                if len(todo) == 0:
+                if len(rows) == 0:
                     break
+                xs, los, his, es, ys, ts, xb, mb, gen = state
                 p = fraction_schedule(self.p_init, i, self.queries)
                 s = max(int(round(math.sqrt(p * h * w))), 1)
                 if self.norm == "l2":
                     s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
                 s = min(s, h, w)
-                xs, es = x[todo], eps[todo]
-                cand = propose(xs, x_best[todo], es, s, subset(generator, todo))
-                m = margin(model(cand), y[todo], None if target is None else target[todo])
-                better = m < best[todo]
-                x_best[todo] = torch.where(better.view(-1, 1, 1, 1), cand, x_best[todo])
-                best[todo] = torch.where(better, m, best[todo])
+                cand = propose(xs, xb, es, s, gen, los, his)
+                m = margin(model(cand), ys, ts)
+                better = m < mb
+                xb = torch.where(better.view(-1, 1, 1, 1), cand, xb)
+                mb = torch.where(better, m, mb)
+                state = state[:6] + (xb, mb, gen)
+                done = mb <= 0
+                if bool(done.any()):
+                    x_best[rows], best[rows] = xb, mb
+                    keep = (~done).nonzero().flatten()
+                    rows = rows[keep]
+                    state = self.compact(keep, *state[:6], xb, mb, gen)
+            if len(rows):
+                x_best[rows], best[rows] = state[6], state[7]
         # samples never fooled keep their best point (inside the budget): harmless, and the
         # margin it reached is the attack's honest output
         return x_best
