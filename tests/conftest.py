@@ -1,8 +1,14 @@
 import os
 
-import pytest
+# Two workers share the CI machine's two cores (pyproject: -n 2): one torch thread each, here and
+# in the processes the tests start, instead of two each fighting over the same cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("ADVX_PROGRESS", "0")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -65,8 +66,30 @@ def _run_bash(block: str, cwd: Path) -> None:
         cmd = re.sub(r"^pip install [^&]*&&\s*", "", cmd)
         if not cmd or cmd.startswith("pip install") or cmd.startswith("python -m pytest"):
             continue  # set-up the suite already did, and the suite itself
+        if re.fullmatch(r"advx [\w./=:,\- ]+", cmd):  # a plain advx command: the same CLI, without a new process
+            _run_advx(shlex.split(cmd)[1:], cwd)
+            continue
         res = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, f"`{cmd}` exited {res.returncode}:\n{res.stdout[-1500:]}\n{res.stderr[-1500:]}"
+
+
+def _run_advx(args: list[str], cwd: Path) -> None:
+    """``advx ARGS`` through the console script's own group (plugin verbs added as ``advx.cli.main``
+    adds them), in this process: a documented command costs its work, not a Python start-up.
+    tests/test_cli.py runs the installed console script itself."""
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+    from advx.registry import make_plugin_manager
+
+    make_plugin_manager().hook.advx_register_commands(cli=cli)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        res = CliRunner().invoke(cli, args)
+    finally:
+        os.chdir(old)
+    assert res.exit_code == 0, f"`advx {' '.join(args)}` exited {res.exit_code}:\n{res.output[-3000:]}\n{res.exception!r}"
 
 
 def _run_python(block: str, cwd: Path) -> None:

@@ -294,6 +294,8 @@ def test_sigterm_and_sigint_say_how_to_resume_and_lose_nothing(tmp_path, tiny_co
     tiny_config["attack"].append({"name": "apgd", "eps": 0.1, "steps": 300, "label": "APGD"})  # runs on
     tiny_config["evaluate"]["chunk_size"] = 20  # well after the first finished cell, so the signal lands mid-run
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    tiny_config["data"]["test_limit"] = 60  # three chunks per cell; the resume finishes APGD-300: keep it short
+    tiny_config["model"]["train"]["epochs"] = 1
     cfg = tmp_path / "c.toml"
     cfg.write_text(dumps(tiny_config))
     out = tmp_path / "r.h5"
@@ -362,6 +364,8 @@ def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, t
 
     tiny_config["evaluate"].update(chunk_size=40, save_adversarials=True)
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    tiny_config["data"]["test_limit"] = 80  # two chunks: one kept, one recomputed (five processes: keep each short)
+    tiny_config["model"]["train"]["epochs"] = 1
     cfg = tmp_path / "c.toml"
     cfg.write_text(dumps(tiny_config))
     env = {**os.environ, "ADVX_PROGRESS": "0"}
@@ -423,6 +427,8 @@ def test_sigkill_during_the_merge_loses_nothing(tmp_path, tiny_config):
     from advx.evaluation.experiment import merge_run
 
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    tiny_config["data"]["test_limit"] = 60
+    tiny_config["model"]["train"]["epochs"] = 1
     run_exp(tiny_config, tmp_path / "ref.h5")
     out = tmp_path / "m.h5"
     for rank in range(2):

@@ -117,6 +117,27 @@ def stored_eof(exc: BaseException) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def unreadable_object(f: h5py.File) -> str | None:
+    """The first group or dataset whose header or attributes cannot be read (a write that failed
+    half-way can leave the file opening cleanly with an object past its end), or None."""
+    bad: list[str] = []
+
+    def visit(name: str) -> None:
+        try:
+            dict(f[name].attrs)
+        except (KeyError, OSError, RuntimeError) as exc:
+            bad.append(f"{name}: {str(exc).splitlines()[0][:120]}")
+            return None
+        return None
+
+    try:
+        dict(f.attrs)
+        f.visit(lambda name: visit(name) if not bad else True)
+    except (KeyError, OSError, RuntimeError) as exc:
+        bad.append(str(exc).splitlines()[0][:120])
+    return bad[0] if bad else None
+
+
 class RunStore:
     """Read/write access to one run file (use as a context manager)."""
 
@@ -137,6 +158,11 @@ class RunStore:
                 raise StoreError(f"{self.path}: no such run file")
             try:
                 self.f = h5py.File(self.path, self.mode, locking=False)
+                damage = unreadable_object(self.f)
+                if damage is not None:  # opens, but a failed write left an object past the file's end
+                    self.f.close()
+                    self.f = None
+                    raise OSError(f"truncated file: {damage}; stored_eof = 0")
             except OSError as exc:
                 if self.mode == "r" or stored_eof(exc) is None:
                     raise
