@@ -225,6 +225,52 @@ def report(run_file: Path, out: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def audit(run_file: Path, as_json: bool) -> None:
+    """The six indicators a reviewer checks in RUN_FILE (silent failures, unfinished cells,
+    minimal-norm attacks in robust accuracy, transfer beating adaptive, randomized defences
+    without EOT, the worst-case gap), each with its verdict; exit 1 when one fails."""
+    import attrs
+
+    from advx import open_run
+    from advx.evaluation.audit import FAIL, audit as run_audit, format_audit
+
+    if not run_file.is_file():
+        raise AdvxError(f"{run_file}: no such run file")
+    indicators = run_audit(open_run(run_file))
+    click.echo(json.dumps([attrs.asdict(i) for i in indicators], indent=2) if as_json else format_audit(indicators))
+    failed = [i.name for i in indicators if i.verdict == FAIL]
+    if failed:
+        click.echo(f"audit failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@cli.group()
+def plugin() -> None:
+    """Tools for plugin authors."""
+
+
+@plugin.command(name="new")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["attack", "defense", "augmentation"]), default="attack", show_default=True,
+              help="The component the package starts with.")
+@click.option("--dir", "where", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Folder the package is created in.")
+def plugin_new(name: str, kind: str, where: Path) -> None:
+    """Create the package advx-NAME: pyproject with the advx entry point, one working component
+    of KIND, a contract test and a README."""
+    from advx.scaffold import new_plugin
+
+    root = new_plugin(name, kind, where)
+    click.echo(f"created {root}")
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            click.echo(f"  {p.relative_to(root)}")
+    click.echo(f"next: pip install -e {root} && python -m pytest {root / 'tests'}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List plugins with their versions and what they register."""
@@ -289,7 +335,7 @@ _show_warning = warnings.showwarning
 
 
 #: Commands that answer from the catalog: no plugin needs importing to add its own verbs.
-_NO_PLUGIN_VERBS = {"list", "describe", "plugins"}
+_NO_PLUGIN_VERBS = {"list", "describe", "plugins", "plugin"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from advx import interrupt
 from advx.batching import auto_batch_size
 from advx.config import ExperimentConfig
 from advx.data.bundle import DataBundle, as_float
-from advx.defense import build_defended, reseed, set_attacking
+from advx.defense import DefendedClassifier, build_defended, reseed, set_attacking
 from advx.progress import progress
 from advx.streams import SampleStreams, derive_key
 
@@ -184,6 +184,10 @@ class CellRunner:
         attack = self.plan.attacks[cell.attack].attack if cell.attack in self.plan.attacks else None
         if attack is not None:  # the threat model the headline worst case groups this cell under
             self.store.set_attrs(path, budget=attack_budget(attack))
+        pipeline = self.defended(cell.train, cell.defense)  # what `advx audit` checks the EOT rule against
+        self.store.set_attrs(path, eot=int(self.plan.defense(cell.train, cell.defense).eot),
+                             randomized=any(isinstance(m, DefendedClassifier) and m.randomized
+                                            for m in pipeline.modules()))
         members = getattr(attack, "members", None)
         if members:  # what the codes of a per-sample ``broken_by`` record mean
             self.store.set_attrs(path, members=list(members))
