@@ -15,11 +15,12 @@ from advx.progress import progress
 from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformDefense, frozen_params,
                             per_sample)
 from advx.registry import hookimpl
+from advx import streams
 from advx.training import TrainContext, frozen_copy, load_checkpoint, save_checkpoint
 
 __all__ = [
     "AttackBase", "AugmentationBase", "Batch", "DataBundle", "ImageAugmentation", "InputTransformDefense",
     "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
     "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "random_crop", "random_flip",
-    "random_solarize", "save_checkpoint", "soft_cross_entropy", "training_subset",
+    "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "training_subset",
 ]

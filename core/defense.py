@@ -46,7 +46,7 @@ class DefendedClassifier(nn.Module):
 
     @property
     def randomized(self) -> bool:
-        return any(t.randomized for t in self.transforms)
+        return any(getattr(t, "randomized", False) for t in self.transforms)
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
@@ -60,7 +60,7 @@ class DefendedClassifier(nn.Module):
         for t in self.transforms:
             g = streams if getattr(t, "per_sample_streams", False) else self.generator
             out = t.transform(x, self.model, g, self.context)
-            if self.attacking and not t.differentiable:
+            if self.attacking and not getattr(t, "differentiable", True):
                 out = x + (out - x).detach()  # BPDA: identity on the backward pass
             x = out
         return x
@@ -101,13 +101,20 @@ class DefendedClassifier(nn.Module):
         return p.view(k, len(x), -1).mean(0)
 
 
+def is_input_transform(d: object) -> bool:
+    """An input-rewriting defence: an InputTransformDefense, or any object with a ``transform``
+    method and no ``wrap`` of its own (its flags default to deterministic and differentiable)."""
+    return isinstance(d, InputTransformDefense) or (callable(getattr(d, "transform", None))
+                                                    and not callable(getattr(d, "wrap", None)))
+
+
 def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 1, eot: int = 1,
                    seed: int = 0, context: dict[str, Any] | None = None) -> nn.Module:
     """Apply a chain of defences in order; consecutive input transforms share one wrapper."""
     pending: list[InputTransformDefense] = []
     current = model
     for d in chain:
-        if isinstance(d, InputTransformDefense):
+        if is_input_transform(d):
             pending.append(d)
             continue
         if pending:

@@ -64,8 +64,14 @@ InferenceDefense
     ``train_y`` (clean training data on the device), ``num_classes``, ``train_index`` (the
     experiment's training split; ``advx.api.training_subset`` gives a variant's ``train_fraction``
     of it), ``seed`` and ``cache_dir`` (where fitted parts may be cached).
+Dataset
+    ``load() -> DataBundle`` of [0, 1] NCHW tensors (train and test split, ``num_classes``).
 Evaluator
     ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
+
+What the core calls and reads on each kind is one table, ``CONTRACT`` (``advx.contract``): the
+registry's conformance checks derive from it, and a test fails when the core reads a name the
+table does not declare.
 """
 
 from __future__ import annotations
@@ -78,12 +84,21 @@ from torch import nn
 
 Bounds = tuple[float, float]
 
+from advx.contract import CONTRACT, DECLARED  # noqa: E402,F401  (the table; torch-free for the catalog)
+
 
 @runtime_checkable
 class ModelFactory(Protocol):
     name: ClassVar[str]
 
     def build(self, num_classes: int, in_channels: int) -> nn.Module: ...
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    name: ClassVar[str]
+
+    def load(self) -> Any: ...
 
 
 @runtime_checkable

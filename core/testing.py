@@ -129,8 +129,13 @@ def check_attack(attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: int,
                   context: dict[str, Any] | None = None) -> None:
     """Assert the InferenceDefense contract: logits of the right shape, finite, input unchanged."""
+    from advx.defense import build_defended, is_input_transform
+
     before = x.clone()
-    wrapped = defense.wrap(model, context) if context is not None else defense.wrap(model)
+    if is_input_transform(defense):  # InputTransformDefense, or a class with only ``transform``
+        wrapped = build_defended(model, [defense], context=context)
+    else:
+        wrapped = defense.wrap(model, context) if context is not None else defense.wrap(model)
     out = wrapped(x)
     assert out.shape == (x.shape[0], num_classes), f"defence returned shape {tuple(out.shape)}"
     assert torch.isfinite(out).all()
@@ -138,17 +143,20 @@ def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: 
 
 
 def check_augmentation(aug: Any, ctx: Any, batch: Batch) -> Batch:
-    """Run setup/augment/loss/teardown once; assert soft labels stay distributions."""
-    aug.setup(ctx)
+    """Run setup/augment/loss/teardown once (each optional, as the trainer calls them); assert soft
+    labels stay distributions."""
+    from advx.training import call_hook
+
+    call_hook(aug, "setup", ctx)
     try:
-        out = aug.augment(batch, ctx)
+        out = call_hook(aug, "augment", batch, ctx, default=batch)
         assert out.x.shape[1:] == batch.x.shape[1:]
         assert out.y.shape[1] == batch.y.shape[1]
         assert torch.allclose(out.y.sum(1), torch.ones(len(out.y)), atol=1e-4), "labels do not sum to 1"
         assert (out.y >= -1e-6).all()
-        loss = aug.loss(ctx.model, out, ctx)
+        loss = call_hook(aug, "loss", ctx.model, out, ctx)
         if loss is not None:
             assert loss.ndim == 0 and torch.isfinite(loss)
     finally:
-        aug.teardown(ctx)
+        call_hook(aug, "teardown", ctx)
     return out

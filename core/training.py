@@ -118,6 +118,13 @@ def _wrap_ddp(model: nn.Module, params: list[nn.Parameter], device: torch.device
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def call_hook(aug: Any, hook: str, *args: Any, default: Any = None) -> Any:
+    """Call a recipe's hook if it defines one: every hook of a TrainingAugmentation is optional
+    (a class with only ``augment`` is a complete recipe)."""
+    fn = getattr(aug, hook, None)
+    return fn(*args) if callable(fn) else default
+
+
 def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentations: list[Any], *,
           seed: int, device: torch.device, registry: Any, cache_dir: Path | None = None,
           train_index: torch.Tensor | None = None, desc: str = "train", precision: str = "fp32",
@@ -143,7 +150,7 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                        feature_layers=tuple(getattr(model, "feature_layers", ())), cache_dir=cache_dir,
                        data_augment=getattr(data_augment, "name", "none"))
     for aug in augmentations:
-        aug.setup(ctx)
+        call_hook(aug, "setup", ctx)
     params = [p for p in model.parameters() if p.requires_grad]
     n = ctx.x_train.shape[0]
     steps = max(1, -(-n // settings.batch_size))
@@ -169,12 +176,12 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
                     part, weight = split_batch(torch.arange(len(idx), device=idx.device), dist)
                     batch = Batch(x_batch[part], batch.y[part], idx[part])
                 for aug in augmentations:
-                    batch = aug.augment(batch, ctx)
+                    batch = call_hook(aug, "augment", batch, ctx, default=batch)
                 model.train()
                 with autocast:
                     loss = None
                     for aug in augmentations:
-                        out = aug.loss(model, batch, ctx)
+                        out = call_hook(aug, "loss", model, batch, ctx)
                         loss = out if out is not None else loss
                     own_loss = loss is not None
                     if loss is None:
@@ -200,7 +207,7 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
         if opt is not None:
             opt.zero_grad(set_to_none=True)
         for aug in reversed(augmentations):
-            aug.teardown(ctx)
+            call_hook(aug, "teardown", ctx)
     model.eval()
     return model
 

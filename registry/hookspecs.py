@@ -33,7 +33,10 @@ def advx_register_datasets() -> list[type]:
 
 @hookspec
 def advx_register_attacks() -> list[type]:
-    """Return attack classes: ``__call__(model, x, y, *, target=None) -> x_adv``.
+    """Return attack classes: ``__call__(model, x, y, *, target=None, generator=None, eps=None) -> x_adv``
+    (subclass ``advx.api.AttackBase`` and write ``perturb``); the full contract, with every
+    attribute the core reads (``eps``, ``norm``, ``bounds``, flags), is ``advx.protocols`` and the
+    ``advx.contract.CONTRACT`` table.
 
     All results are collected (no first-result-wins).
     """
@@ -41,7 +44,9 @@ def advx_register_attacks() -> list[type]:
 
 @hookspec
 def advx_register_training_augmentations() -> list[type]:
-    """Return training-augmentation classes (``setup``/``augment``/``loss``/``teardown``).
+    """Return training-augmentation classes: any of ``setup``/``augment``/``loss``/``teardown``/
+    ``adapt_model`` (each optional), or ``augment_images`` for an image augmentation; see
+    ``advx.protocols`` and ``advx.contract.CONTRACT``.
 
     All results are collected (no first-result-wins).
     """
@@ -49,7 +54,9 @@ def advx_register_training_augmentations() -> list[type]:
 
 @hookspec
 def advx_register_inference_defenses() -> list[type]:
-    """Return inference-defence classes: ``wrap(model) -> nn.Module`` or ``transform``.
+    """Return inference-defence classes: ``wrap(model, context) -> nn.Module``, or
+    ``transform(x, model, generator, context) -> x'`` (the core wraps it); see ``advx.protocols``
+    and ``advx.contract.CONTRACT``.
 
     All results are collected (no first-result-wins).
     """

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from advx.errors import PluginError, UnknownComponentError
+from advx.contract import CONTRACT
 from advx.values import field_table, instantiate
 
 from .hookspecs import KIND_HOOKS
@@ -28,18 +29,6 @@ KIND_ALIASES = {
     "inference_defenses": "inference_defense", "inference-defense": "inference_defense",
     "evaluators": "evaluator", "metric": "evaluator", "metrics": "evaluator",
 }
-# The method(s) a class must define to conform to its kind's protocol (see advx.protocols).
-REQUIRED_METHODS = {
-    "model": ("build",),
-    "dataset": ("load",),
-    "attack": ("__call__",),
-    "training_augmentation": (),
-    "inference_defense": ("wrap",),
-    "evaluator": ("evaluate",),
-}
-AUGMENTATION_HOOKS = ("setup", "augment", "loss", "teardown")
-
-
 #: Class flags the core reads (advx.protocols); ``advx describe`` shows the ones a class declares.
 FLAGS = ("gradient_free", "minimal", "supports_target", "per_sample_streams", "randomized", "differentiable",
          "optimizes_input")
@@ -184,9 +173,7 @@ class Registry:
                 "use lower-case letters, digits and single '-', '_' or '.' separators")
         # defined by the class or a base other than ``object`` (every class inherits a __call__ from type)
         own = lambda m: any(callable(vars(b).get(m)) for b in cls.__mro__[:-1])  # noqa: E731
-        missing = [m for m in REQUIRED_METHODS[kind] if not own(m)]
-        if kind == "training_augmentation" and not any(own(h) for h in AUGMENTATION_HOOKS):
-            missing.append(" or ".join(AUGMENTATION_HOOKS))
+        missing = [" or ".join(group) for group in CONTRACT[kind]["required"] if not any(own(m) for m in group)]
         if missing:
             raise PluginError(
                 f"{dist} registered {cls.__qualname__} ({name!r}) as a {kind} but it lacks {', '.join(missing)}; "

@@ -54,7 +54,25 @@ def versions(registry: Any, code: dict[str, str] | None = None) -> dict[str, str
     for row in registry.plugins():
         out[row["distribution"]] = row["version"]
     out.update({f"{pkg} source": digest for pkg, digest in (code or {}).items()})
+    out["advx commit"] = source_commit()
     return out
+
+
+def source_commit() -> str:
+    """The git commit of the advx checkout a run used, "+dirty" when it had uncommitted changes,
+    or "not a git checkout" (an installed wheel): a stored run names the code that made it."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "not a git checkout"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 class Experiment:
@@ -85,6 +103,9 @@ class Experiment:
                           for a in c.attacks}
         for a in c.attacks:
             check_budget(out["attacks"][a.label], a.component.where)
+            if a.target != "none" and not getattr(out["attacks"][a.label], "supports_target", True):
+                raise ConfigError(f"{a.component.where}.target: attack {a.component.name!r} has no targeted variant "
+                                  f"(target = {a.target!r}); drop target or pick a targeted attack such as pgd")
         out["defenses"] = {(d.label, d.trains): [r.create("inference_defense", s.name, s.params, where=s.where)
                                                  for s in d.chain] for d in c.defenses}
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
