@@ -99,13 +99,14 @@ def robust_flags(net, x_adv, y, batch) -> np.ndarray:
     return (pred == y).cpu().numpy()
 
 
-def run_reference(net, x, y, eps, batch, device, steps, queries):
+def run_reference(net, x, y, eps, batch, device, steps, queries, targets=9):
     from pyautoattack import AutoAttack
 
     adversary = AutoAttack(net, norm="Linf", eps=eps, version="standard", device=device, seed=0)
     adversary.verbose = False
     for a in (adversary.apgd, adversary.apgd_targeted, adversary.fab):
         a.n_iter = steps
+    adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = targets
     adversary.square.n_queries = queries
     seconds: dict[str, float] = {}
     for attr, label in (("apgd", "apgd-ce"), ("apgd_targeted", "apgd-t"), ("fab", "fab-t"), ("square", "square")):
@@ -117,7 +118,7 @@ def run_reference(net, x, y, eps, batch, device, steps, queries):
     return time.perf_counter() - t0, robust_flags(net, x_adv, y, batch), seconds
 
 
-def run_torchattacks(net, x, y, eps, batch, device, steps, queries):
+def run_torchattacks(net, x, y, eps, batch, device, steps, queries, targets=9):
     import torchattacks
 
     atk = torchattacks.AutoAttack(net, norm="Linf", eps=eps, version="standard", n_classes=10, seed=0)
@@ -126,6 +127,8 @@ def run_torchattacks(net, x, y, eps, batch, device, steps, queries):
             a.steps = steps
         if hasattr(a, "n_queries"):
             a.n_queries = queries
+        if hasattr(a, "n_target_classes"):
+            a.n_target_classes = targets
     seconds: dict[str, float] = {}
     for a, label in zip(atk._autoattack.attacks, ("apgd-ce", "apgd-t", "fab-t", "square")):
         timed_method(a, "forward", label, seconds, device)
@@ -136,9 +139,9 @@ def run_torchattacks(net, x, y, eps, batch, device, steps, queries):
     return time.perf_counter() - t0, robust_flags(net, x_adv, y, batch), seconds
 
 
-def run_advx(net, x, y, eps, batch, device, steps, queries, precision="fp32"):
-    attack = "autoattack" if (steps, queries) == (100, 5000) else {"name": "autoattack", "steps": steps,
-                                                                    "queries": queries}
+def run_advx(net, x, y, eps, batch, device, steps, queries, targets=9):
+    attack = "autoattack" if (steps, queries, targets) == (100, 5000, 9) else {
+        "name": "autoattack", "steps": steps, "queries": queries, "targets": targets}
     from advx_attacks.autoattack import AutoAttack
 
     seconds: dict[str, float] = {}
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=100, help="gradient members' iterations (100: the standard)")
     ap.add_argument("--queries", type=int, default=5000, help="Square's queries (5000: the standard)")
+    ap.add_argument("--targets", type=int, default=9, help="APGD-T's and FAB-T's target classes (9: the standard)")
     ap.add_argument("--libraries", nargs="+", default=["reference", "advx", "torchattacks"])
     ap.add_argument("--rounds", type=int, default=1,
                     help="time the reference and advx this many times, interleaved; the median round is reported")
@@ -235,7 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "network": "pyautoattack examples/model_test.pt (ResNet-18, CIFAR-10, standard training)",
         "data": f"{DATA.name}: 20 foolbox CIFAR-10 test images + mirrors" + (", + seeded crops/flips" if args.n > 40 else ""),
-        "attack": f"AutoAttack standard, Linf, steps {args.steps}, Square queries {args.queries}, batch {args.batch}",
+        "attack": f"AutoAttack standard, Linf, steps {args.steps}, Square queries {args.queries}, batch {args.batch}"
+                  + (f", {args.targets} target classes" if args.targets != 9 else ""),
         "rounds": args.rounds,
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
@@ -260,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
             for lib in args.libraries:
                 if lib == "torchattacks" and r > 0:
                     continue  # a second opinion, timed once
-                out = runners[lib](net, x, y, eps, args.batch, device, args.steps, args.queries)
+                out = runners[lib](net, x, y, eps, args.batch, device, args.steps, args.queries, args.targets)
                 seconds, flags = out[0], out[1]
                 timings.setdefault(lib, []).append((seconds, out[-1]))
                 runs = timings[lib]

@@ -25,7 +25,7 @@ if [ -n "${ADVX_GPU_INSTALL:-}" ]; then  # the bare GPU machine: .whl/ from benc
 fi
 
 if [ -n "${ADVX_GPU_TINY:-}" ]; then
-  DEV=cpu; AA=(--n 2 --eps 2/255 --steps 1 --queries 2 --batch 2)
+  DEV=cpu; AA=(--n 2 --eps 2/255 --steps 1 --queries 2 --targets 1 --batch 2)
   ATK=(--n 8 --batch 8 --pairs 1 --min-seconds 0 --quick --attacks PGD-10 --random)
   EOT=(--n 8 --eot 2 --steps 1 --pairs 1 --epochs 1)
   QS=(--config tests/data/quickstart_tiny.toml)

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .results import MetricTable, RunResults
 
 
@@ -38,7 +40,7 @@ def all_tables(results: RunResults) -> list[MetricTable]:
     tables = [t for ts in results.metrics.values() for t in ts]
     tables = tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
     headline = results.worst_case_table()
-    return ([headline] if headline.rows else []) + tables
+    return ([headline] if headline.rows else []) + tables + results.ensemble_tables()
 
 
 def print_report(results: RunResults, echo=print) -> None:
@@ -63,9 +65,38 @@ def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
     """Everything a README table is generated from: the tables, warnings, the exact command and
     the run's identity (config hash, versions, device, date)."""
     h = results.header
+    cfg = h["config"]
     return {"command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
-            "versions": h["versions"], "experiment": h["config"].get("experiment", {}).get("name"),
+            "versions": h["versions"], "experiment": cfg.get("experiment", {}).get("name"),
+            # self-describing: what ran, on how much, from which seed (the resolved config, not the file)
+            "config": cfg, "seed": cfg.get("experiment", {}).get("seed"),
+            "sizes": {"test": int(len(results.test.get("index", ()))),
+                      "cells": len(results.cells), "finished_cells": sum(c.finished for c in results.cells)},
+            "models": {k: {a: v.item() if isinstance(v, np.generic) else v for a, v in m.items()
+                           if isinstance(v, (int, float, str, np.generic))} for k, m in results.models.items()},
+            "per_sample": PER_SAMPLE,
             "tables": [t.to_dict() for t in all_tables(results)], "warnings": report_warnings(results)}
+
+
+#: per-cell, per-sample results beside summary.json: paired tests (McNemar) can be recomputed
+PER_SAMPLE = "per_sample.npz"
+
+
+def write_per_sample(results: RunResults, path: Path) -> Path:
+    """Each finished cell's test rows, predictions and correctness, compressed (about a bit per
+    sample and cell), with the cells' specs as JSON under ``cells``."""
+    arrays: dict[str, Any] = {}
+    specs = []
+    for i, c in enumerate(results.cells):
+        if not c.finished or "index" not in c.arrays:
+            continue
+        specs.append({**c.cell.spec(), "key": i, "budget": str(c.info.get("budget", ""))})
+        arrays[f"{i}_index"] = np.asarray(c.arrays["index"], dtype=np.int32)
+        arrays[f"{i}_correct"] = np.asarray(c.arrays["correct"], dtype=bool)
+        if "prediction" in c.arrays:
+            arrays[f"{i}_prediction"] = np.asarray(c.arrays["prediction"], dtype=np.int16)
+    np.savez_compressed(path, cells=np.array(json.dumps(specs)), **arrays)
+    return path
 
 
 def write_report(results: RunResults, out_dir: Path, command: str | None = None) -> list[Path]:
@@ -93,7 +124,7 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
         md += ["## Warnings", ""] + [f"- {w}" for w in warned] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
     (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
-    written[:0] = [out_dir / "report.md", out_dir / "summary.json"]
+    written[:0] = [out_dir / "report.md", out_dir / "summary.json", write_per_sample(results, out_dir / PER_SAMPLE)]
     return written
 
 

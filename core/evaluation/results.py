@@ -212,6 +212,38 @@ class RunResults:
                                 "attack of its budget in every threat model listed; budgets are never mixed "
                                 "('unbounded': minimal-norm attacks such as DeepFool and CW)")
 
+    def ensemble_tables(self) -> list[MetricTable]:
+        """For each ensemble attack (AutoAttack): robust accuracy after each member, as the
+        reference prints it, from the per-sample ``broken_by`` record (member index, −1 survived,
+        −2 wrong on clean input), with the cell's forward and backward passes. One table per
+        member list."""
+        groups: dict[tuple[str, ...], list[CellResult]] = {}
+        for c in self.cells:
+            members = c.info.get("members")
+            if isinstance(members, str):
+                members = json.loads(members)
+            if members is None or len(members) == 0 or "broken_by" not in c.arrays or not c.finished:
+                continue
+            groups.setdefault(tuple(str(m) for m in members), []).append(c)
+        tables = []
+        for members, cells in groups.items():
+            rows = []
+            for c in cells:
+                bb = np.asarray(c.arrays["broken_by"]).astype(int)
+                n = max(len(bb), 1)
+                after = [round(100 * float(((bb == -1) | (bb > k)).sum()) / n, 2) for k in range(len(members))]
+                rows.append([c.cell.train, c.cell.defense, c.cell.attack, c.cell.mode,
+                             round(100 * float((bb != -2).sum()) / n, 2), *after, round(c.accuracy, 2),
+                             int(c.info.get("forwards", 0)), int(c.info.get("backwards", 0))])
+            tables.append(MetricTable(
+                f"robust accuracy (%) after each member — {', '.join(members)}",
+                ["train", "defense", "attack", "mode", "clean", *[f"after {m}" for m in members], "cell",
+                 "forwards", "backwards"], rows,
+                note="each member attacks only the samples no earlier one broke; 'cell' is the stored result, "
+                     "evaluated on the deployed pipeline (and, for adaptive cells, with the transfer fallback); "
+                     "forwards/backwards: passes the cell made (batched calls)"))
+        return tables
+
     def accuracy_table(self, mode: str) -> MetricTable:
         """Rows: (training variant, defence); columns: clean then each attack (accuracy, %)."""
         attacks = self.attack_labels()

@@ -65,6 +65,25 @@ def test_fab_finds_the_minimal_adversarial_within_1_25x(five, norm):
     assert (ratio <= 1.25).all(), f"worst ratio {ratio.max():.3f}"
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_untargeted_fab_heads_for_the_closest_boundary(five, norm):
+    """On a linear model the closest linearised boundary is the true one: untargeted FAB (the
+    plus version's member) finds the proven minimum within 1.25x, like FAB-T over all targets."""
+    model, x, y = five
+    opt = model.minimal_distance(x, y, norm)
+    x_adv = advx.create("attack", "fab", norm=norm, steps=30, targeted=False)(model, x, y, eps=10.0)
+    assert fooled(model, x_adv, y).all()
+    ratio = norms(x_adv - x, norm) / opt
+    assert (ratio >= 1 - 1e-4).all() and (ratio <= 1.25).all(), f"ratios {ratio.tolist()}"
+
+
+def test_the_plus_version_runs_the_references_members_and_restarts():
+    aa = advx.create("attack", "autoattack", version="plus")
+    assert aa.members == ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
+    assert [getattr(aa.member(m), "restarts", 1) for m in aa.members] == [5, 5, 5, 1, 1, 1]
+    assert aa.member("fab").targeted is False and aa.member("fab-t").targeted is True
+
+
 def test_fab_returns_the_clean_input_when_the_minimum_exceeds_eps(five):
     model, x, y = five
     opt = model.minimal_distance(x, y, "linf")

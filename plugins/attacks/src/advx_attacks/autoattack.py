@@ -18,8 +18,12 @@ from .fab import FAB
 from .ops import success
 from .square import Square
 
-MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square", "apgd-dlr")
-VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square", "apgd-dlr", "fab")
+VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr"),
+            # the reference's order and restarts (pyautoattack AutoAttack._set_version("plus"))
+            "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")}
+#: restarts per member in the plus version (the others run one)
+PLUS_RESTARTS = {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5}
 #: per-sample codes in the ``broken_by`` record besides a member's index
 SURVIVED, MISCLASSIFIED = -1, -2
 
@@ -37,8 +41,10 @@ class AutoAttack(AttackBase):
     ``version = "standard"``: APGD-CE (no restarts), APGD-T (``targets`` target classes, DLR),
     FAB-T (``targets`` target classes) and Square (``queries``), in that order; each member attacks
     only the samples no earlier member broke. ``version = "rand"`` (randomized defences): APGD-CE
-    and APGD-DLR with the gradient averaged over ``eot`` = 20 draws. ``attacks = [...]`` picks the
-    members and their order (names: apgd-ce, apgd-t, fab-t, square, apgd-dlr). ``steps`` (100) is
+    and APGD-DLR with the gradient averaged over ``eot`` = 20 draws. ``version = "plus"``: APGD-CE
+    and APGD-DLR with 5 restarts each, untargeted FAB with 5 restarts, Square, APGD-T, FAB-T (the
+    reference's order and restarts). ``attacks = [...]`` picks the members and their order (names:
+    apgd-ce, apgd-t, fab-t, square, apgd-dlr, fab). ``steps`` (100) is
     every gradient member's iteration count; the defaults are AutoAttack's, and a run that
     shrinks ``steps`` or ``queries`` is no longer the standard evaluation — say so beside it.
     The per-sample record (``attack_with_log``) says which member broke each sample
@@ -53,7 +59,7 @@ class AutoAttack(AttackBase):
     skipped_log: ClassVar[dict[str, int]] = {"broken_by": MISCLASSIFIED}
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
-    version: Literal["standard", "rand"] = attrs.field(default="standard",
+    version: Literal["standard", "plus", "rand"] = attrs.field(default="standard",
                                                        validator=attrs.validators.in_(list(VERSIONS)))
     attacks: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_members)
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
@@ -68,15 +74,18 @@ class AutoAttack(AttackBase):
     def member(self, name: str) -> AttackBase:
         """The configured attack object behind a member name."""
         eot = self.eot if self.version == "rand" else 1
+        restarts = PLUS_RESTARTS.get(name, 1) if self.version == "plus" else 1
         common = dict(eps=self.eps, norm=self.norm, bounds=self.bounds)
         if name == "apgd-ce":
-            return APGD(steps=self.steps, loss="ce", eot=eot, **common)
+            return APGD(steps=self.steps, loss="ce", eot=eot, restarts=restarts, **common)
         if name == "apgd-dlr":
-            return APGD(steps=self.steps, loss="dlr", eot=eot, **common)
+            return APGD(steps=self.steps, loss="dlr", eot=eot, restarts=restarts, **common)
         if name == "apgd-t":
             return APGDTargeted(steps=self.steps, targets=self.targets, **common)
         if name == "fab-t":
             return FAB(steps=self.steps, targets=self.targets, **common)
+        if name == "fab":
+            return FAB(steps=self.steps, targeted=False, restarts=restarts, **common)
         return Square(queries=self.queries, **common)
 
     def perturb_logged(self, model, x, y, *, target, generator, eps):

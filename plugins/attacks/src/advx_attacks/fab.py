@@ -1,6 +1,7 @@
-"""FAB-T — Croce & Hein, "Minimally distorted Adversarial Examples with a Fast Adaptive Boundary
-Attack", ICML 2020 (https://arxiv.org/abs/1907.02044), Algorithm 1, in its targeted form as used
-by AutoAttack (https://arxiv.org/abs/2003.01690, Section 4)."""
+"""FAB — Croce & Hein, "Minimally distorted Adversarial Examples with a Fast Adaptive Boundary
+Attack", ICML 2020 (https://arxiv.org/abs/1907.02044), Algorithm 1: targeted (FAB-T, as AutoAttack's
+standard version uses it, https://arxiv.org/abs/2003.01690, Section 4) or untargeted (each step
+heads for the closest linearised boundary, Eq. 5-6; AutoAttack's "plus" version)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class FAB(AttackBase):
     Arguments: eps (8/255), norm ('linf'|'l2'), steps (100), targets (9), restarts (1),
     alpha_max (0.1), eta (1.05), beta (0.9). Cost per step: 1 forward+backward and 1 forward.
     With an explicit ``target=``, that class is the only target (success = reaching it).
+    ``targeted = False``: untargeted FAB — each step linearises every class's boundary (one
+    forward and backward pass over C copies of the batch) and heads for the closest one
+    (|f_k − f_y| / ‖∇f_k − ∇f_y‖_dual, Eq. 5-6); ``targets`` is then unused.
     """
 
     name: ClassVar[str] = "fab"
@@ -48,6 +52,7 @@ class FAB(AttackBase):
     eta: float = attrs.field(default=1.05, validator=attrs.validators.ge(1))
     beta: float = attrs.field(default=0.9, validator=attrs.validators.and_(attrs.validators.gt(0),
                                                                             attrs.validators.le(1)))
+    targeted: bool = True
 
     def boundary_projection(self, w: torch.Tensor, c: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
         """Minimal-norm δ with w·δ = c keeping ``point + δ`` inside the bounds."""
@@ -63,12 +68,8 @@ class FAB(AttackBase):
         best_norm = torch.full((x.shape[0],), float("inf"), device=x.device)
         xi = start.clone()
         for _ in range(self.steps):
-            xg = xi.detach().requires_grad_(True)
-            logits = model(xg).float()
-            diff = logits.gather(1, t[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
-            (w,) = torch.autograd.grad(diff.sum(), xg)
+            w, diff = self.linearise(model, xi, y, t)
             with torch.no_grad():
-                w, diff = w.flatten(1), diff.detach()
                 d_i = self.boundary_projection(w, -diff, xi)
                 d_x = self.boundary_projection(w, -diff - (w * (x - xi).flatten(1)).sum(1), x)
                 a_i, a_x = flat_norm(d_i, self.norm).clamp(min=1e-8), flat_norm(d_x, self.norm).clamp(min=1e-8)
@@ -81,6 +82,33 @@ class FAB(AttackBase):
                 best_norm = torch.where(better, dist, best_norm)
                 xi = torch.where(hit.view(shape), x + self.beta * (xi - x), xi)
         return best, best_norm
+
+    def linearise(self, model, xi, y, t):
+        """(∇(f_t − f_y) flattened, f_t − f_y) at ``xi``: towards ``t``, or (``t`` None) towards
+        each sample's closest linearised boundary."""
+        xg = xi.detach().requires_grad_(True)
+        if t is not None:
+            logits = model(xg).float()
+            diff = logits.gather(1, t[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
+            (w,) = torch.autograd.grad(diff.sum(), xg)
+            return w.flatten(1), diff.detach()
+        n = len(xi)
+        with torch.no_grad():
+            classes = model(xi[:1]).shape[1]
+        copies = xg.repeat_interleave(classes, 0)          # copy k of sample i differentiates logit k
+        logits = model(copies).float().view(n, classes, classes)
+        own = logits.diagonal(dim1=1, dim2=2)               # N x C: logit k of copy k
+        (grads,) = torch.autograd.grad(own.sum(), copies)
+        with torch.no_grad():
+            grads = grads.view(n, classes, -1)
+            f = own.detach()
+            w_all = grads - grads.gather(1, y.view(-1, 1, 1).expand(-1, 1, grads.shape[2]))
+            f_all = f - f.gather(1, y[:, None])
+            dual = w_all.abs().sum(2) if self.norm == "linf" else w_all.norm(dim=2)
+            dist = f_all.abs() / dual.clamp(min=1e-12)
+            dist.scatter_(1, y[:, None], float("inf"))
+            k = dist.argmin(1)
+            return w_all[torch.arange(n, device=xi.device), k], f_all.gather(1, k[:, None]).squeeze(1)
 
     def random_point(self, x, radius, generator):
         """A random start at distance ``radius``/2 (FAB's restarts, Section 3.3)."""
@@ -98,12 +126,14 @@ class FAB(AttackBase):
         goal = target  # None: any misclassification counts (AutoAttack's FAB-T)
         done = success(logits, y, goal)
         if target is not None:
-            plan = target[:, None]
+            plan = list(target[:, None].T)
+        elif self.targeted:
+            plan = list(top_other_classes(logits, y, self.targets).T)
         else:
-            plan = top_other_classes(logits, y, self.targets)
+            plan = [None]  # untargeted: each step picks the closest boundary
         x_adv = x.clone()
         found = torch.full((x.shape[0],), float("inf"), device=x.device)
-        for t in plan.T:
+        for t in plan:
             for r in range(self.restarts):
                 todo = (~done).nonzero().flatten()
                 if len(todo) == 0:
@@ -112,7 +142,7 @@ class FAB(AttackBase):
                 start = xs if r == 0 else self.random_point(xs, torch.minimum(found[todo], eps[todo]),
                                                                  subset(generator, todo))
                 g = None if goal is None else goal[todo]
-                cand, norm = self.search(model, xs, y[todo], t[todo], start, g)
+                cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g)
                 found[todo] = torch.minimum(found[todo], norm)
                 ok = norm <= eps[todo] * (1 + 1e-6)
                 x_adv[todo[ok]] = cand[ok]
