@@ -13,8 +13,9 @@ to rewrite every marked block; ``--check`` exits 1 naming the blocks that differ
 runs it, so a README table cannot drift from its stored run).
 
 A paper's claims table is marked the same way with ``<!-- claims: path/claims.json -->``. The
-claims file holds what a person writes (the claim, the paper's number, the setting, the verdict
-and why); each measured value is a reference ``{"table": title prefix, "row": [first cells],
+claims file holds what a person writes (the claim, the paper's number, the setting, a note on
+why); a claim with a ``rule`` also gets its 95 % interval and a verdict computed by the written
+rule of ``advx.evaluation.verdict`` from the stored sizes; each measured value is a reference ``{"table": title prefix, "row": [first cells],
 "column": name}`` into the summary the file names, looked up at render time, never typed.
 """
 
@@ -74,18 +75,50 @@ def render_claims(source: Path) -> str:
     of the same plugin, e.g. a baseline run separately), else the file's."""
     claims = json.loads(source.read_text())
     summaries = {claims["summary"]: json.loads((ROOT / claims["summary"]).read_text())}
-    lines = ["| claim | paper | measured | setting | verdict |", "| --- | --- | --- | --- | --- |"]
+
+    def summary_of(ref: dict) -> dict:
+        path = ref.get("summary", claims["summary"])
+        if path not in summaries:
+            summaries[path] = json.loads((ROOT / path).read_text())
+        return summaries[path]
+
+    ruled = any("rule" in c for c in claims["claims"])
+    head = ["claim", "paper", "measured", *(["95 % interval", "verdict by rule", "note"] if ruled else []),
+            "setting", *([] if ruled else ["verdict"])]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for c in claims["claims"]:
         if c.get("measured") is None:
-            measured = "not measured"
+            measured, value = "not measured", None
         else:
-            path = c["measured"].get("summary", claims["summary"])
-            if path not in summaries:
-                summaries[path] = json.loads((ROOT / path).read_text())
-            value = lookup(summaries[path], c["measured"])
+            value = lookup(summary_of(c["measured"]), c["measured"])
             measured = f"{value:.2f}" if isinstance(value, float) else str(value)
-        lines.append(f"| {c['claim']} | {c['paper']} | {measured} | {c['setting']} | {c['verdict']} |")
+        cells = [c["claim"], c["paper"], measured]
+        if ruled:
+            cells += [*rule_verdict(c, value, summary_of), c["verdict"], c["setting"]]
+        else:
+            cells += [c["setting"], c["verdict"]]
+        lines.append("| " + " | ".join(str(v) for v in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rule_verdict(claim: dict, value, summary_of) -> tuple[str, str]:
+    """(interval, verdict) by the written rule of ``advx.evaluation.verdict`` for a claim with a
+    ``rule``: {"kind": "value", "paper": 99.3} or {"kind": "direction", "sign": 1, "minus": REF}
+    (REF: a measured reference like ``measured``, the B of "A beats B")."""
+    from advx.evaluation import verdict
+
+    rule = claim.get("rule")
+    if rule is None or value is None:
+        return "—", "no rule" if rule is None else "not measured"
+    n = summary_of(claim["measured"]).get("sizes", {}).get("test")
+    if not n:
+        return "—", "no verdict: the stored run predates sizes in summary.json"
+    if rule["kind"] == "value":
+        return verdict.value_verdict(float(value), int(n), float(rule["paper"]))
+    other = lookup(summary_of(rule["minus"]), rule["minus"])
+    n2 = summary_of(rule["minus"]).get("sizes", {}).get("test") or n
+    d, lo, hi = verdict.unpaired_difference(float(value), int(n), float(other), int(n2))
+    return verdict.direction_verdict(d, lo, hi, int(rule["sign"]), paired=False)
 
 
 def readmes() -> list[Path]:
