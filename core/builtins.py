@@ -31,3 +31,13 @@ def advx_register_models() -> list[type]:
     from advx.model_sources import TorchScriptModel
 
     return [TorchScriptModel]
+
+
+@hookimpl
+def advx_register_sources() -> dict[str, dict[str, type]]:
+    """``torchvision:resnet18``, ``python:pkg.mod:fn`` and the like: networks and data sets built
+    from a name the registry does not hold (advx.model_sources, advx.data.external)."""
+    from advx.data.external import SOURCES as DATA_SOURCES
+    from advx.model_sources import SOURCES as MODEL_SOURCES
+
+    return {"model": dict(MODEL_SOURCES), "dataset": dict(DATA_SOURCES)}

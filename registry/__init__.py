@@ -165,6 +165,10 @@ Hooks (each returns a list of classes; all results are collected)
     for an input transform; a whole-model defence writes ``wrap`` itself).
 ``advx_register_evaluators``
     evaluators: ``evaluate(results) -> list[MetricTable]``.
+``advx_register_sources``
+    ``{kind: {prefix: class}}`` for names written ``prefix:target`` (the built-ins give
+    ``torchvision:``, ``timm:``, ``robustbench:``, ``python:`` models this way); the class gets the
+    text after the colon as its ``target`` parameter.
 ``advx_register_commands``
     optional: add click commands to the ``advx`` CLI.
 

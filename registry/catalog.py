@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as md
 import importlib.util
-import inspect
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from advx.errors import UnknownComponentError
 
 from .hookspecs import KIND_HOOKS
 
@@ -61,18 +59,7 @@ def cache_dir() -> Path:
 
 def build(registry: Any) -> dict[str, Any]:
     """The catalog of a loaded registry (JSON-ready)."""
-    from advx.values import field_table
-
-    from .resolve import declared_flags
-
-    kinds: dict[str, dict[str, Any]] = {}
-    for kind in KIND_HOOKS:
-        kinds[kind] = {}
-        for name in registry.names(kind):
-            cls = registry.get(kind, name)
-            kinds[kind][name] = {"class": f"{cls.__module__}.{cls.__qualname__}", "origin": registry.origin(kind, name),
-                                 "doc": inspect.cleandoc(cls.__doc__ or ""), "flags": declared_flags(cls),
-                                 "fields": [[n, t, repr(d)] for n, t, d in field_table(cls)]}
+    kinds = {kind: {name: registry.entry(kind, name) for name in registry.names(kind)} for kind in KIND_HOOKS}
     plugin_commands = [n for n, _ in registry.pm.list_name_plugin()
                        if not n.startswith("advx.") and hasattr(registry.pm.get_plugin(n), "advx_register_commands")]
     return {"kinds": kinds, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
@@ -103,29 +90,16 @@ def load(fresh: bool = False) -> dict[str, Any]:
 
 def entry(catalog: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     """One component's record, or the registry's own unknown-component error."""
-    from .resolve import normalize_kind
+    from .resolve import normalize_kind, unknown_component
 
-    kind = normalize_kind(kind)
-    table = catalog["kinds"][kind]
+    table = catalog["kinds"][normalize_kind(kind)]
     if name in table:
         return table[name]
-    import difflib
-
-    hint = difflib.get_close_matches(str(name), list(table), n=1)
-    did = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise UnknownComponentError(f"unknown {kind.replace('_', ' ')} {name!r}{did} installed: "
-                                f"{', '.join(table) or '(none)'}")
+    raise unknown_component(kind, name, list(table))
 
 
 def describe(catalog: dict[str, Any], kind: str, name: str) -> str:
     """The text of ``Registry.describe``, from the catalog."""
-    from .resolve import flags_line, normalize_kind
+    from .resolve import describe_entry
 
-    e = entry(catalog, kind, name)
-    lines = [f"{normalize_kind(kind)} {name!r}  ({e['class']}, from {e['origin']})", ""]
-    if e["doc"]:
-        lines += [e["doc"], ""]
-    lines += flags_line(e.get("flags", {}))
-    lines.append("parameters:" if e["fields"] else "parameters: none")
-    lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
-    return "\n".join(lines)
+    return describe_entry(kind, name, entry(catalog, kind, name))

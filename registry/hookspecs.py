@@ -78,6 +78,16 @@ def advx_register_commands(cli) -> None:
     """
 
 
+@hookspec
+def advx_register_sources() -> dict[str, dict[str, type]]:
+    """Return ``{kind: {prefix: class}}``: components named ``prefix:target`` that no plugin
+    registers by name — the class is created with the text after the colon as its ``target``
+    parameter. The built-ins register ``torchvision:``, ``timm:``, ``robustbench:``, ``python:``
+    and ``memory:`` models and ``torchvision:`` data sets this way. The first plugin to offer a
+    prefix keeps it.
+    """
+
+
 KIND_HOOKS = {
     "model": "advx_register_models",
     "dataset": "advx_register_datasets",

@@ -42,6 +42,28 @@ def flags_line(flags: dict[str, bool]) -> list[str]:
     return [f"flags: {', '.join(f'{k}={str(v).lower()}' for k, v in flags.items())}"] if flags else []
 
 
+def unknown_component(kind: str, name: str, installed: list[str], where: str | None = None,
+                      sources: list[str] | tuple[str, ...] = ()) -> UnknownComponentError:
+    """The one unknown-name error (the registry's and the catalog's): a suggestion and what is installed."""
+    at = f" at {where}" if where else ""
+    hint = difflib.get_close_matches(str(name), installed, n=1)
+    did = f"; did you mean {hint[0]!r}?" if hint else ""
+    also = f"; or from a source: {', '.join(f'{s}:...' for s in sources)}" if sources else ""
+    return UnknownComponentError(f"unknown {normalize_kind(kind).replace('_', ' ')} {name!r}{at}{did} installed: "
+                                 f"{', '.join(installed) or '(none)'}{also}")
+
+
+def describe_entry(kind: str, name: str, e: dict[str, Any]) -> str:
+    """``advx describe``'s text from a component's record (``Registry.entry`` or the catalog's copy)."""
+    lines = [f"{normalize_kind(kind)} {name!r}  ({e['class']}, from {e['origin']})", ""]
+    if e["doc"]:
+        lines += [e["doc"], ""]
+    lines += flags_line(e.get("flags", {}))
+    lines.append("parameters:" if e["fields"] else "parameters: none")
+    lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
+    return "\n".join(lines)
+
+
 def where_raised(exc: BaseException) -> str:
     """`` (file.py:LINE)`` of the innermost frame of real code that raised ``exc`` (not the import
     machinery's ``<frozen …>`` frames), so a plugin author finds the line."""
@@ -82,20 +104,6 @@ def package_digest(package: str) -> str:
                 h.update(f.read_bytes())
         _DIGESTS[package] = h.hexdigest()[:16]
     return _DIGESTS[package]
-
-
-def external_sources(kind: str) -> dict[str, type]:
-    """Components named ``source:target`` that no plugin registers: networks and data sets from
-    torchvision, timm, RobustBench or the user's own code (advx.model_sources, advx.data.external)."""
-    if kind == "model":
-        from advx.model_sources import SOURCES
-
-        return SOURCES
-    if kind == "dataset":
-        from advx.data.external import SOURCES
-
-        return SOURCES
-    return {}
 
 
 class Registry:
@@ -153,6 +161,21 @@ class Registry:
                     self._origin[(kind, cls.name)] = dist
                     self._provided.setdefault(plugin_name, {}).setdefault(kind, []).append(cls.name)
         self._by_kind = {kind: dict(sorted(t.items())) for kind, t in tables.items()}
+        self._sources: dict[str, dict[str, type]] = {}  # kind -> prefix -> class (``prefix:target`` names)
+        for plugin_name, plugin in self._ordered_plugins():
+            impl = next((i for i in self.pm.hook.advx_register_sources.get_hookimpls() if i.plugin is plugin), None)
+            if impl is None:
+                continue
+            try:
+                offered = impl.function() or {}
+            except Exception as exc:  # a broken hook must not take the others down
+                dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
+                self._drop(plugin_name, dist, f"its advx_register_sources hook raised {type(exc).__name__}: {exc}"
+                                              f"{where_raised(exc)}", exc)
+                continue
+            for kind, table in offered.items():
+                for prefix, cls in table.items():
+                    self._sources.setdefault(normalize_kind(kind), {}).setdefault(prefix, cls)
 
     def _drop(self, plugin_name: str, dist: str, why: str, exc: BaseException | None = None) -> None:
         """One component of ``plugin_name`` is dropped: warn once, remember why, or raise (strict)."""
@@ -190,18 +213,12 @@ class Registry:
         table = self._by_kind[kind]
         if name in table:
             return table[name]
-        sources = external_sources(kind)
+        sources = self._sources.get(kind, {})
         source = str(name).partition(":")[0] if ":" in str(name) else None
         if source in sources:
             return sources[source]
-        at = f" at {where}" if where else ""
-        hint = difflib.get_close_matches(str(name), list(table), n=1)
-        did = f"; did you mean {hint[0]!r}?" if hint else ""
-        label = kind.replace("_", " ")
         public = [s for s in sources if s != "memory"]  # memory: objects handed to advx.evaluate
-        also = f"; or from a source: {', '.join(f'{s}:...' for s in public)}" if public else ""
-        raise UnknownComponentError(
-            f"unknown {label} {name!r}{at}{did} installed: {', '.join(table) or '(none)'}{also}")
+        raise unknown_component(kind, name, list(table), where, public)
 
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, where: str | None = None) -> Any:
         cls = self.get(kind, name, where)
@@ -219,18 +236,15 @@ class Registry:
             return None
         return top, package_digest(top)
 
-    def describe(self, kind: str, name: str) -> str:
+    def entry(self, kind: str, name: str) -> dict[str, Any]:
+        """One component's record (what ``advx describe`` prints; the catalog stores these)."""
         cls = self.get(kind, name)
-        lines = [f"{normalize_kind(kind)} {name!r}  ({cls.__module__}.{cls.__qualname__}, from {self.origin(kind, name)})", ""]
-        doc = inspect.cleandoc(cls.__doc__ or "")
-        if doc:
-            lines += [doc, ""]
-        lines += flags_line(declared_flags(cls))
-        rows = field_table(cls)
-        lines.append("parameters:" if rows else "parameters: none")
-        for n, t, d in rows:
-            lines.append(f"  {n}: {t} = {d!r}")
-        return "\n".join(lines)
+        return {"class": f"{cls.__module__}.{cls.__qualname__}", "origin": self.origin(kind, name),
+                "doc": inspect.cleandoc(cls.__doc__ or ""), "flags": declared_flags(cls),
+                "fields": [[n, t, repr(d)] for n, t, d in field_table(cls)]}
+
+    def describe(self, kind: str, name: str) -> str:
+        return describe_entry(kind, name, self.entry(kind, name))
 
     def plugins(self) -> list[dict[str, Any]]:
         """One row per plugin: distribution, version and what it registers; a plugin that failed

@@ -291,3 +291,24 @@ def test_a_plugin_that_fails_to_import_is_named_with_its_file_and_line(tmp_path)
     debug = subprocess.run([sys.executable, "-m", "advx", "--debug", "plugins"], env=env, capture_output=True,
                            text=True, timeout=120)
     assert "Traceback (most recent call last)" in debug.stderr and 'lineplug.py", line 2' in debug.stderr
+
+
+def test_a_plugin_can_register_a_source_prefix():
+    """advx_register_sources: ``mysrc:anything`` builds the plugin's class with target="anything"
+    (how the built-ins offer torchvision:, python: and the other model sources)."""
+    @attrs.frozen
+    class FromSource(GoodAttack):
+        name: ClassVar[str] = "from-source"
+        target: str = ""
+
+    mod = types.ModuleType("fake_sources")
+
+    def advx_register_sources():
+        return {"attack": {"mysrc": FromSource}}
+
+    mod.advx_register_sources = hookimpl(advx_register_sources)
+    reg = registry_with(mod)
+    assert reg.create("attack", "mysrc:anything").target == "anything"
+    assert "torchvision" in reg._sources["model"]  # the built-ins' own sources, through the same hook
+    with pytest.raises(UnknownComponentError, match="or from a source: mysrc:..."):
+        reg.get("attack", "nosuch")

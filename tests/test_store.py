@@ -46,8 +46,10 @@ def test_schema_matches_the_docs(tmp_path, tiny_config):
             spec = json.loads(g.attrs["spec"])
             assert set(spec) == {"train", "defense", "attack", "mode"}
             assert g.attrs["status"] == "done" and g.attrs["n_done"] == 120
-            for k in ["seconds", "forwards", "backwards"]:
-                assert k in g.attrs
+            for k in ["seconds", "forwards", "backwards", "forward_rows", "backward_rows", "eot", "randomized"]:
+                assert k in g.attrs, k
+            if spec["defense"] == "none" and spec["attack"] == "PGD-3":  # the cell that crafts: 3 steps per sample
+                assert g.attrs["backward_rows"] >= g.attrs["backwards"] > 0
             for k in PER_SAMPLE:
                 assert g[k].shape == (120,)
             assert ("x_adv" in g) == (spec["mode"] != "clean")
@@ -291,10 +293,10 @@ def test_resume_keeps_how_models_were_obtained_and_the_first_runs_warnings(tmp_p
 def test_sigterm_and_sigint_say_how_to_resume_and_lose_nothing(tmp_path, tiny_config, sig, code):
     """`advx run` stopped by a scheduler (SIGTERM) or Ctrl-C (SIGINT): one line, exit 143 / 130,
     the run file readable, and the same command resumes without recomputing a finished cell."""
-    tiny_config["attack"].append({"name": "apgd", "eps": 0.1, "steps": 300, "label": "APGD"})  # runs on
+    tiny_config["attack"].append({"name": "apgd", "eps": 0.1, "steps": 100, "label": "APGD"})  # runs on
     tiny_config["evaluate"]["chunk_size"] = 20  # well after the first finished cell, so the signal lands mid-run
     tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
-    tiny_config["data"]["test_limit"] = 60  # three chunks per cell; the resume finishes APGD-300: keep it short
+    tiny_config["data"]["test_limit"] = 60  # three chunks per cell; the resume finishes APGD-100: keep it short
     tiny_config["model"]["train"]["epochs"] = 1
     cfg = tmp_path / "c.toml"
     cfg.write_text(dumps(tiny_config))

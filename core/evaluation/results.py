@@ -234,14 +234,16 @@ class RunResults:
                 after = [round(100 * float(((bb == -1) | (bb > k)).sum()) / n, 2) for k in range(len(members))]
                 rows.append([c.cell.train, c.cell.defense, c.cell.attack, c.cell.mode,
                              round(100 * float((bb != -2).sum()) / n, 2), *after, round(c.accuracy, 2),
-                             int(c.info.get("forwards", 0)), int(c.info.get("backwards", 0))])
+                             int(c.info.get("forwards", 0)), int(c.info.get("backwards", 0)),
+                             int(c.info.get("forward_rows", 0)), int(c.info.get("backward_rows", 0))])
             tables.append(MetricTable(
                 f"robust accuracy (%) after each member — {', '.join(members)}",
                 ["train", "defense", "attack", "mode", "clean", *[f"after {m}" for m in members], "cell",
-                 "forwards", "backwards"], rows,
+                 "forwards", "backwards", "forward rows", "backward rows"], rows,
                 note="each member attacks only the samples no earlier one broke; 'cell' is the stored result, "
                      "evaluated on the deployed pipeline (and, for adaptive cells, with the transfer fallback); "
-                     "forwards/backwards: passes the cell made (batched calls)"))
+                     "forwards/backwards: batched passes the cell made; rows: the samples those passes carried "
+                     "through the cell's model (0 in run files written before rows were counted)"))
         return tables
 
     def accuracy_table(self, mode: str) -> MetricTable:

@@ -211,6 +211,7 @@ class CellRunner:
         e = min(s + self.rows, self.hi)
         x, y = self.x[s:e], self.y[s:e]
         t0 = time.perf_counter()
+        rows0 = (counter.forward_rows, counter.backward_rows)  # samples carried, not only batched calls
         fw = bw = 0
         logs: dict[str, np.ndarray] = {}
         # a sample the pipeline gets wrong on clean input is broken already: never attacked, never robust
@@ -272,5 +273,7 @@ class CellRunner:
             arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
         self.store.append(path, arrays, chunk=self.chunk,
                           extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
-                                       "backwards": bw + ebw})
+                                       "backwards": bw + ebw,
+                                       "forward_rows": counter.forward_rows - rows0[0],
+                                       "backward_rows": counter.backward_rows - rows0[1]})
         interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here

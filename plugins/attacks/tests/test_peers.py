@@ -60,7 +60,7 @@ CASES = {
 }
 
 
-SLOW = {"cw": 20, "deepfool": 50}  # ART's CW needs ~0.5 s per digit; keep the suite fast
+SLOW = {"cw": 20, "deepfool": 30}  # ART's CW needs ~0.5 s per digit; keep the suite fast
 # Random starts: one draw of PGD-10 on 200 digits varies by ~0.7 points (sd over seeds, for each
 # library), so a single draw against the 1-point tolerance fails now and then. Compare means over
 # seeded draws (ART draws from numpy's global generator, torchattacks from torch's).
