@@ -135,6 +135,8 @@ class Registry:
         tables: dict[str, dict[str, type]] = {kind: {} for kind in KIND_HOOKS}
         impls = {kind: {id(i.plugin): i for i in getattr(self.pm.hook, hook).get_hookimpls()}
                  for kind, hook in KIND_HOOKS.items()}
+        source_impls = {id(i.plugin): i for i in self.pm.hook.advx_register_sources.get_hookimpls()}
+        self._sources: dict[str, dict[str, type]] = {}  # kind -> prefix -> class (``prefix:target`` names)
         for plugin_name, plugin in self._ordered_plugins():
             dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
             for kind in KIND_HOOKS:
@@ -160,22 +162,22 @@ class Registry:
                     tables[kind][cls.name] = cls
                     self._origin[(kind, cls.name)] = dist
                     self._provided.setdefault(plugin_name, {}).setdefault(kind, []).append(cls.name)
+            self._collect_sources(plugin_name, dist, source_impls.get(id(plugin)))
         self._by_kind = {kind: dict(sorted(t.items())) for kind, t in tables.items()}
-        self._sources: dict[str, dict[str, type]] = {}  # kind -> prefix -> class (``prefix:target`` names)
-        for plugin_name, plugin in self._ordered_plugins():
-            impl = next((i for i in self.pm.hook.advx_register_sources.get_hookimpls() if i.plugin is plugin), None)
-            if impl is None:
-                continue
-            try:
-                offered = impl.function() or {}
-            except Exception as exc:  # a broken hook must not take the others down
-                dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
-                self._drop(plugin_name, dist, f"its advx_register_sources hook raised {type(exc).__name__}: {exc}"
-                                              f"{where_raised(exc)}", exc)
-                continue
-            for kind, table in offered.items():
-                for prefix, cls in table.items():
-                    self._sources.setdefault(normalize_kind(kind), {}).setdefault(prefix, cls)
+
+    def _collect_sources(self, plugin_name: str, dist: str, impl: Any) -> None:
+        """A plugin's ``prefix:target`` sources; the first plugin to offer a prefix keeps it."""
+        if impl is None:
+            return
+        try:
+            offered = impl.function() or {}
+        except Exception as exc:  # a broken hook must not take the others down
+            self._drop(plugin_name, dist, f"its advx_register_sources hook raised {type(exc).__name__}: {exc}"
+                                          f"{where_raised(exc)}", exc)
+            return
+        for kind, table in offered.items():
+            for prefix, cls in table.items():
+                self._sources.setdefault(normalize_kind(kind), {}).setdefault(prefix, cls)
 
     def _drop(self, plugin_name: str, dist: str, why: str, exc: BaseException | None = None) -> None:
         """One component of ``plugin_name`` is dropped: warn once, remember why, or raise (strict)."""

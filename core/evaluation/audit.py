@@ -67,13 +67,15 @@ def silent(results: RunResults) -> Indicator:
         why = []
         clean = results.get(c.cell.train, c.cell.defense, CLEAN)
         idx = a.get("index")
+        rows_match = False  # the same test rows as the pipeline's clean cell
         if idx is None or len(idx) == 0:
             why.append("no samples stored")
         else:
             if len(np.unique(idx)) != len(idx):
                 why.append("repeated test rows")
-            if clean is not None and clean is not c and clean.finished and not np.array_equal(
-                    np.sort(idx), np.sort(clean.arrays.get("index", np.array([])))):
+            rows_match = clean is not None and clean.finished and np.array_equal(
+                np.sort(idx), np.sort(clean.arrays.get("index", np.array([]))))
+            if clean is not None and clean is not c and clean.finished and not rows_match:
                 why.append(f"{len(idx)} samples where its clean cell has {len(clean.arrays.get('index', []))}")
         for k in FLOATS:
             v = a.get(k)
@@ -83,10 +85,8 @@ def silent(results: RunResults) -> Indicator:
         if pred is not None and classes and len(pred) and ((pred < 0) | (pred >= classes)).any():
             why.append("predictions outside the class range")
         zero_budget = cell_budget(c).endswith(" 0")  # an eps sweep's 0 point moves nothing by design
-        if c.cell.mode != CLEAN and not zero_budget and clean is not None and idx is not None and len(idx) \
-                and "linf" in a:
-            pos = {int(i): j for j, i in enumerate(clean.arrays.get("index", []))}
-            ok = np.array([bool(clean.arrays["correct"][pos[int(i)]]) if int(i) in pos else False for i in idx])
+        if c.cell.mode != CLEAN and not zero_budget and rows_match and "linf" in a:
+            ok = clean.arrays["correct"][_at(clean, idx)].astype(bool)  # the samples it attacked
             moved = a["linf"] > 0
             if ok.any() and not moved[ok].any():
                 why.append(f"moved none of the {int(ok.sum())} samples it attacked")

@@ -61,6 +61,10 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")[:60] or "table"
 
 
+#: per-cell, per-sample results beside summary.json: paired tests (McNemar) can be recomputed
+PER_SAMPLE = "per_sample.npz"
+
+
 def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
     """Everything a README table is generated from: the tables, warnings, the exact command and
     the run's identity (config hash, versions, device, date)."""
@@ -76,10 +80,6 @@ def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
                            if isinstance(v, (int, float, str, np.generic))} for k, m in results.models.items()},
             "per_sample": PER_SAMPLE,
             "tables": [t.to_dict() for t in all_tables(results)], "warnings": report_warnings(results)}
-
-
-#: per-cell, per-sample results beside summary.json: paired tests (McNemar) can be recomputed
-PER_SAMPLE = "per_sample.npz"
 
 
 def write_per_sample(results: RunResults, path: Path) -> Path:

@@ -122,20 +122,24 @@ def unreadable_object(f: h5py.File) -> str | None:
     half-way can leave the file opening cleanly with an object past its end), or None."""
     bad: list[str] = []
 
-    def visit(name: str) -> None:
+    def visit(name: str) -> bool | None:  # a non-None return ends the walk
         try:
             dict(f[name].attrs)
         except (KeyError, OSError, RuntimeError) as exc:
             bad.append(f"{name}: {str(exc).splitlines()[0][:120]}")
-            return None
+            return True
         return None
 
     try:
         dict(f.attrs)
-        f.visit(lambda name: visit(name) if not bad else True)
+        f.visit(visit)
     except (KeyError, OSError, RuntimeError) as exc:
         bad.append(str(exc).splitlines()[0][:120])
     return bad[0] if bad else None
+
+
+class DamagedFile(OSError):
+    """A run file that opens but holds an object a failed write left unreadable."""
 
 
 class RunStore:
@@ -158,14 +162,17 @@ class RunStore:
                 raise StoreError(f"{self.path}: no such run file")
             try:
                 self.f = h5py.File(self.path, self.mode, locking=False)
-                damage = unreadable_object(self.f)
-                if damage is not None:  # opens, but a failed write left an object past the file's end
-                    self.f.close()
-                    self.f = None
-                    raise OSError(f"truncated file: {damage}; stored_eof = 0")
+                damage = unreadable_object(self.f)  # opens, but a failed write left an object past its end
             except OSError as exc:
                 if self.mode == "r" or stored_eof(exc) is None:
                     raise
+                damage = str(exc)
+            if damage is not None:
+                if self.f is not None:
+                    self.f.close()
+                    self.f = None
+                if self.mode == "r":
+                    raise DamagedFile(damage)
                 kept, dropped, backup = repair_run(self.path)  # a write failed last time: keep what is whole
                 warnings.warn(f"{self.path} was damaged by a failed write; kept {kept} finished cells, "
                               f"{dropped} will be recomputed (the damaged file is kept as {backup})",
@@ -173,7 +180,7 @@ class RunStore:
                 self.f = h5py.File(self.path, self.mode, locking=False)
         except OSError as exc:
             self._release()
-            if self.mode == "r" and stored_eof(exc) is not None:
+            if self.mode == "r" and (isinstance(exc, DamagedFile) or stored_eof(exc) is not None):
                 raise StoreError(f"{self.path} is damaged (a write failed: {exc}); `advx repair {self.path}` "
                                  f"keeps every finished cell, or re-run the same command to repair and resume") from None
             fix = "" if self.mode == "r" else "; delete it or choose another --out"

@@ -33,12 +33,10 @@ def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
     return other_max(logits, target) - logits.gather(1, target[:, None]).squeeze(1)
 
 
-def window_masks(n: int, h: int, w: int, s: int, generator, device,
-                 drawn: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One random s x s window per sample: (mask N x 1 x H x W, row offset, column offset).
-    ``drawn`` (N x 2 words from ``streams.words``) saves the draw when the caller made it."""
-    if drawn is None:
-        drawn = streams.words(generator, n, 2, device)
+def window_masks(drawn: torch.Tensor, h: int, w: int, s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One random s x s window per sample from two of its words (N x 2, ``streams.words``):
+    (mask N x 1 x H x W, row offset, column offset)."""
+    device = drawn.device
     top = drawn[:, 0] % (h - s + 1)
     left = drawn[:, 1] % (w - s + 1)
     rows = torch.arange(h, device=device).view(1, h, 1) - top.view(-1, 1, 1)
@@ -134,7 +132,7 @@ class Square(AttackBase):
         ball ∩ box bounds. One draw of three words per sample gives the window and the signs."""
         n, c, h, w = x.shape
         drawn = streams.words(generator, n, 3, x.device)
-        mask, _, _ = window_masks(n, h, w, s, generator, x.device, drawn[:, :2])
+        mask, _, _ = window_masks(drawn[:, :2], h, w, s)
         step = (2 * eps) * bit_signs(drawn[:, 2], c, x)
         return torch.where(mask, x_best + step, x_best).clamp(lo, hi)
 
@@ -142,8 +140,8 @@ class Square(AttackBase):
         n, c, h, w = x.shape
         delta = x_best - x
         drawn = streams.words(generator, n, 5, x.device)  # two windows, then orientation and signs
-        m1, top, left = window_masks(n, h, w, s, generator, x.device, drawn[:, :2])
-        m2, _, _ = window_masks(n, h, w, s, generator, x.device, drawn[:, 2:4])
+        m1, top, left = window_masks(drawn[:, :2], h, w, s)
+        m2, _, _ = window_masks(drawn[:, 2:4], h, w, s)
         both = (m1 | m2).to(x)
         total = flat_norm(delta, "l2")                                   # N x 1 x 1 x 1
         in_windows = flat_norm(delta * both, "l2")
