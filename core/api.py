@@ -17,10 +17,11 @@ from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformD
 from advx.registry import hookimpl
 from advx import streams
 from advx.training import TrainContext, frozen_copy, load_checkpoint, save_checkpoint
+from advx.training.adversarial import AdversarialTraining, FGSMTraining
 
 __all__ = [
-    "AttackBase", "AugmentationBase", "Batch", "DataBundle", "ImageAugmentation", "InputTransformDefense",
-    "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
+    "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
+    "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
     "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "random_crop", "random_flip",
     "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "training_subset",
 ]

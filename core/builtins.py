@@ -22,8 +22,9 @@ def advx_register_evaluators() -> list[type]:
 @hookimpl
 def advx_register_training_augmentations() -> list[type]:
     from advx.data.augment import CropFlip
+    from advx.training.adversarial import AdversarialTraining, FGSMTraining
 
-    return [CropFlip]
+    return [CropFlip, AdversarialTraining, FGSMTraining]
 
 
 @hookimpl

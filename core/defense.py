@@ -14,13 +14,42 @@ the same draws in any batch and any split of the draws into passes.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
+import attrs
 import torch
 from torch import nn
 
-from .protocols import InputTransformDefense
 from .streams import SampleStreams, draw_streams
+
+
+@attrs.frozen
+class InputTransformDefense:
+    """A defence that rewrites the input before the classifier sees it.
+
+    ``randomized`` defences are averaged over ``repeats`` draws and attacked with EOT;
+    ``differentiable = False`` ones are passed straight through on the backward pass (BPDA)
+    when attacked adaptively. ``transform`` receives the *undefended* model and a ``context``
+    dict: ``train_x``/``train_y`` (clean training data on the device, e.g. MI-OL's mixing pool)
+    and ``num_classes``.
+    """
+
+    name: ClassVar[str] = "input-transform"
+    randomized: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = True
+    #: True for defences that optimise their input at inference time (counteract): the sanity
+    #: checks then ask for adaptive and gradient-free numbers beside the oblivious ones.
+    optimizes_input: ClassVar[bool] = False
+    #: True when ``transform`` draws through ``advx.streams``: it is then given per-sample streams
+    #: keyed by each input's content, so an image gets the same draws in any batch (see AttackBase).
+    per_sample_streams: ClassVar[bool] = False
+
+    def transform(self, x: torch.Tensor, model: nn.Module, generator: torch.Generator | None,
+                  context: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def wrap(self, model: nn.Module, context: dict[str, Any] | None = None) -> nn.Module:
+        return DefendedClassifier(model, [self], repeats=1, context=context)
 
 
 class DefendedClassifier(nn.Module):

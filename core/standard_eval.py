@@ -51,9 +51,9 @@ def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple
     """The experiment dict of a standard evaluation: the network as loaded (no training), the
     test set (``n`` samples), each attack at ``eps``/``norm`` where it takes them."""
     if registry is None:
-        from advx import get_registry
+        from advx.registry import Registry
 
-        registry = get_registry()
+        registry = Registry()
     if model is None and checkpoint is None:
         raise ConfigError("--model: name the network (e.g. torchvision:resnet18, python:pkg.mod:fn, digits-cnn) "
                           "or give a TorchScript --checkpoint")
@@ -117,9 +117,9 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     import torch
     from torch import nn
 
-    from advx import load_experiment
     from advx.data.bundle import DataBundle
     from advx.data.external import remember as remember_data
+    from advx.evaluation.experiment import Experiment
     from advx.model_sources import remember as remember_model
 
     network = model if isinstance(model, nn.Module) else None
@@ -138,7 +138,7 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     attacks = (attack,) if isinstance(attack, (str, dict)) else tuple(attack)
     raw = eval_config(model, data, attacks=attacks, eps=eps, norm=norm, n=n, checkpoint=checkpoint,
                       normalize=normalize, seed=seed, batch_size=batch_size)
-    return load_experiment(raw).run(out, device=device, overwrite=overwrite)
+    return Experiment.load(raw).run(out, device=device, overwrite=overwrite)
 
 
 def _output_width(model: Any, x: Any) -> int | None:

@@ -77,8 +77,6 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
             try:
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not stop every command
-                from .resolve import where_raised
-
                 why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}{where_raised(exc)}"
                 dist = ep.dist
                 pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
@@ -99,3 +97,14 @@ def plugin_distribution(pm: AdvxPluginManager, plugin) -> tuple[str, str]:
         return "advx", md.version("advx")
     except md.PackageNotFoundError:
         return "advx", "0+unknown"
+
+
+def where_raised(exc: BaseException) -> str:
+    """`` (file.py:LINE)`` of the innermost frame of real code that raised ``exc`` (not the import
+    machinery's ``<frozen …>`` frames), so a plugin author finds the line."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith("<"):
+            found = tb
+        tb = tb.tb_next
+    return "" if found is None else f" ({found.tb_frame.f_code.co_filename}:{found.tb_lineno})"

@@ -18,7 +18,8 @@ from advx.contract import CONTRACT
 from advx.values import field_table, instantiate
 
 from .hookspecs import KIND_HOOKS
-from .manager import FIRST_PARTY, AdvxPluginManager, make_plugin_manager, plugin_distribution, warn_once
+from .manager import (FIRST_PARTY, AdvxPluginManager, make_plugin_manager, plugin_distribution, warn_once,
+                      where_raised)
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
 KIND_ALIASES = {
@@ -62,17 +63,6 @@ def describe_entry(kind: str, name: str, e: dict[str, Any]) -> str:
     lines.append("parameters:" if e["fields"] else "parameters: none")
     lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
     return "\n".join(lines)
-
-
-def where_raised(exc: BaseException) -> str:
-    """`` (file.py:LINE)`` of the innermost frame of real code that raised ``exc`` (not the import
-    machinery's ``<frozen …>`` frames), so a plugin author finds the line."""
-    tb, found = exc.__traceback__, None
-    while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith("<"):
-            found = tb
-        tb = tb.tb_next
-    return "" if found is None else f" ({found.tb_frame.f_code.co_filename}:{found.tb_lineno})"
 
 
 def normalize_kind(kind: str) -> str:
@@ -229,13 +219,16 @@ class Registry:
             params["target"] = str(name).partition(":")[2]
         return instantiate(cls, params, where or f"{normalize_kind(kind)} {name!r}")
 
-    def code_digest(self, kind: str, name: str) -> tuple[str, str] | None:
+    def code_digest(self, kind: str, name: str) -> tuple[str, str]:
         """(package, sha256 of its .py files) for the plugin package defining component ``name``;
-        None for advx's own components. Results made by other code of a plugin must not be
-        reused: the digest goes into model cache keys and the run's identity."""
-        top = self.get(kind, name).__module__.split(".")[0]
+        for advx's own components, (module, sha256 of that one file), so a change to the core's
+        adversarial training retrains its models while the rest of the core leaves them alone.
+        Results made by other code must not be reused: the digest goes into model cache keys and
+        the run's identity."""
+        module = self.get(kind, name).__module__
+        top = module.split(".")[0]
         if top == "advx":
-            return None
+            return module, package_digest(module)
         return top, package_digest(top)
 
     def entry(self, kind: str, name: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ models and the run's identity, and the run file records it."""
 import pytest
 
 import advx
-from advx.evaluation.models import _variant_spec
+from advx.training.models import _variant_spec
 from advx.evaluation.store import RunStore
 from advx.errors import StoreError
 from advx.registry import resolve
@@ -34,7 +34,8 @@ def test_a_recipe_model_is_keyed_by_the_code_of_its_network_recipe_and_attack(mo
     cfg, reg = exp.config, exp.registry
     variant = cfg.trains[1]
     code = _variant_spec(cfg, variant, "base-hash", reg)["code"]
-    assert {"advx_zoo", "advx_mixup", "advx_attacks"} <= set(code)  # digits-cnn, pgd-training, its PGD
+    assert {"advx_zoo", "advx.training.adversarial", "advx_attacks"} <= set(code)  # digits-cnn, pgd-training, PGD
+    assert "advx" not in code and "advx.evaluation.runner" not in code  # the rest of the core leaves models alone
     before_model = spec_hash(_variant_spec(cfg, variant, "base-hash", reg))
     before_run = exp.config_hash()
     monkeypatch.setitem(resolve._DIGESTS, "advx_attacks", "changed-pgd-code")
@@ -43,6 +44,9 @@ def test_a_recipe_model_is_keyed_by_the_code_of_its_network_recipe_and_attack(mo
         _variant_spec(cfg, cfg.trains[0], None, reg))
     assert exp.config_hash() != before_run  # a new run file by default, never a resume of the old cells
     assert exp.plugin_code()["advx_attacks"] == "changed-pgd-code"
+    with_new_pgd = spec_hash(_variant_spec(cfg, variant, "base-hash", reg))
+    monkeypatch.setitem(resolve._DIGESTS, "advx.training.adversarial", "changed-core-recipe")
+    assert spec_hash(_variant_spec(cfg, variant, "base-hash", reg)) != with_new_pgd  # the core's recipe counts too
 
 
 def test_the_base_model_does_not_depend_on_an_attack_plugin_it_never_used(monkeypatch):

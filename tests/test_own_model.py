@@ -13,7 +13,7 @@ import torch
 import advx
 from advx.checkpoints import Normalized
 from advx.config import load_config
-from advx.evaluation.models import build_model
+from advx.training.models import build_model
 from advx.testing import digits_model
 
 

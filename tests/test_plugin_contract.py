@@ -69,3 +69,17 @@ def test_a_target_the_attack_cannot_take_fails_before_training():
            "attack": [{"name": "deepfool", "target": "random"}]}
     with pytest.raises(ConfigError, match=r"attack\[0\].target: attack 'deepfool' has no targeted variant"):
         advx.load_experiment(cfg).resolve()
+
+
+@pytest.mark.parametrize("attack, params, message", [
+    ("deepfool", {}, r"train\[0\].augment\[0\].attack: 'deepfool' is a minimal-norm attack \(no eps budget\)"),
+    ("pgd", {"eps": 8, "alpha": 2, "steps": 1}, r"train\[0\].augment\[0\].params.eps: 8 is a linf budget .* 8/255"),
+])
+def test_a_recipe_attack_without_a_sane_budget_fails_before_training(attack, params, message):
+    """A training recipe's attack is checked as an [[attack]]'s is, when the config resolves: no
+    minimal-norm attack (its points are unbounded) and no budget that allows any image."""
+    cfg = {"data": {"name": "digits", "test_limit": 20}, "model": {"name": "digits-cnn", "train": {"epochs": 1}},
+           "train": [{"label": "AT", "augment": [{"name": "pgd-training", "attack": attack, "params": params}]}],
+           "attack": [{"name": "fgsm", "eps": 0.1}]}
+    with pytest.raises(ConfigError, match=message):
+        advx.load_experiment(cfg).resolve()

@@ -137,7 +137,7 @@ def test_models_are_cached_by_spec(tmp_path, tiny_config):
 def test_model_hash_covers_component_defaults(tiny_config):
     """A recipe spelled with its defaults and one leaving them out are the same model; the hashed
     spec holds every field, so a plugin changing a default cannot hand back a stale checkpoint."""
-    from advx.evaluation.models import _variant_spec
+    from advx.training.models import _variant_spec
 
     def spec(augment):
         cfg = copy.deepcopy(tiny_config)
@@ -156,7 +156,7 @@ def test_model_hash_covers_component_defaults(tiny_config):
 def test_init_names_any_earlier_model_and_its_hash_keys_the_cache(tmp_path, tiny_config):
     """Paper 001 Table 5 fine-tunes each pretrained model adversarially: init = "mix" starts from
     the trained "mix" weights (not base's), and changing "mix" changes the fine-tuned model's hash."""
-    from advx.evaluation import models as models_mod
+    from advx.training import models as models_mod
     from advx.training import load_checkpoint
 
     cfg = copy.deepcopy(tiny_config)
@@ -174,6 +174,27 @@ def test_init_names_any_earlier_model_and_its_hash_keys_the_cache(tmp_path, tiny
     res2 = run_exp(cfg, tmp_path / "b.h5", cache_dir=tmp_path / "cache")
     assert res2.models["ft"]["hash"] != res.models["ft"]["hash"]
     assert res2.models["base"]["hash"] == res.models["base"]["hash"]
+
+
+def test_a_variant_fine_tunes_from_a_checkpoint_file(tmp_path, tiny_config):
+    """``[[train]] checkpoint = "file.pt"`` starts the variant from those weights (a saved
+    state dict, loaded with weights_only), and the file's content keys the variant's cache."""
+    from advx.training import load_checkpoint, save_checkpoint
+
+    cfg = copy.deepcopy(tiny_config)
+    cfg["model"]["train"]["epochs"] = 1
+    source = advx.load_experiment(cfg)
+    first = run_exp(cfg, tmp_path / "a.h5", cache_dir=tmp_path / "cache")
+    weights = load_checkpoint(first.models["base"]["checkpoint"])
+    net = source.registry.create("model", "digits-cnn", {}).build(num_classes=10, in_channels=1)
+    net.load_state_dict({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()})
+    save_checkpoint(net, tmp_path / "start.pt", {})
+    cfg["train"] = [{"label": "ft", "checkpoint": str(tmp_path / "start.pt"), "epochs": 1, "lr": 1e-12}]
+    res = run_exp(cfg, tmp_path / "b.h5", cache_dir=tmp_path / "cache")
+    tuned = load_checkpoint(res.models["ft"]["checkpoint"])
+    w = next(k for k in tuned if k.endswith("weight"))
+    assert torch.allclose(tuned[w], net.state_dict()[w], atol=1e-6)  # ~no step at lr 1e-12: the file's weights
+    assert not torch.allclose(tuned[w], weights[w], atol=1e-3)
 
 
 def test_wrappers_take_the_models_mode_so_attacks_leave_it_in_eval():
@@ -255,7 +276,7 @@ def test_an_unreadable_cached_checkpoint_is_retrained_with_a_warning(tmp_path, t
 
 
 def test_stale_checkpoint_temporaries_are_removed(tmp_path):
-    from advx.evaluation.models import remove_stale_temporaries
+    from advx.training.models import remove_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f"abc.{int(dead.stdout)}.tmp"

@@ -44,7 +44,7 @@ def test_optimisers_and_schedules_learn(data, opt, sched):
 
 def test_multistep_drops_the_lr_at_each_milestone_epoch():
     """Paper 001 (lr 0.1 → 0.01 → 0.001 at epochs 300, 400) and paper 004 (drops at 100, 150)."""
-    from advx.training import _scheduler
+    from advx.training.loop import _scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     sched = _scheduler(opt, TrainSettings(epochs=6, lr=0.1, schedule="multistep", milestones=(2, 4)), steps_per_epoch=3)

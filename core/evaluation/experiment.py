@@ -26,12 +26,12 @@ from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
+from advx.training.models import code_of, load_pretrained, obtain_models, resolve_training, weights_key
 
 from advx.batching import seed_block
 
 from .cells import (expand_grid)
 from .counting import CountingModel
-from .models import code_of, load_pretrained, obtain_models, resolve_training, weights_key
 from .plan import make_plan
 from .runner import CellRunner
 from .results import RunResults
@@ -98,7 +98,12 @@ class Experiment:
             for s, aug in zip(t.settings.augment, out["recipes"][t.label]):
                 attack = getattr(aug, "attack", None)  # an attack a recipe crafts with: check it before training
                 if isinstance(attack, str) and isinstance(getattr(aug, "params", None), dict):
-                    r.create("attack", attack, aug.params, where=f"{s.where}.params")
+                    crafted = r.create("attack", attack, aug.params, where=f"{s.where}.params")
+                    if getattr(crafted, "minimal", False):
+                        raise ConfigError(f"{s.where}.attack: {attack!r} is a minimal-norm attack (no eps budget), so "
+                                          f"training on its points trains on unbounded perturbations; pick a "
+                                          f"budgeted attack such as pgd")
+                    check_budget(crafted, f"{s.where}.params")
         out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
                           for a in c.attacks}
         for a in c.attacks:

@@ -3,6 +3,7 @@ finished cell whose bytes all reached the disk, drop the rest for the next run t
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,36 @@ import numpy as np
 
 from advx.errors import StoreError
 
-from . import stored_eof
+
+def stored_eof(exc: BaseException) -> int | None:
+    """HDF5's "truncated file: eof = A, ..., stored_eof = B": the size the file should have."""
+    m = re.search(r"truncated file.*stored_eof = (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def unreadable_object(f: h5py.File) -> str | None:
+    """The first group or dataset whose header or attributes cannot be read (a write that failed
+    half-way can leave the file opening cleanly with an object past its end), or None."""
+    bad: list[str] = []
+
+    def visit(name: str) -> bool | None:  # a non-None return ends the walk
+        try:
+            dict(f[name].attrs)
+        except (KeyError, OSError, RuntimeError) as exc:
+            bad.append(f"{name}: {str(exc).splitlines()[0][:120]}")
+            return True
+        return None
+
+    try:
+        dict(f.attrs)
+        f.visit(visit)
+    except (KeyError, OSError, RuntimeError) as exc:
+        bad.append(str(exc).splitlines()[0][:120])
+    return bad[0] if bad else None
+
+
+class DamagedFile(OSError):
+    """A run file that opens but holds an object a failed write left unreadable."""
 
 
 def repair_run(path: Path) -> tuple[int, int, Path]:

@@ -10,7 +10,7 @@ import h5py
 
 from advx.errors import StoreError
 
-from . import RunStore
+from .runstore import RunStore
 
 
 _SUMMED = ("seconds", "forwards", "backwards", "crafted")

@@ -1,14 +1,13 @@
-"""Register paper 001's training augmentations with advx."""
+"""Register paper 001's training augmentations (and paper 004's IAT) with advx."""
 
 from __future__ import annotations
 
 from advx.api import hookimpl
 
-from .adversarial import AdversarialTraining, FGSMTraining, InterpolatedAdversarialTraining, PartialPGD
+from .adversarial import InterpolatedAdversarialTraining, PartialPGD
 from .mixing import ManifoldMixup, Mixup, SoftLabels
 
 
 @hookimpl
 def advx_register_training_augmentations() -> list[type]:
-    return [Mixup, ManifoldMixup, SoftLabels, AdversarialTraining, FGSMTraining, PartialPGD,
-            InterpolatedAdversarialTraining]
+    return [Mixup, ManifoldMixup, SoftLabels, PartialPGD, InterpolatedAdversarialTraining]

@@ -1,16 +1,11 @@
 """The trainer: optimiser, schedule, loss and the TrainingAugmentation hooks in order.
-
-Deterministic on CPU for a given seed. Trained weights are cached by the hash of everything
-that determines them (data, model, recipe, seed) and loaded back with ``weights_only=True``.
-"""
+Deterministic on CPU for a given seed."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +13,13 @@ import attrs
 import torch
 from torch import nn
 
-from .config import TrainSettings
-from .data.bundle import DataBundle, as_float
-from .distributed import Dist, split_batch
-from .errors import AdvxWarning, ConfigError
-from .losses import make_criterion, one_hot
-from .progress import progress
-from .protocols import Batch
+from ..config import TrainSettings
+from ..data.bundle import DataBundle, as_float
+from ..distributed import Dist, split_batch
+from ..errors import ConfigError
+from ..losses import make_criterion, one_hot
+from ..progress import progress
+from ..protocols import Batch
 
 
 @attrs.define
@@ -210,27 +205,6 @@ def train(model: nn.Module, data: DataBundle, settings: TrainSettings, augmentat
             call_hook(aug, "teardown", ctx)
     model.eval()
     return model
-
-
-def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Load a state dict safely (``weights_only=True``: no code in a checkpoint ever runs)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    return obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
-
-
-def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
-    """Write through a temporary file so a kill never leaves a partial checkpoint. A failed write
-    (disk full, a file-size limit) warns in one line: the trained model is still in memory and the
-    run goes on; only the cache entry is missing."""
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent shard jobs never share a temp file
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": model.state_dict(), "meta": json.dumps(meta, default=str)}, tmp)
-        tmp.replace(path)
-    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a short write as RuntimeError
-        tmp.unlink(missing_ok=True)
-        warnings.warn(f"could not write the checkpoint {path} ({str(exc).splitlines()[0][:120]}); the model is "
-                      f"used from memory but will be retrained next time", AdvxWarning, stacklevel=2)
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:

@@ -1,10 +1,8 @@
-"""Build, train or load every trained model of an experiment (cached by spec hash)."""
+"""Build, train or load every trained model of an experiment (cached by the hash of its spec)."""
 
 from __future__ import annotations
 
-import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,9 @@ from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
 from advx.data.splits import training_subset
 from advx.distributed import Dist
-from advx.errors import AdvxWarning, ConfigError
-from advx.training import (adapt_model, create_image_augmentation, load_checkpoint,
-                           save_checkpoint, spec_hash, train)
+from advx.errors import ConfigError
+from .cache import load_checkpoint, readable_checkpoint, remove_stale_temporaries, save_checkpoint
+from .loop import adapt_model, create_image_augmentation, spec_hash, train
 
 
 def resolve_training(cfg: ExperimentConfig, registry: Any) -> dict[str, Any]:
@@ -68,13 +66,8 @@ def weights_key(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def code_of(registry: Any, components: list[tuple[str, str]]) -> dict[str, str]:
-    """{plugin package: digest of its source} for the named components (advx's own excluded)."""
-    out = {}
-    for kind, name in components:
-        found = registry.code_digest(kind, name)
-        if found is not None:
-            out[found[0]] = found[1]
-    return dict(sorted(out.items()))
+    """{plugin package (or advx module): digest of its source} for the named components."""
+    return dict(sorted(registry.code_digest(kind, name) for kind, name in components))
 
 
 def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str | None, registry: Any,
@@ -103,44 +96,6 @@ def _variant_spec(cfg: ExperimentConfig, variant: TrainVariant, init_hash: str |
         "base": init_hash if s.init != "scratch" else None,  # the model training starts from
         **weights_key(cfg), **code,
     }
-
-
-def _readable_checkpoint(path: Path) -> dict[str, torch.Tensor] | None:
-    """The cached state dict, or None (with a one-line warning) when the file cannot be read —
-    truncated by a full disk or a kill mid-write — so the model is retrained instead of crashing."""
-    try:
-        return load_checkpoint(path)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a bad file
-        warnings.warn(f"cached checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc)[:80]}); "
-                      f"retraining it", AdvxWarning, stacklevel=2)
-        return None
-
-
-STALE_SECONDS = 600
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete ``<hash>.<pid>.tmp`` checkpoints left by a killed process: its pid no longer runs here
-    and the file is older than ``STALE_SECONDS`` (a shard job on another machine sharing the cache
-    may use the same pid number, but finishes its write in seconds)."""
-    for tmp in folder.glob("*.*.tmp"):
-        try:
-            pid = int(tmp.suffixes[-2].lstrip("."))
-            old = time.time() - tmp.stat().st_mtime > STALE_SECONDS
-        except (ValueError, IndexError, OSError):
-            continue
-        if old and pid != os.getpid() and not _alive(pid):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_model(cfg: ExperimentConfig, registry: Any, data: DataBundle, weights: bool = True,
@@ -234,7 +189,7 @@ def obtain_models(cfg: ExperimentConfig, registry: Any, data: DataBundle, train_
         info = {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_shape": data.image_shape,
                 "feature_layers": tuple(getattr(model, "feature_layers", ()))}
         t0 = time.perf_counter()
-        state = _readable_checkpoint(path) if path.is_file() else None
+        state = readable_checkpoint(path) if path.is_file() else None
         cached = dist.all_true(state is not None)
         if not cached:
             if s.init != "scratch":  # config checked it names an earlier model
