@@ -212,7 +212,8 @@ def repair(run_file: Path) -> None:
 @cli.command()
 @click.argument("run_file", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for report.md, CSV and PNG "
-              "(default: RUN_FILE without .h5, plus _report).")
+              "(default: RUN_FILE without .h5, plus _report; for a link such as runs/quickstart.h5, the "
+              "file it points to, so two runs never share a report folder).")
 def report(run_file: Path, out: Path | None) -> None:
     """Print the tables of RUN_FILE and write Markdown, CSV and PNG plots."""
     from advx import open_run
@@ -220,7 +221,8 @@ def report(run_file: Path, out: Path | None) -> None:
 
     results = open_run(run_file)
     print_report(results, click.echo)
-    for p in write_report(results, out or run_file.with_name(run_file.stem + "_report"), command=_command()):
+    named = run_file.resolve() if run_file.is_symlink() else run_file  # runs/quickstart.h5 links to the newest run
+    for p in write_report(results, out or run_file.with_name(named.stem + "_report"), command=_command()):
         click.echo(f"wrote {p}")
 
 

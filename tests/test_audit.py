@@ -128,3 +128,68 @@ def test_indicators_that_do_not_apply_say_so(run_file):
     res.cells = [c for c in res.cells if c.cell.mode == "clean"]
     found = by_name(audit(res))
     assert found["unconstrained"].verdict == NA and found["transfer beats adaptive"].verdict == NA
+
+
+def test_minimal_norm_attacks_are_reported_as_norms_from_the_stored_arrays(run_file):
+    """DeepFool's table row (issue #35): success among the clean-correct samples with its Wilson
+    interval, and the median/mean norms of the successful ones, recomputed here from the cells."""
+    from advx.evaluation.report import all_tables
+    from advx.evaluation.verdict import wilson
+
+    res = advx.open_run(run_file)
+    (table,) = res.minimal_norm_tables()
+    assert any(t.title == table.title for t in all_tables(res))
+    rows = {(r[1], r[3]): dict(zip(table.columns, r)) for r in table.rows}
+    assert set(rows) == {("none", "oblivious"), ("guo", "oblivious"), ("guo", "adaptive")}  # undefended: one mode
+    for (defense, mode), row in rows.items():
+        attacked_cell, clean = res.get("base", defense, "DeepFool", mode), res.get("base", defense, "clean")
+        assert np.array_equal(attacked_cell.arrays["index"], clean.arrays["index"])
+        attacked = clean.arrays["correct"].astype(bool)
+        won = attacked & ~attacked_cell.arrays["correct"].astype(bool)
+        assert row["attacked"] == attacked.sum() and row["success"] == round(100 * won.sum() / attacked.sum(), 2)
+        assert (row["95% low"], row["95% high"]) == tuple(round(v, 2) for v in wilson(won.sum(), attacked.sum()))
+        assert won.sum() > 0 and row["median l2"] == round(float(np.median(attacked_cell.arrays["l2"][won])), 4)
+        assert 0 < row["median linf"] <= row["median l2"]
+
+
+def test_plots_carry_values_intervals_and_mark_cells_that_did_not_run():
+    """Issue #35: every bar has its value and 95 % interval; a cell that did not run is written
+    'not run', never drawn as a bar of 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advx.evaluation.report import draw_table
+    from advx.evaluation.results import MetricTable
+    from advx.evaluation.verdict import wilson
+
+    t = MetricTable("accuracy (%) — adaptive", ["train", "defense", "clean", "PGD", "Square"],
+                    [["base", "none", 90.0, 40.0, 55.0], ["base", "guo", 80.0, 60.0, None]], plot="bar")
+    fig, ax = plt.subplots()
+    draw_table(ax, t, n=200)
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [40.0, 55.0, 60.0, 80.0, 90.0]  # five bars: the missing Square cell is not a 0 bar
+    assert [x.get_text() for x in ax.texts].count("not run") == 1
+    labels = {x.get_text() for x in ax.texts}
+    assert {"40.0", "55.0", "60.0", "80.0", "90.0"} <= labels
+    low, high = wilson(0.4 * 200, 200)
+    segments = [seg for c in ax.containers if hasattr(c, "errorbar") and c.errorbar is not None
+                for seg in c.errorbar.lines[2][0].get_segments()]
+    assert any(abs(s[0][1] - low) < 1e-6 and abs(s[1][1] - high) < 1e-6 for s in segments)
+    plt.close(fig)
+
+
+def test_the_report_of_a_link_is_named_after_the_run_it_points_to(run_file, tmp_path):
+    """runs/quickstart.h5 links to the newest run: its report goes to <that run>_report, so the
+    reports of two runs never overwrite each other."""
+    run = tmp_path / "quickstart-abc123.h5"
+    run.write_bytes(run_file.read_bytes())
+    link = tmp_path / "quickstart.h5"
+    link.symlink_to(run.name)
+    res = CliRunner().invoke(cli, ["report", str(link)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "quickstart-abc123_report" / "report.md").is_file()
+    assert not (tmp_path / "quickstart_report").exists()
+    pngs = sorted((tmp_path / "quickstart-abc123_report").glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)

@@ -40,7 +40,7 @@ def all_tables(results: RunResults) -> list[MetricTable]:
     tables = [t for ts in results.metrics.values() for t in ts]
     tables = tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
     headline = results.worst_case_table()
-    return ([headline] if headline.rows else []) + tables + results.ensemble_tables()
+    return ([headline] if headline.rows else []) + tables + results.minimal_norm_tables() + results.ensemble_tables()
 
 
 def print_report(results: RunResults, echo=print) -> None:
@@ -115,7 +115,7 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
         written.append(out_dir / f"{stem}.csv")
         md += [markdown_table(t), ""]
         if t.plot:
-            png = plot_table(t, out_dir / f"{stem}.png")
+            png = plot_table(t, out_dir / f"{stem}.png", n=len(results.test.get("index", ())))
             if png is not None:
                 md += [f"![{t.title}]({png.name})", ""]
                 written.append(png)
@@ -128,7 +128,18 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
     return written
 
 
-def plot_table(t: MetricTable, path: Path) -> Path | None:
+def _interval(value: float, n: int) -> tuple[float, float]:
+    """The 95 % Wilson interval of an accuracy in percent over ``n`` samples, as (below, above)."""
+    from .verdict import wilson
+
+    low, high = wilson(value / 100 * n, n)
+    return value - low, high - value
+
+
+def plot_table(t: MetricTable, path: Path, n: int = 0) -> Path | None:
+    """A PNG of the table: each bar or point with its value and, given ``n`` test samples, its
+    95 % Wilson interval as an error bar; a cell that did not run is marked 'not run', never
+    drawn as 0."""
     try:
         import matplotlib
 
@@ -137,11 +148,26 @@ def plot_table(t: MetricTable, path: Path) -> Path | None:
     except ImportError:  # pragma: no cover - matplotlib is an optional extra
         return None
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(t.columns)), 4))
+    draw_table(ax, t, n)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
+    """Draw ``t`` on a matplotlib Axes (see :func:`plot_table`)."""
+    bars = lambda ys: None if n <= 0 else np.array([_interval(v, n) for v in ys]).T  # noqa: E731
     if t.plot == "line":
         xs = t.columns[1:]
         for row in t.rows:
-            ys = [float("nan") if v is None else float(v) for v in row[1:]]
-            ax.plot(range(len(xs)), ys, marker="o", label=str(row[0]))
+            ran = [(i, float(v)) for i, v in enumerate(row[1:]) if isinstance(v, (int, float))]
+            if not ran:
+                continue
+            pos, ys = zip(*ran)
+            ax.errorbar(pos, ys, yerr=bars(ys), marker="o", capsize=3, label=str(row[0]))
+            for i, v in ran:
+                ax.annotate(f"{v:.1f}", (i, v), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=6)
         ax.set_xticks(range(len(xs)), xs)
         ax.set_xlabel(t.title.split(" vs ")[-1].split(" — ")[0] if " vs " in t.title else "")
     else:
@@ -152,14 +178,18 @@ def plot_table(t: MetricTable, path: Path) -> Path | None:
         groups = [t.columns[i] for i in numeric]
         width = 0.8 / max(1, len(t.rows))
         for j, row in enumerate(t.rows):
-            ys = [0 if row[i] is None else float(row[i]) for i in numeric]
-            ax.bar([i + j * width for i in range(len(groups))], ys, width, label="/".join(map(str, row[:num_start])))
+            xs = [i + j * width for i in range(len(groups))]
+            ran = [(x, float(row[i])) for x, i in zip(xs, numeric) if row[i] is not None]
+            label = "/".join(map(str, row[:num_start]))
+            if ran:
+                px, ys = zip(*ran)
+                drawn = ax.bar(px, ys, width, yerr=bars(ys), capsize=2, label=label)
+                ax.bar_label(drawn, fmt="%.1f", fontsize=6, padding=2)
+            for x, i in zip(xs, numeric):
+                if row[i] is None:
+                    ax.text(x, 2, "not run", rotation=90, ha="center", va="bottom", fontsize=6, color="0.4")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=20, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)" + (f", 95 % intervals over {n} samples" if n > 0 else ""))
+    ax.set_ylim(0, 105)
     ax.set_title(t.title, fontsize=10)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 
 from .cells import CLEAN, Cell
+from .verdict import wilson
 
 
 @attrs.define
@@ -211,6 +212,37 @@ class RunResults:
                            note="a sample counts as robust only if it is classified correctly clean and under every "
                                 "attack of its budget in every threat model listed; budgets are never mixed "
                                 "('unbounded': minimal-norm attacks such as DeepFool and CW)")
+
+    def minimal_norm_tables(self) -> list[MetricTable]:
+        """Minimal-norm attacks (DeepFool, CW: budget 'unbounded') as the field reports them: on the
+        samples classified correctly clean, the success rate with its 95 % Wilson interval and the
+        median and mean perturbation norms of the successful ones. Their 'accuracy' (the failure
+        rate) says little: any point is reachable without a budget."""
+        rows = []
+        for c in self.cells:
+            if c.cell.mode == CLEAN or cell_budget(c) != "unbounded" or not len(c.arrays.get("correct", ())):
+                continue
+            clean = self.get(c.cell.train, c.cell.defense, CLEAN)
+            pos = {} if clean is None else {int(i): j for j, i in enumerate(clean.arrays["index"])}
+            index = c.arrays["index"]
+            if clean is None or any(int(i) not in pos for i in index):
+                continue
+            attacked = clean.arrays["correct"][[pos[int(i)] for i in index]].astype(bool)
+            won = attacked & ~c.arrays["correct"].astype(bool)
+            n, k = int(attacked.sum()), int(won.sum())
+            low, high = wilson(k, n) if n else (float("nan"), float("nan"))
+            norms = [(np.median(c.arrays[key][won]), np.mean(c.arrays[key][won])) if k and key in c.arrays
+                     else (None, None) for key in ("l2", "linf")]
+            rows.append([c.cell.train, c.cell.defense, c.cell.attack, c.cell.mode, n,
+                         round(100 * k / n, 2) if n else None, round(low, 2), round(high, 2),
+                         *(None if v is None else round(float(v), 4) for pair in norms for v in pair)])
+        if not rows:
+            return []
+        return [MetricTable("minimal-norm attacks: success rate and the norms they needed",
+                            ["train", "defense", "attack", "mode", "attacked", "success", "95% low", "95% high",
+                             "median l2", "mean l2", "median linf", "mean linf"], rows,
+                            note="on the samples classified correctly clean; norms over the successful ones "
+                                 "(pixels in [0, 1]); the interval is Wilson's")]
 
     def ensemble_tables(self) -> list[MetricTable]:
         """For each ensemble attack (AutoAttack): robust accuracy after each member, as the

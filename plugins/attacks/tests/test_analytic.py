@@ -11,11 +11,12 @@ def fooled(model, x_adv, y):
         return model(x_adv).argmax(1) != y
 
 
+@pytest.mark.parametrize("clip", ["point", "perturbation"])
 @pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_deepfool_lands_within_1_25x_of_the_optimum(linear, norm):
+def test_deepfool_lands_within_1_25x_of_the_optimum(linear, norm, clip):
     model, x, y = linear
     opt = model.minimal_distance(x, y, norm)
-    x_adv = advx.create("attack", "deepfool", norm=norm)(model, x, y)
+    x_adv = advx.create("attack", "deepfool", norm=norm, clip=clip)(model, x, y)
     assert fooled(model, x_adv, y).all()
     d = (x_adv - x).flatten(1)
     got = d.norm(dim=1) if norm == "l2" else d.abs().amax(1)

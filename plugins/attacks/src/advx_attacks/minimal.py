@@ -27,8 +27,15 @@ class DeepFool(AttackBase):
     sample: finished samples stop) or ``steps`` is reached; the total perturbation is scaled by
     (1 + overshoot). The gradients of all candidate logit differences come from one backward
     pass over a (candidates x N) batch. Works on logits.
+
+    ``clip`` = "point" (the default) follows the paper (Algorithm 2, Section 3): the steps r_i
+    accumulate into r_tot, which keeps whatever the pixel bounds cut off; each iterate is
+    x + (1 + overshoot)·r_tot clipped to the bounds, the point that is linearised, checked and
+    returned (as the authors' and cleverhans' reference code do). "perturbation" also cuts r_tot
+    back to what the bounds let through after every step (the older advx behaviour): on images
+    whose pixels sit at 0 or 1 the next steps then push into the bound again and stall.
     Arguments: steps (50; paper 002 sweeps 1..5), overshoot (0.02), norm ('l2'|'linf'),
-    candidates (10). Untargeted only.
+    candidates (10), clip ('point'|'perturbation'). Untargeted only.
     """
 
     name: ClassVar[str] = "deepfool"
@@ -39,6 +46,8 @@ class DeepFool(AttackBase):
     overshoot: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))
     norm: Literal["l2", "linf"] = attrs.field(default="l2", validator=attrs.validators.in_(["l2", "linf"]))
     candidates: int = attrs.field(default=10, validator=attrs.validators.ge(2))
+    clip: Literal["point", "perturbation"] = attrs.field(default="point",
+                                                         validator=attrs.validators.in_(["point", "perturbation"]))
 
     def perturb(self, model, x, y, *, target, generator, eps):
         with torch.no_grad():
@@ -49,13 +58,11 @@ class DeepFool(AttackBase):
         cls = torch.cat([y[:, None], others], 1)  # n x k
         r_tot = torch.zeros_like(x)
         active = logits0.argmax(1) == y
-        x_adv = x.clone()
         for _ in range(self.steps):
             idx = active.nonzero().flatten()
             if len(idx) == 0:
                 break
-            xa = (x[idx] + (1 + self.overshoot) * r_tot[idx]).clamp(*self.bounds)
-            xa = xa.detach().requires_grad_(True)
+            xa = self._iterate(x[idx], r_tot[idx]).detach().requires_grad_(True)
             m = len(idx)
             rep = xa.unsqueeze(0).expand(k - 1, *xa.shape).reshape(-1, *xa.shape[1:])  # (k-1)·m
             out = model(rep).float().view(k - 1, m, -1)
@@ -75,10 +82,12 @@ class DeepFool(AttackBase):
                 else:
                     r = (f + 1e-4) / (flat_norm(w, "l2") ** 2 + TINY) * w
                 r_tot[idx] += r
-                x_adv[idx] = (x[idx] + (1 + self.overshoot) * r_tot[idx]).clamp(*self.bounds)
-                # keep only what the bounds let through, so the next linear step (and the
-                # overshoot) act on the point really reached, not on clipped-away perturbation
-                r_tot[idx] = (x_adv[idx] - x[idx]) / (1 + self.overshoot)
-                still = model(x_adv[idx]).float().argmax(1) == y[idx]
-                active[idx] = still
-        return x_adv
+                point = self._iterate(x[idx], r_tot[idx])
+                if self.clip == "perturbation":  # keep only what the bounds let through
+                    r_tot[idx] = (point - x[idx]) / (1 + self.overshoot)
+                active[idx] = model(point).float().argmax(1) == y[idx]
+        return self._iterate(x, r_tot)
+
+    def _iterate(self, x: torch.Tensor, r_tot: torch.Tensor) -> torch.Tensor:
+        """The point a step linearises at, checks and returns: x + (1 + overshoot)·r_tot, clipped."""
+        return (x + (1 + self.overshoot) * r_tot).clamp(*self.bounds)
