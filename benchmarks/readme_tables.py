@@ -13,10 +13,14 @@ to rewrite every marked block; ``--check`` exits 1 naming the blocks that differ
 runs it, so a README table cannot drift from its stored run).
 
 A paper's claims table is marked the same way with ``<!-- claims: path/claims.json -->``. The
-claims file holds what a person writes (the claim, the paper's number, the setting, a note on
-why); a claim with a ``rule`` also gets its 95 % interval and a verdict computed by the written
-rule of ``advx.evaluation.verdict`` from the stored sizes; each measured value is a reference ``{"table": title prefix, "row": [first cells],
-"column": name}`` into the summary the file names, looked up at render time, never typed.
+claims file holds what a person writes (the claim, the paper's number, the setting, a ``note``)
+and each claim's ``rule``; the verdict, its 95 % interval and n are computed by the written rule
+of ``advx.evaluation.verdict`` from the stored run (paired per-sample differences where the run
+kept ``per_sample.npz``) and written back under ``result`` (``--check`` fails when a stored
+result no longer follows from the run). Each measured value is a reference ``{"table": title
+prefix, "row": [first cells], "column": name}`` into the summary the file names, looked up at
+render time, never typed. ``<!-- verdict-counts -->`` blocks get the count per verdict over the
+README's claims tables.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r'(<!-- table: (\S+) "([^"]*)" -->\n)(.*?)(<!-- /table -->)', re.S)
 CLAIMS = re.compile(r'(<!-- claims: (\S+) -->\n)(.*?)(<!-- /claims -->)', re.S)
+COUNTS = re.compile(r'(<!-- verdict-counts -->\n)(.*?)(<!-- /verdict-counts -->)', re.S)
 
 
 def fmt(v) -> str:
@@ -70,22 +77,26 @@ def lookup(summary: dict, ref: dict):
     return row[table["columns"].index(ref["column"])]
 
 
-def render_claims(source: Path) -> str:
+def render_claims(source: Path, write: bool = False, seen: dict | None = None) -> str:
     """The claims table; a ``measured`` reference may name its own ``summary`` (another stored run
-    of the same plugin, e.g. a baseline run separately), else the file's."""
+    of the same plugin, e.g. a baseline run separately), else the file's. With ``write``, each
+    ruled claim's numbers and verdict are stored back into the claims file under ``result``;
+    ``seen`` collects the verdicts ("verdicts") and whether a stored result was stale ("stale")."""
     claims = json.loads(source.read_text())
-    summaries = {claims["summary"]: json.loads((ROOT / claims["summary"]).read_text())}
+    summaries: dict[str, dict] = {}
 
     def summary_of(ref: dict) -> dict:
         path = ref.get("summary", claims["summary"])
         if path not in summaries:
             summaries[path] = json.loads((ROOT / path).read_text())
+            summaries[path]["_path"] = path
         return summaries[path]
 
     ruled = any("rule" in c for c in claims["claims"])
-    head = ["claim", "paper", "measured", *(["95 % interval", "verdict by rule", "note"] if ruled else []),
+    head = ["claim", "paper", "measured", *(["95 % interval", "verdict (by rule)", "note"] if ruled else []),
             "setting", *([] if ruled else ["verdict"])]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    changed = False
     for c in claims["claims"]:
         if c.get("measured") is None:
             measured, value = "not measured", None
@@ -93,51 +104,138 @@ def render_claims(source: Path) -> str:
             value = lookup(summary_of(c["measured"]), c["measured"])
             measured = f"{value:.2f}" if isinstance(value, float) else str(value)
         cells = [c["claim"], c["paper"], measured]
+        note = c.get("note", c.get("verdict", ""))
         if ruled:
-            cells += [*rule_verdict(c, value, summary_of), c["verdict"], c["setting"]]
+            judged = rule_verdict(c, value, summary_of)
+            verdict_text = judged.verdict + (f" ({judged.why})" if judged.why else "")
+            cells += [judged.interval(), verdict_text, note, c["setting"]]
+            result = result_record(judged, c, summary_of)
+            changed |= c.get("result") != result
+            c["result"] = result
+            if seen is not None:
+                seen.setdefault("verdicts", []).append(judged.verdict)
         else:
-            cells += [c["setting"], c["verdict"]]
+            cells += [c["setting"], note]
         lines.append("| " + " | ".join(str(v) for v in cells) + " |")
+    if write and changed:
+        source.write_text(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
+    if seen is not None:
+        seen["stale"] = seen.get("stale", False) or (changed and not write)
     return "\n".join(lines) + "\n"
 
 
-def rule_verdict(claim: dict, value, summary_of) -> tuple[str, str]:
-    """(interval, verdict) by the written rule of ``advx.evaluation.verdict`` for a claim with a
-    ``rule``: {"kind": "value", "paper": 99.3} or {"kind": "direction", "sign": 1, "minus": REF}
-    (REF: a measured reference like ``measured``, the B of "A beats B")."""
+def result_record(judged, claim: dict, summary_of) -> dict:
+    """What a claims row stores of its verdict: the numbers it was made from and the seeds."""
+    seed = summary_of(claim["measured"]).get("seed") if claim.get("measured") else None
+    return {"verdict": judged.verdict, "measured": judged.value, "low": None if judged.low is None else round(judged.low, 2),
+            "high": None if judged.high is None else round(judged.high, 2), "n": judged.n, "paired": judged.paired,
+            "seeds": [] if seed is None else [seed], "why": judged.why}
+
+
+def per_sample(summary: dict, ref: dict):
+    """The per-sample ``correct`` array (with test indices) behind a measured reference, from the
+    run's per_sample.npz: an accuracy-table cell, or the worst case's AND over every cell of the
+    row. None when the run stored no per-sample file or the table is not one of those."""
+    name = summary.get("per_sample")
+    path = ROOT / Path(summary["_path"]).parent / name if name else None
+    if path is None or not path.is_file():
+        return None
+    data = np.load(path)
+    cells = json.loads(str(data["cells"]))
+    keys = ref["row"] if isinstance(ref["row"], list) else [ref["row"]]
+    if len(keys) < 2:
+        return None
+    train, defense = keys[:2]
+
+    def arrays(c: dict):
+        return data[f"{c['key']}_index"], data[f"{c['key']}_correct"]
+
+    mine = [c for c in cells if (c["train"], c["defense"]) == (train, defense)]
+    if ref["column"] == "clean":
+        chosen = [c for c in mine if c["mode"] == "clean"]
+    elif ref["table"].startswith("accuracy (%) — "):
+        mode = ref["table"][len("accuracy (%) — "):].removesuffix(" attacks")
+        chosen = [c for c in mine if c["mode"] == mode and c["attack"] == ref["column"]]
+    elif ref["table"].startswith("robust accuracy (%) — per-sample worst case") and ref["column"] == "robust":
+        budgets = {c["budget"] for c in mine if c["mode"] != "clean"}
+        if len(budgets) != 1:
+            return None
+        chosen = mine
+    else:
+        return None
+    if not chosen or (ref["column"] != "robust" and len(chosen) != 1):
+        return None
+    index, correct = arrays(chosen[0])
+    for c in chosen[1:]:
+        i2, c2 = arrays(c)
+        if not np.array_equal(i2, index):
+            return None
+        correct = correct & c2
+    return index, correct
+
+
+def rule_verdict(claim: dict, value, summary_of):
+    """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
+    "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
+    comparable" | "not measured", "why": ...} (REF: a measured reference like ``measured``, the B
+    of "A beats B"); ``tolerance`` widens the interval by that many points."""
     from advx.evaluation import verdict
 
     rule = claim.get("rule")
-    if rule is None or value is None:
-        return "—", "no rule" if rule is None else "not measured"
+    if rule is None:
+        return verdict.Judged("no rule")
+    if rule["kind"] in (verdict.NOT_COMPARABLE, verdict.NOT_MEASURED):
+        return verdict.Judged(rule["kind"], why=rule["why"])
+    if value is None:
+        return verdict.Judged(verdict.NOT_MEASURED, why="the stored run has no such cell")
     n = summary_of(claim["measured"]).get("sizes", {}).get("test")
     if not n:
-        return "—", "no verdict: the stored run predates sizes in summary.json"
+        return verdict.Judged("no verdict", why="the stored run predates sizes in summary.json")
+    tolerance = float(rule.get("tolerance", 0.0))
     if rule["kind"] == "value":
-        return verdict.value_verdict(float(value), int(n), float(rule["paper"]))
+        return verdict.judge_value(float(value), int(n), float(rule["paper"]), tolerance)
+    paper = None if rule.get("paper") is None else float(rule["paper"])
+    a, b = per_sample(summary_of(claim["measured"]), claim["measured"]), per_sample(summary_of(rule["minus"]),
+                                                                                     rule["minus"])
+    if a is not None and b is not None and np.array_equal(a[0], b[0]):
+        d, lo, hi = verdict.paired_difference(a[1], b[1])
+        return verdict.judge_gain(d, lo, hi, len(a[1]), int(rule["sign"]), True, paper, tolerance)
     other = lookup(summary_of(rule["minus"]), rule["minus"])
     n2 = summary_of(rule["minus"]).get("sizes", {}).get("test") or n
     d, lo, hi = verdict.unpaired_difference(float(value), int(n), float(other), int(n2))
-    return verdict.direction_verdict(d, lo, hi, int(rule["sign"]), paired=False)
+    return verdict.judge_gain(d, lo, hi, int(n), int(rule["sign"]), False, paper, tolerance)
 
 
 def readmes() -> list[Path]:
     return [ROOT / "README.md", *sorted(ROOT.glob("plugins/*/README.md"))]
 
 
+def verdict_counts(verdicts: list[str]) -> str:
+    """The line a README opens its claims with: how many claims got each verdict by the rule."""
+    from advx.evaluation.verdict import VERDICTS
+
+    counts = {v: verdicts.count(v) for v in dict.fromkeys([*VERDICTS, *verdicts]) if verdicts.count(v)}
+    if not counts:
+        return "No claim here has a written rule yet.\n"
+    parts = " · ".join(f"{k} {v}" for k, v in counts.items())
+    return (f"Verdicts by the written rule (`advx.evaluation.verdict`) over {len(verdicts)} claims: {parts}.\n")
+
+
 def sync(check: bool) -> list[str]:
     stale = []
     for path in readmes():
         text = path.read_text()
+        seen: dict = {}
 
         def repl(m: re.Match) -> str:
             return m.group(1) + render(ROOT / m.group(2), m.group(3)) + m.group(5)
 
         def repl_claims(m: re.Match) -> str:
-            return m.group(1) + render_claims(ROOT / m.group(2)) + m.group(4)
+            return m.group(1) + render_claims(ROOT / m.group(2), write=not check, seen=seen) + m.group(4)
 
         new = CLAIMS.sub(repl_claims, BLOCK.sub(repl, text))
-        if new != text:
+        new = COUNTS.sub(lambda m: m.group(1) + verdict_counts(seen.get("verdicts", [])) + m.group(3), new)
+        if new != text or seen.get("stale"):
             stale.append(str(path.relative_to(ROOT)))
             if not check:
                 path.write_text(new)

@@ -31,29 +31,42 @@ def test_paired_difference_counts_only_discordant_samples():
     assert d2 == pytest.approx(d) and hi2 - lo2 > hi - lo  # the unpaired interval is wider
 
 
-def test_value_and_direction_rules():
-    assert verdict.value_verdict(88.0, 2000, 88.5)[1] == "consistent"
-    assert verdict.value_verdict(80.0, 2000, 88.5)[1] == "lower than the paper by 8.5 points"
-    assert verdict.direction_verdict(3.0, 1.0, 5.0, +1, True)[1] == "reproduced"
-    assert verdict.direction_verdict(-3.0, -5.0, -1.0, +1, True)[1] == "contradicted"
-    assert verdict.direction_verdict(1.0, -1.0, 3.0, +1, False)[1] == "inconclusive"
+def test_value_and_gain_rules():
+    assert verdict.judge_value(88.0, 2000, 88.5).verdict == "reproduced"
+    lower = verdict.judge_value(80.0, 2000, 88.5)
+    assert lower.verdict == "not reproduced" and lower.why == "lower than the paper by 8.5"
+    assert verdict.judge_value(80.0, 2000, 83.0, tolerance=1.5).verdict == "reproduced"  # 78.2-81.7, +1.5
+    assert verdict.judge_gain(3.0, 1.0, 5.0, 500, +1, True).verdict == "direction"
+    assert verdict.judge_gain(3.0, 1.0, 5.0, 500, +1, True, paper=4.0).verdict == "reproduced"
+    assert verdict.judge_gain(3.0, 1.0, 5.0, 500, +1, True, paper=22.9).verdict == "direction"
+    assert verdict.judge_gain(-3.0, -5.0, -1.0, 500, +1, True).verdict == "not reproduced"
+    assert verdict.judge_gain(1.0, -1.0, 3.0, 500, +1, False).verdict == "inconclusive"
 
 
-def summary(tmp_path, sizes):
+def summary(tmp_path, sizes, per_sample=None):
     s = {"tables": [{"title": "accuracy (%) — oblivious attacks", "columns": ["train", "defense", "clean", "PGD"],
-                     "rows": [["base", "none", 90.0, 40.0], ["soft", "none", 91.0, 48.0]]}]}
+                     "rows": [["base", "none", 90.0, 40.0], ["soft", "none", 91.0, 48.0]]}], "seed": 0}
     if sizes:
         s["sizes"] = {"test": 500}
+    if per_sample is not None:
+        s["per_sample"] = "per_sample.npz"
+        cells = [{"train": t, "defense": "none", "attack": "PGD", "mode": "oblivious", "key": k, "budget": "linf 0.1"}
+                 for k, t in enumerate(["base", "soft"])]
+        np.savez_compressed(tmp_path / "per_sample.npz", cells=np.array(json.dumps(cells)),
+                            **{f"{k}_index": np.arange(500) for k in range(2)},
+                            **{f"{k}_correct": per_sample[k] for k in range(2)})
     path = tmp_path / "summary.json"
     path.write_text(json.dumps(s))
-    claims = {"summary": str(path), "claims": [
-        {"claim": "clean", "paper": "89.0", "setting": "s", "verdict": "why",
+    claims = {"summary": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path), "claims": [
+        {"claim": "clean", "paper": "89.0", "setting": "s", "note": "why",
          "measured": {"table": "accuracy", "row": ["base", "none"], "column": "clean"},
          "rule": {"kind": "value", "paper": 89.0}},
-        {"claim": "soft labels raise PGD accuracy", "paper": "+9", "setting": "s", "verdict": "why",
-         "measured": {"table": "accuracy", "row": ["soft", "none"], "column": "PGD"},
-         "rule": {"kind": "direction", "sign": 1,
-                  "minus": {"table": "accuracy", "row": ["base", "none"], "column": "PGD"}}}]}
+        {"claim": "soft labels raise PGD accuracy", "paper": "+9", "setting": "s", "note": "why",
+         "measured": {"table": "accuracy (%) — oblivious attacks", "row": ["soft", "none"], "column": "PGD"},
+         "rule": {"kind": "gain", "sign": 1,
+                  "minus": {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"], "column": "PGD"}}},
+        {"claim": "CIFAR-100", "paper": "Table 2", "setting": "—", "note": "",
+         "rule": {"kind": "not measured", "why": "no CIFAR-100 here"}}]}
     cpath = tmp_path / "claims.json"
     cpath.write_text(json.dumps(claims))
     return cpath
@@ -61,10 +74,42 @@ def summary(tmp_path, sizes):
 
 def test_a_claims_table_gets_intervals_and_verdicts_from_the_stored_sizes(tmp_path):
     table = readme_tables.render_claims(summary(tmp_path, sizes=True))
-    assert "| claim | paper | measured | 95 % interval | verdict by rule | note | setting |" in table
-    assert "| clean | 89.0 | 90.00 | 87.1–92.3 (n = 500) | consistent | why | s |" in table
-    assert "+8.0 (+1.9 to +14.1, unpaired) | reproduced" in table
+    assert "| claim | paper | measured | 95 % interval | verdict (by rule) | note | setting |" in table
+    assert "| clean | 89.0 | 90.00 | 87.1–92.3 (n = 500) | reproduced | why | s |" in table
+    assert "+8.0 (+1.9 to +14.1, unpaired) | direction" in table
+    assert "| CIFAR-100 | Table 2 | not measured | — | not measured (no CIFAR-100 here) |" in table
+
+
+def test_a_gain_is_paired_when_the_runs_stored_their_per_sample_results(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.random(500) < 0.40
+    soft = base | (rng.random(500) < 0.14)  # soft keeps every sample base keeps, and wins some more
+    path = summary(tmp_path, sizes=True, per_sample=[base, soft])
+    seen = {}
+    table = readme_tables.render_claims(path, write=True, seen=seen)
+    d, lo, hi = verdict.paired_difference(soft, base)
+    assert f"{d:+.1f} ({lo:+.1f} to {hi:+.1f}, paired) | direction" in table
+    stored = json.loads(path.read_text())["claims"]
+    assert stored[1]["result"] == {"verdict": "direction", "measured": d, "low": round(lo, 2), "high": round(hi, 2),
+                                   "n": 500, "paired": True, "seeds": [0], "why": ""}
+    assert seen["verdicts"] == ["reproduced", "direction", "not measured"] and not seen["stale"]
+    assert readme_tables.verdict_counts(seen["verdicts"]).startswith(
+        "Verdicts by the written rule (`advx.evaluation.verdict`) over 3 claims: reproduced 1 · direction 1 · "
+        "not measured 1.")
+
+
+def test_a_stored_result_that_no_longer_follows_from_the_run_is_stale(tmp_path):
+    path = summary(tmp_path, sizes=True)
+    readme_tables.render_claims(path, write=True)
+    seen = {}
+    readme_tables.render_claims(path, seen=seen)
+    assert not seen["stale"]
+    data = json.loads(path.read_text())
+    data["claims"][0]["result"]["verdict"] = "direction"  # typed by hand
+    path.write_text(json.dumps(data))
+    readme_tables.render_claims(path, seen=seen)
+    assert seen["stale"]
 
 
 def test_no_verdict_without_sizes(tmp_path):
-    assert "no verdict: the stored run predates sizes" in readme_tables.render_claims(summary(tmp_path, sizes=False))
+    assert "no verdict (the stored run predates sizes" in readme_tables.render_claims(summary(tmp_path, sizes=False))

@@ -1,15 +1,19 @@
-"""Verdicts on a paper's claims by a written rule, from stored numbers: a measured accuracy gets
-its 95 % interval, and the verdict follows from where the paper's number or sign falls.
+"""Verdicts on a paper's claims by a written rule, from stored numbers.
 
-The rules (what ``benchmarks/readme_tables.py`` prints in a claims table's "verdict by rule"):
+Every claims row states its ``rule``; the verdict follows from the measured value's 95 %
+interval and the paper's number or sign, never from a person's reading:
 
-- ``value`` (a paper's accuracy against ours): the 95 % Wilson interval of the measured
-  accuracy over the n test images. **consistent** when the paper's number lies inside it, else
-  **higher** or **lower** than the paper, by how many points.
-- ``direction`` (a paper's "A beats B"): the 95 % interval of the difference A − B — paired
-  (McNemar's variance) when both cells' per-sample results are stored, else unpaired (a wider,
-  conservative interval). **reproduced** when the interval lies wholly on the paper's side of 0,
-  **contradicted** when wholly on the other side, **inconclusive** when it contains 0.
+- ``value`` — the paper reports an accuracy P. Interval: Wilson's, over the n test images.
+  **reproduced** when P lies inside the interval widened by the rule's ``tolerance`` (points,
+  default 0); else **not reproduced** (the row says higher or lower, and by how much).
+- ``gain`` — the paper reports "A beats B" (``sign`` +1) or the reverse (-1), optionally by G
+  points (``paper``). Interval of A − B: paired (McNemar's variance, only discordant samples
+  count) when both cells' per-sample results are stored, else unpaired (Wald, wider).
+  **reproduced** when G lies inside the interval (widened by ``tolerance``); **direction** when
+  the interval lies wholly on the paper's side of 0; **inconclusive** when it contains 0;
+  **not reproduced** when it lies wholly on the other side.
+- ``not comparable`` — another regime (another data set, network or threat model): the rule's
+  ``why`` says which. ``not measured`` — nothing here measures it: ``why`` says why.
 
 No verdict is given without n: a run stored before summaries recorded their sizes says so.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 
 Z95 = 1.959963984540054
@@ -53,21 +58,51 @@ def paired_difference(a: np.ndarray, b: np.ndarray, z: float = Z95) -> tuple[flo
     return 100 * d, 100 * (d - z * se), 100 * (d + z * se)
 
 
-def value_verdict(measured: float, n: int, paper: float) -> tuple[str, str]:
-    """(interval text, verdict) for a measured accuracy (percent) against the paper's number."""
+REPRODUCED, DIRECTION, INCONCLUSIVE = "reproduced", "direction", "inconclusive"
+NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED = "not reproduced", "not comparable", "not measured"
+VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED)
+
+
+@attrs.frozen
+class Judged:
+    """A claim's verdict and the numbers it was made from (percent; ``low``/``high`` the 95 %
+    interval of the value, or of the difference for a ``gain`` rule)."""
+
+    verdict: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+    paired: bool | None = None
+    why: str = ""
+
+    def interval(self) -> str:
+        if self.low is None:
+            return "—"
+        if self.paired is None:
+            return f"{self.low:.1f}–{self.high:.1f} (n = {self.n})"
+        return f"{self.value:+.1f} ({self.low:+.1f} to {self.high:+.1f}, {'paired' if self.paired else 'unpaired'})"
+
+
+def judge_value(measured: float, n: int, paper: float, tolerance: float = 0.0) -> Judged:
+    """The ``value`` rule: a measured accuracy (percent over ``n``) against the paper's."""
     lo, hi = wilson(measured / 100 * n, n)
-    interval = f"{lo:.1f}–{hi:.1f} (n = {n})"
-    if lo <= paper <= hi:
-        return interval, "consistent"
+    if lo - tolerance <= paper <= hi + tolerance:
+        return Judged(REPRODUCED, measured, lo, hi, n)
     side = "higher" if measured > paper else "lower"
-    return interval, f"{side} than the paper by {abs(measured - paper):.1f} points"
+    return Judged(NOT_REPRODUCED, measured, lo, hi, n, why=f"{side} than the paper by {abs(measured - paper):.1f}")
 
 
-def direction_verdict(diff: float, lo: float, hi: float, sign: int, paired: bool) -> tuple[str, str]:
-    """(interval text, verdict) for a difference A − B the paper says has ``sign`` (+1: A higher)."""
-    interval = f"{diff:+.1f} ({lo:+.1f} to {hi:+.1f}, {'paired' if paired else 'unpaired'})"
-    if sign * lo > 0 and sign * hi > 0:
-        return interval, "reproduced"
-    if sign * lo < 0 and sign * hi < 0:
-        return interval, "contradicted"
-    return interval, "inconclusive"
+def judge_gain(diff: float, lo: float, hi: float, n: int, sign: int, paired: bool, paper: float | None = None,
+               tolerance: float = 0.0) -> Judged:
+    """The ``gain`` rule: a difference A − B (percent, with its interval) the paper says has
+    ``sign`` (+1: A higher) and, optionally, size ``paper``."""
+    if paper is not None and lo - tolerance <= paper <= hi + tolerance:
+        verdict = REPRODUCED
+    elif sign * lo > 0 and sign * hi > 0:
+        verdict = DIRECTION
+    elif sign * lo < 0 and sign * hi < 0:
+        verdict = NOT_REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Judged(verdict, diff, lo, hi, n, paired)
