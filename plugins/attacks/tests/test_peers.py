@@ -83,3 +83,38 @@ def test_as_strong_as_torchattacks_and_art(digits, name):
     model.eval()
     assert ours_acc <= ta_acc + TOL, f"{name}: ours {ours_acc:.1f}% vs torchattacks {ta_acc:.1f}%"
     assert ours_acc <= art_acc_ + TOL, f"{name}: ours {ours_acc:.1f}% vs ART {art_acc_:.1f}%"
+
+
+def test_pgd_runs_no_more_kernels_per_call_than_torchattacks():
+    """On a GPU a PGD step on a small batch is launch-bound: every op beyond the passes costs a
+    kernel launch. Ours also keeps each sample's latest fooling iterate, yet runs no more
+    non-view ops than torchattacks' PGD (counted by a dispatch mode: no timing)."""
+    import collections
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    views = {"aten.view.default", "aten.detach.default", "aten.expand.default", "aten.t.default",
+             "aten._unsafe_view.default", "aten.alias.default"}
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func)] += 1
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    ours = advx.create("attack", "pgd", eps=0.1, alpha=0.025, steps=10)
+    theirs = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)
+    kernels = {}
+    for name, call in [("ours", lambda: ours(model, x, y, generator=torch.Generator().manual_seed(0))),
+                       ("torchattacks", lambda: theirs(x, y))]:
+        call()
+        with Count() as counted:
+            call()
+        kernels[name] = sum(v for k, v in counted.ops.items() if k not in views)
+    assert kernels["ours"] <= kernels["torchattacks"], kernels

@@ -12,7 +12,7 @@ from advx import streams
 from advx.api import AttackBase
 from advx.streams import subset
 
-from .ops import ascent_direction, loss_and_grad, project, random_start, success
+from .ops import ascent_direction, linf_box, loss_and_grad, project, random_start, success
 
 _pos = attrs.validators.ge(0)
 
@@ -97,19 +97,23 @@ class PGD(AttackBase):
         iterate — what standard PGD returns; no pass sees it, and checking it would cost one
         forward pass more. Returns the points and which samples are known to be fooled."""
         alpha = self.step_size(eps)
-        x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds) \
-            if self.random_start else x.clone()
-        best = x_adv
-        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        box = linf_box(x, eps, self.bounds) if self.norm == "linf" else None
+        if not self.random_start:
+            x_adv = x.clone()
+        elif box is not None:
+            x_adv = random_start(x, eps, self.norm, generator).clamp_(*box)
+        else:
+            x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds)
+        best, seen, column = x_adv, [], (-1, *([1] * (x.ndim - 1)))
         for _ in range(self.steps):
-            _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss)
+            _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
             with torch.no_grad():
-                now = success(logits, y, target)
-                best = torch.where(now.view(-1, *([1] * (x.ndim - 1))), x_adv, best)
-                fooled |= now
-                x_adv = project(torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm)), x, eps, self.norm,
-                                self.bounds)
-        return torch.where(fooled.view(-1, *([1] * (x.ndim - 1))), best, x_adv), fooled
+                seen.append(success(logits, y, target))
+                best = torch.where(seen[-1].view(column), x_adv, best)
+                x_adv = torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm))
+                x_adv = x_adv.clamp_(*box) if box is not None else project(x_adv, x, eps, self.norm, self.bounds)
+        fooled = torch.stack(seen).any(0)  # one reduction after the loop, not an or per step
+        return torch.where(fooled.view(column), best, x_adv), fooled
 
     def checked(self, model, x_adv, y, target, known):
         """Which samples ``x_adv`` fools: ``known`` ones without a pass, the rest by one forward."""

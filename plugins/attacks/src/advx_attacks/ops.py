@@ -25,6 +25,12 @@ def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad / (flat_norm(grad, "l2") + TINY)
 
 
+def linf_box(x: torch.Tensor, eps: torch.Tensor, bounds: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-pixel interval {‖x_adv − x‖∞ ≤ eps} ∩ [lo, hi]: projecting onto it is one clamp
+    per step (``x_adv.clamp_(low, high)``) instead of four kernels."""
+    return (x - eps).clamp_(min=bounds[0]), (x + eps).clamp_(max=bounds[1])
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str,
             bounds: tuple[float, float]) -> torch.Tensor:
     """Project onto {‖x_adv − x‖ ≤ eps} ∩ [lo, hi]."""
@@ -97,13 +103,26 @@ def success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) 
     return pred != y if target is None else pred == target
 
 
+def summed_loss(kind: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """The batch's total ``attack_loss``; CE is summed inside its kernel (the same gradient as
+    summing per-sample losses, one kernel fewer per step: PGD's steps are launch-bound on a GPU)."""
+    if kind == "ce":
+        logits = logits.float()
+        if target is None:
+            return F.cross_entropy(logits, y, reduction="sum")
+        return -F.cross_entropy(logits, target, reduction="sum")
+    return attack_loss(kind, logits, y, target).sum()
+
+
 def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                  kind: str, eot: int = 1, *, backward: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                  kind: str, eot: int = 1, *, backward: bool = True,
+                  per_sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One forward + one backward: (per-sample loss, logits, gradient w.r.t. x_adv). With
     ``eot`` > 1 the loss, logits and gradient are averaged over that many passes (Expectation over
     Transformation for a randomized model; AutoAttack's "rand" version uses 20). ``backward = False``
     runs the forward passes only (a last point whose gradient no step will use) and returns None
-    for the gradient."""
+    for the gradient. ``per_sample = False`` returns the batch's summed loss instead (for callers
+    that only need the gradient)."""
     if not backward:
         with torch.no_grad():
             logits = [model(x_adv).float() for _ in range(eot)]
@@ -113,8 +132,12 @@ def loss_and_grad(model, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Ten
     for _ in range(eot):
         x_in = x_adv.detach().requires_grad_(True)
         logits = model(x_in).float()
-        loss = attack_loss(kind, logits, y, target)
-        (grad,) = torch.autograd.grad(loss.sum(), x_in)
+        if per_sample:
+            loss = attack_loss(kind, logits, y, target)
+            (grad,) = torch.autograd.grad(loss.sum(), x_in)
+        else:
+            loss = summed_loss(kind, logits, y, target)
+            (grad,) = torch.autograd.grad(loss, x_in)
         out = (loss.detach(), logits.detach(), grad.detach())
         total = out if total is None else tuple(a + b for a, b in zip(total, out))
     loss, logits, grad = (t / eot for t in total) if eot > 1 else total
