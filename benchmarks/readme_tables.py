@@ -97,9 +97,15 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             "setting", *([] if ruled else ["verdict"])]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     changed = False
+    seeds = claims.get("seeds", [claims["summary"]])
     for c in claims["claims"]:
+        c["_seeds"] = seeds if c.get("measured") is not None and "summary" not in c["measured"] else []
         if c.get("measured") is None:
             measured, value = "not measured", None
+        elif len(c["_seeds"]) > 1:
+            values = [lookup(summary_of(dict(c["measured"], summary=p)), c["measured"]) for p in seeds]
+            value = float(np.mean(values))
+            measured = f"{value:.2f} (mean of {len(values)} seeds: {', '.join(f'{v:.1f}' for v in values)})"
         else:
             value = lookup(summary_of(c["measured"]), c["measured"])
             measured = f"{value:.2f}" if isinstance(value, float) else str(value)
@@ -116,6 +122,7 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
                 seen.setdefault("verdicts", []).append(judged.verdict)
         else:
             cells += [c["setting"], note]
+        c.pop("_seeds")
         lines.append("| " + " | ".join(str(v) for v in cells) + " |")
     if write and changed:
         source.write_text(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
@@ -126,10 +133,11 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
 
 def result_record(judged, claim: dict, summary_of) -> dict:
     """What a claims row stores of its verdict: the numbers it was made from and the seeds."""
-    seed = summary_of(claim["measured"]).get("seed") if claim.get("measured") else None
+    paths = claim["_seeds"] or ([claim["measured"].get("summary")] if claim.get("measured") else [])
+    seeds = [summary_of({"summary": p} if p else {}).get("seed") for p in paths]
     return {"verdict": judged.verdict, "measured": judged.value, "low": None if judged.low is None else round(judged.low, 2),
             "high": None if judged.high is None else round(judged.high, 2), "n": judged.n, "paired": judged.paired,
-            "seeds": [] if seed is None else [seed], "why": judged.why}
+            "seeds": [x for x in seeds if x is not None], "why": judged.why}
 
 
 def per_sample(summary: dict, ref: dict):
@@ -192,6 +200,22 @@ def rule_verdict(claim: dict, value, summary_of):
     if not n:
         return verdict.Judged("no verdict", why="the stored run predates sizes in summary.json")
     tolerance = float(rule.get("tolerance", 0.0))
+    seeds = claim.get("_seeds") or []
+    if len(seeds) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
+        a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in seeds]
+        b = None if rule["kind"] == "value" else [per_sample(summary_of(dict(rule["minus"], summary=p)), rule["minus"])
+                                                  for p in seeds]
+        if any(x is None for x in a + (b or [])):
+            return verdict.Judged("no verdict", why="a seed's run stored no per-sample results for this cell")
+        if b is not None and not all(np.array_equal(x[0], y[0]) for x, y in zip(a, b)):
+            return verdict.Judged("no verdict", why="the two cells of a seed hold different test images")
+        same = all(np.array_equal(x[0], a[0][0]) for x in a)  # every seed evaluated on the same images
+        mean, lo, hi = verdict.seed_bootstrap([x[1] for x in a], None if b is None else [y[1] for y in b],
+                                              same_images=same)
+        if rule["kind"] == "value":
+            return verdict.judge_value(mean, int(n), float(rule["paper"]), tolerance, interval=(lo, hi))
+        paper = None if rule.get("paper") is None else float(rule["paper"])
+        return verdict.judge_gain(mean, lo, hi, int(n), int(rule["sign"]), True, paper, tolerance)
     if rule["kind"] == "value":
         return verdict.judge_value(float(value), int(n), float(rule["paper"]), tolerance)
     paper = None if rule.get("paper") is None else float(rule["paper"])

@@ -113,3 +113,50 @@ def test_a_stored_result_that_no_longer_follows_from_the_run_is_stale(tmp_path):
 
 def test_no_verdict_without_sizes(tmp_path):
     assert "no verdict (the stored run predates sizes" in readme_tables.render_claims(summary(tmp_path, sizes=False))
+
+
+def test_the_seed_bootstrap_widens_with_the_spread_between_retrained_models():
+    rng = np.random.default_rng(1)
+    same = [rng.random(500) < 0.6] * 3
+    mean, lo, hi = verdict.seed_bootstrap(same, same_images=True)
+    w_lo, w_hi = verdict.wilson(same[0].sum(), 500)
+    assert mean == pytest.approx(100 * same[0].mean()) and abs(lo - w_lo) < 1.5 and abs(hi - w_hi) < 1.5
+    spread = [rng.random(500) < p for p in (0.5, 0.6, 0.7)]
+    _, lo2, hi2 = verdict.seed_bootstrap(spread, same_images=True)
+    assert hi2 - lo2 > 2 * (hi - lo)  # ten points between seeds: far wider than one model's noise
+    d, dlo, dhi = verdict.seed_bootstrap(spread, [x & (rng.random(500) < 0.9) for x in spread])
+    assert d > 0 and dlo > 0  # B = A minus some samples: a positive paired gain in every seed
+
+
+def test_a_claims_table_over_three_seeds(tmp_path):
+    """claims["seeds"] lists one stored run per training seed: measured is their mean, the interval
+    the two-level bootstrap, and the result records the seeds."""
+    rng = np.random.default_rng(2)
+    paths = []
+    for seed, p in enumerate((0.40, 0.44, 0.38)):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        base = rng.random(500) < p
+        soft = base | (rng.random(500) < 0.1)
+        summary(folder, sizes=True, per_sample=[base, soft])
+        data = json.loads((folder / "summary.json").read_text())
+        data["seed"] = seed
+        rows = data["tables"][0]["rows"]
+        rows[0][3], rows[1][3] = 100 * base.mean(), 100 * soft.mean()
+        (folder / "summary.json").write_text(json.dumps(data))
+        paths.append(str(folder / "summary.json"))
+    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
+    claims["seeds"] = paths
+    claims["claims"][0]["measured"] = {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"], "column": "PGD"}
+    claims["claims"][0]["rule"]["paper"] = 40.0
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    table = readme_tables.render_claims(tmp_path / "claims.json", write=True)
+    stored = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    a = [np.load(tmp_path / f"s{k}" / "per_sample.npz")[f"{0}_correct"] for k in range(3)]
+    b = [np.load(tmp_path / f"s{k}" / "per_sample.npz")[f"{1}_correct"] for k in range(3)]
+    mean, lo, hi = verdict.seed_bootstrap(a, same_images=True)
+    assert stored[0]["result"]["seeds"] == [0, 1, 2] and stored[0]["result"]["low"] == round(lo, 2)
+    assert "(mean of 3 seeds:" in table and f"{lo:.1f}–{hi:.1f} (n = 500)" in table
+    d, dlo, dhi = verdict.seed_bootstrap(b, a, same_images=True)
+    assert stored[1]["result"] == {"verdict": "direction", "measured": d, "low": round(dlo, 2), "high": round(dhi, 2),
+                                   "n": 500, "paired": True, "seeds": [0, 1, 2], "why": ""}

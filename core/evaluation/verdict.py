@@ -12,6 +12,9 @@ interval and the paper's number or sign, never from a person's reading:
   **reproduced** when G lies inside the interval (widened by ``tolerance``); **direction** when
   the interval lies wholly on the paper's side of 0; **inconclusive** when it contains 0;
   **not reproduced** when it lies wholly on the other side.
+- Several training seeds (a claims file's ``seeds``: one stored run per seed): the measured
+  value is their mean and the interval a two-level bootstrap over seeds and test images
+  (:func:`seed_bootstrap`), for both rules.
 - ``not comparable`` — another regime (another data set, network or threat model): the rule's
   ``why`` says which. ``not measured`` — nothing here measures it: ``why`` says why.
 
@@ -58,6 +61,30 @@ def paired_difference(a: np.ndarray, b: np.ndarray, z: float = Z95) -> tuple[flo
     return 100 * d, 100 * (d - z * se), 100 * (d + z * se)
 
 
+def seed_bootstrap(a: list[np.ndarray], b: list[np.ndarray] | None = None, reps: int = 2000, seed: int = 0,
+                   same_images: bool = False) -> tuple[float, float, float]:
+    """(mean, low, high) in percent over several training seeds: the mean accuracy of ``a`` (one
+    per-sample ``correct`` array per seed), or with ``b`` the mean paired difference A − B (same
+    images within a seed). The 95 % interval is a two-level bootstrap: draw the seeds with
+    replacement, then the test images (the same draw for A and B; with ``same_images``, when every
+    seed was evaluated on the same images, one draw shared by all seeds), so the spread between
+    retrained models widens it as the test-set noise does."""
+    rng = np.random.default_rng(seed)
+    diffs = [np.asarray(x, float) - (0.0 if b is None else np.asarray(y, float))
+             for x, y in zip(a, b if b is not None else a)]
+    if same_images and len({len(d) for d in diffs}) != 1:
+        raise ValueError("same_images needs one array length for every seed")
+    mean = float(np.mean([d.mean() for d in diffs]))
+    stats = np.empty(reps)
+    for r in range(reps):
+        picked = rng.integers(len(diffs), size=len(diffs))
+        shared = rng.integers(len(diffs[0]), size=len(diffs[0])) if same_images else None
+        stats[r] = np.mean([diffs[k][shared if same_images else rng.integers(len(diffs[k]), size=len(diffs[k]))].mean()
+                            for k in picked])
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return 100 * mean, 100 * float(low), 100 * float(high)
+
+
 REPRODUCED, DIRECTION, INCONCLUSIVE = "reproduced", "direction", "inconclusive"
 NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED = "not reproduced", "not comparable", "not measured"
 VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED)
@@ -84,9 +111,11 @@ class Judged:
         return f"{self.value:+.1f} ({self.low:+.1f} to {self.high:+.1f}, {'paired' if self.paired else 'unpaired'})"
 
 
-def judge_value(measured: float, n: int, paper: float, tolerance: float = 0.0) -> Judged:
-    """The ``value`` rule: a measured accuracy (percent over ``n``) against the paper's."""
-    lo, hi = wilson(measured / 100 * n, n)
+def judge_value(measured: float, n: int, paper: float, tolerance: float = 0.0,
+                interval: tuple[float, float] | None = None) -> Judged:
+    """The ``value`` rule: a measured accuracy (percent over ``n``) against the paper's; its
+    interval is Wilson's unless given (several seeds: :func:`seed_bootstrap`)."""
+    lo, hi = interval if interval is not None else wilson(measured / 100 * n, n)
     if lo - tolerance <= paper <= hi + tolerance:
         return Judged(REPRODUCED, measured, lo, hi, n)
     side = "higher" if measured > paper else "lower"
