@@ -227,6 +227,25 @@ def report(run_file: Path, out: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("paper")
+@click.option("--tiny", is_flag=True, help="A smoke test: 16 test images and one epoch per model.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of every config.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Overrides experiment.device (default auto: a GPU when there is one).")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True,
+              help="Run files and report folders, one per config.")
+def reproduce(paper: str, tiny: bool, overrides: tuple[str, ...], device: str | None, out_dir: Path) -> None:
+    """Run PAPER's experiments at the paper's own setting (000-004 or a plugin name, e.g.
+    counteract): every example config whose data is present, each resumable, with a report.
+    Exits 2 when no config could run (each skip says what data is missing)."""
+    from advx.reproduce import reproduce as run_paper
+
+    outcome = run_paper(paper, tiny=tiny, overrides=list(overrides), device=device, out_dir=out_dir, echo=click.echo)
+    if not any(v == "done" for v in outcome.values()):
+        raise AdvxError(f"paper {paper}: no config could run (its data is missing; see the lines above)")
+
+
+@cli.command()
 @click.argument("run_file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def audit(run_file: Path, as_json: bool) -> None:
