@@ -166,9 +166,10 @@ def per_sample(summary: dict, ref: dict):
         chosen = [c for c in mine if c["mode"] == mode and c["attack"] == ref["column"]]
     elif ref["table"].startswith("robust accuracy (%) — per-sample worst case") and ref["column"] == "robust":
         budgets = {c["budget"] for c in mine if c["mode"] != "clean"}
-        if len(budgets) != 1:
+        budget = keys[2] if len(keys) > 2 else (budgets.pop() if len(budgets) == 1 else None)
+        if budget is None:
             return None
-        chosen = mine
+        chosen = [c for c in mine if c["mode"] == "clean" or c["budget"] == budget]
     else:
         return None
     if not chosen or (ref["column"] != "robust" and len(chosen) != 1):

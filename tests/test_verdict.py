@@ -160,3 +160,18 @@ def test_a_claims_table_over_three_seeds(tmp_path):
     d, dlo, dhi = verdict.seed_bootstrap(b, a, same_images=True)
     assert stored[1]["result"] == {"verdict": "direction", "measured": d, "low": round(dlo, 2), "high": round(dhi, 2),
                                    "n": 500, "paired": True, "seeds": [0, 1, 2], "why": ""}
+
+
+def test_the_worst_case_of_a_row_with_a_budget_ands_only_that_budgets_cells(tmp_path):
+    cells = [{"train": "base", "defense": "none", "attack": a, "mode": m, "key": k, "budget": b}
+             for k, (a, m, b) in enumerate([("clean", "clean", ""), ("FGSM", "oblivious", "linf 0.1"),
+                                            ("APGD", "oblivious", "linf 0.1"), ("FGSM3", "oblivious", "linf 0.3")])]
+    correct = [np.array([1, 1, 1, 0], bool), np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool),
+               np.zeros(4, bool)]
+    np.savez_compressed(tmp_path / "per_sample.npz", cells=np.array(json.dumps(cells)),
+                        **{f"{k}_index": np.arange(4) for k in range(4)}, **{f"{k}_correct": c for k, c in enumerate(correct)})
+    s = {"per_sample": "per_sample.npz", "_path": str(tmp_path / "summary.json")}
+    ref = {"table": "robust accuracy (%) — per-sample worst case", "row": ["base", "none", "linf 0.1"], "column": "robust"}
+    index, worst = readme_tables.per_sample(s, ref)
+    assert worst.tolist() == [True, False, False, False]  # clean AND both 0.1 attacks; the 0.3 cell left out
+    assert readme_tables.per_sample(s, dict(ref, row=["base", "none"])) is None  # two budgets: name one
