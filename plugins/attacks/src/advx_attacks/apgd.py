@@ -1,5 +1,7 @@
 """AutoPGD — Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
-diverse parameter-free attacks", ICML 2020 (https://arxiv.org/abs/2003.01690), Algorithm 1."""
+diverse parameter-free attacks", ICML 2020 (https://arxiv.org/abs/2003.01690), Algorithm 1; its l1
+version — Croce & Hein, "Mind the box: l1-APGD for sparse adversarial attacks on image classifiers",
+ICML 2021 (https://arxiv.org/abs/2103.01208)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import torch
 from advx.api import AttackBase
 from advx.streams import subset
 
-from .ops import ascent_direction, loss_and_grad, project, random_start, success
+from advx import streams
+
+from .ops import ascent_direction, loss_and_grad, project, project_l1, random_start, success
 
 
 def checkpoints(n_iter: int) -> list[int]:
@@ -26,7 +30,7 @@ def checkpoints(n_iter: int) -> list[int]:
 
 @attrs.frozen
 class APGD(AttackBase):
-    """AutoPGD — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf or l2.
+    """AutoPGD — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf, l2 or l1.
 
     CE or DLR loss (targeted: −CE towards the target, or targeted DLR).
 
@@ -39,13 +43,22 @@ class APGD(AttackBase):
     passes, for randomized models). Cost: (steps + 1) x eot forward passes and steps x eot
     backward passes (the last point is only evaluated).
     Paper 003 uses eps 8/255 and 16/255 (25 iterations).
+
+    ``norm = "l1"`` is l1-APGD (Croce & Hein, ICML 2021, Section 3): each step moves along the
+    signs of the largest gradient entries only (a fraction that adapts to the sparsity of the best
+    point found), by a step of eps that shrinks 1.5-fold at each review (every 4 % of the steps)
+    unless the best point got sparser; no momentum; every point is projected onto the l1 ball
+    intersected with the pixel box (``ops.project_l1``). With ``l1_schedule`` (default, as
+    AutoAttack runs it) the budget goes 3·eps, 2·eps, eps over 30 %, 30 % and 40 % of the steps,
+    each stage starting from the last one's best point.
     """
 
     name: ClassVar[str] = "apgd"
     per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
-    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    norm: Literal["linf", "l2", "l1"] = attrs.field(default="linf",
+                                                    validator=attrs.validators.in_(["linf", "l2", "l1"]))
     loss: Literal["ce", "dlr", "margin"] = attrs.field(default="ce",
                                                        validator=attrs.validators.in_(["ce", "dlr", "margin"]))
     restarts: int = attrs.field(default=1, validator=attrs.validators.ge(1))
@@ -53,10 +66,13 @@ class APGD(AttackBase):
     momentum: float = 0.75
     random_start: bool = True
     eot: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    l1_schedule: bool = True
 
     def run_once(self, model, x, y, target, generator, eps, *, any_misclassification: bool = False):
         """One run from a (random) start. ``target`` steers the loss; success is reaching it, or
         with ``any_misclassification`` leaving the true class (APGD-T's criterion)."""
+        if self.norm == "l1":
+            return self.run_once_l1(model, x, y, target, generator, eps, any_misclassification=any_misclassification)
         goal = None if any_misclassification else target
         n = x.shape[0]
         shape = (-1,) + (1,) * (x.ndim - 1)
@@ -107,6 +123,65 @@ class APGD(AttackBase):
                     last_check = k + 1
         # fooled samples: first adversarial point found; others: highest-loss point
         return torch.where(fooled.view(shape), x_best_adv, x_best), fooled
+
+    def run_once_l1(self, model, x, y, target, generator, eps, *, any_misclassification: bool = False):
+        """l1-APGD from a random start: with ``l1_schedule`` three stages at 3·eps, 2·eps and eps
+        (30/30/40 % of the steps), each from the previous stage's best point; else one stage."""
+        start = x + streams.normal(generator, x.shape, x)
+        if not self.l1_schedule:
+            return self.l1_stage(model, x, y, target, eps, self.steps, start, any_misclassification, fresh=True)[:2]
+        first, second = math.ceil(0.3 * self.steps), math.ceil(0.3 * self.steps)
+        stages = [(3 * eps, first), (2 * eps, second), (eps, max(1, self.steps - first - second))]
+        for budget, steps in stages:
+            x_adv, fooled, start = self.l1_stage(model, x, y, target, budget, steps, start, any_misclassification)
+        return x_adv, fooled
+
+    def l1_stage(self, model, x, y, target, eps, steps, start, any_misclassification, fresh: bool = False):
+        """One l1-APGD run of ``steps`` at budget ``eps`` from ``start`` (projected first). Steps
+        move 20 % of the coordinates from a ``fresh`` random start, else 1/1.5 of the start's
+        nonzero fraction. Returns (result, fooled, best-loss point): the result is the first
+        adversarial point found, else the highest-loss one."""
+        goal = None if any_misclassification else target
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        features = x[0].numel()
+        period = max(int(0.04 * steps), 1)
+        x_adv = x + project_l1(x, start - x, eps, self.bounds)
+        nonzero = (x_adv - x).flatten(1).ne(0).sum(1).float()
+        keep = torch.full_like(nonzero, 0.2) if fresh else nonzero / features / 1.5  # fraction a step moves
+        sparsity_at_check = torch.full_like(nonzero, float(features)) if fresh else nonzero
+        loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, self.eot)
+        fooled = success(logits, y, goal)
+        x_best_adv, x_best, loss_best, grad_best = x_adv.clone(), x_adv.clone(), loss.clone(), grad.clone()
+        full = eps.view(shape).to(x.dtype) * torch.ones(len(x), *([1] * (x.ndim - 1)), device=x.device)
+        step = full.clone()
+        for k in range(steps):
+            with torch.no_grad():
+                flat = grad.abs().flatten(1)
+                rank = ((1 - keep) * features).clamp(0, features - 1).long()
+                threshold = flat.sort(1).values.gather(1, rank[:, None]).view(shape)
+                direction = grad.sign() * (grad.abs() >= threshold)
+                direction = direction / (direction.abs().flatten(1).sum(1).view(shape) + 1e-10)
+                x_adv = x + project_l1(x, x_adv + step * direction - x, eps, self.bounds)
+            last = k == steps - 1
+            loss, logits, g = loss_and_grad(model, x_adv, y, target, self.loss, self.eot, backward=not last)
+            grad = grad if last else g
+            with torch.no_grad():
+                now = success(logits, y, goal)
+                x_best_adv = torch.where((now & ~fooled).view(shape), x_adv, x_best_adv)
+                fooled |= now
+                better = loss > loss_best
+                x_best = torch.where(better.view(shape), x_adv, x_best)
+                grad_best = torch.where(better.view(shape), grad, grad_best)
+                loss_best = torch.where(better, loss, loss_best)
+                if (k + 1) % period == 0:  # review: sparser best point -> full step from it, else shrink
+                    sparsity = (x_best - x).flatten(1).ne(0).sum(1).float()
+                    sparser = (sparsity / sparsity_at_check.clamp(min=1)) < 0.95
+                    keep = sparsity / features / 1.5
+                    r = sparser.view(shape)
+                    step = torch.where(r, full, step / 1.5).clamp(min=full / 10, max=full)
+                    sparsity_at_check = sparsity
+                    x_adv, grad = torch.where(r, x_best, x_adv), torch.where(r, grad_best, grad)
+        return torch.where(fooled.view(shape), x_best_adv, x_best), fooled, x_best
 
     def perturb(self, model, x, y, *, target, generator, eps):
         x_adv, fooled = self.run_once(model, x, y, target, generator, eps)
