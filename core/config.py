@@ -300,6 +300,12 @@ def _check_ranges(cfg: "ExperimentConfig") -> None:
     ev = cfg.evaluate
     need(isinstance(ev.chunk_size, int) and ev.chunk_size >= 1, "evaluate.chunk_size", ev.chunk_size, "a positive integer")
     need(isinstance(ev.eot, int) and ev.eot >= 1, "evaluate.eot", ev.eot, "a positive integer (1: no EOT)")
+    need(ev.randomized_attack in ("autoattack-rand", "none"), "evaluate.randomized_attack", ev.randomized_attack,
+         "'autoattack-rand' (the default) or 'none'")
+    need(isinstance(ev.randomized_eot, int) and ev.randomized_eot >= 1, "evaluate.randomized_eot",
+         ev.randomized_eot, "a positive integer (AutoAttack's rand version uses 20)")
+    need(isinstance(ev.randomized_steps, int) and ev.randomized_steps >= 1, "evaluate.randomized_steps",
+         ev.randomized_steps, "a positive integer (AutoAttack's rand version uses 100)")
     for dv in cfg.defenses:
         need(isinstance(dv.repeats, int) and dv.repeats >= 1, f"defense[{dv.label}].repeats", dv.repeats,
              "a positive integer (1: one draw)")

@@ -108,6 +108,7 @@ class AttackSpec:
     sweep_param: str | None = None
     sweep_value: Any = None
     defenses: tuple[str, ...] | None = None  # only these pipelines (defence labels, "none"); None: all
+    modes: tuple[str, ...] | None = None  # only these threat models; None: every mode of the run
 
 
 def _batch_size(_: Any, attribute: Any, value: Any) -> None:
@@ -130,6 +131,12 @@ class EvaluateSettings:
     batch_size: int | Literal["auto"] = attrs.field(default="auto", validator=_batch_size)
     chunk_size: int = 1024
     eot: int = 1
+    #: the adaptive attack every randomized pipeline gets besides the configured ones: AutoAttack's
+    #: "rand" version (APGD-CE and APGD-DLR, gradients averaged over ``randomized_eot`` draws) at
+    #: each budget of the run; "none" to leave it out (say why in the config: it costs steps x eot)
+    randomized_attack: Literal["autoattack-rand", "none"] = "autoattack-rand"
+    randomized_eot: int = 20
+    randomized_steps: int = 100  # AutoAttack's; fewer is no longer its standard: say so beside it
     save_adversarials: bool = False
     include_undefended: bool = True
     metrics: tuple[ComponentSpec, ...] = ()

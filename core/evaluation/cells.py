@@ -58,6 +58,8 @@ def expand_grid(cfg: ExperimentConfig, gradient_free: frozenset[str] | set[str] 
                 if a.defenses is not None and d not in a.defenses:
                     continue
                 for mode in modes:
+                    if a.modes is not None and mode not in a.modes:
+                        continue
                     if mode == "black-box" and a.label not in gradient_free:
                         continue
                     if mode == "adaptive" and a.label in gradient_free and "black-box" in modes:

@@ -18,9 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 
-from advx.config import ExperimentConfig, load_config
+from advx.config import AttackSpec, ComponentSpec, ExperimentConfig, load_config
 from advx.data.bundle import DataBundle
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
@@ -75,6 +76,33 @@ def source_commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
+                       defenses: dict[tuple[str, Any], list[Any]]) -> tuple[AttackSpec, ...]:
+    """The attacks ``evaluate.randomized_attack`` adds (issue #36): AutoAttack's rand version
+    (APGD-CE + APGD-DLR, ``randomized_steps`` steps with EOT over ``randomized_eot`` draws) against
+    every randomized pipeline, adaptive mode only, once per linf/l2 budget of the configured attacks."""
+    ev = cfg.evaluate
+    if ev.randomized_attack == "none" or "adaptive" not in ev.modes:
+        return ()
+    randomized = tuple(dict.fromkeys(label for (label, _), chain in defenses.items()
+                                     if any(getattr(d, "randomized", False) for d in chain)))
+    budgets = {}
+    for spec in cfg.attacks:
+        attack = attacks[spec.label]
+        eps, norm = getattr(attack, "eps", None), getattr(attack, "norm", "linf")
+        if isinstance(eps, (int, float)) and not getattr(attack, "minimal", False) and norm in ("linf", "l2"):
+            budgets.setdefault((norm, float(eps)), spec.component.params.get("eps", eps))
+    if not randomized or not budgets:
+        return ()
+    out = []
+    for (norm, _), eps in budgets.items():
+        label = "AutoAttack-rand" if len(budgets) == 1 else f"AutoAttack-rand ({norm} {eps})"
+        params = {"version": "rand", "eps": eps, "norm": norm, "eot": ev.randomized_eot, "steps": ev.randomized_steps}
+        out.append(AttackSpec(label, ComponentSpec("autoattack", params, "evaluate.randomized_attack"),
+                              defenses=randomized, modes=("adaptive",)))
+    return tuple(out)
+
+
 class Experiment:
     """One experiment config bound to a registry. ``run()`` does what ``advx run`` does."""
 
@@ -83,6 +111,7 @@ class Experiment:
 
         self.config = config
         self.registry = registry if registry is not None else Registry()
+        self.injected: tuple[AttackSpec, ...] = ()
         self.components = self.resolve()
 
     @classmethod
@@ -113,6 +142,12 @@ class Experiment:
                                   f"(target = {a.target!r}); drop target or pick a targeted attack such as pgd")
         out["defenses"] = {(d.label, d.trains): [r.create("inference_defense", s.name, s.params, where=s.where)
                                                  for s in d.chain] for d in c.defenses}
+        self.injected = randomized_attacks(c, out["attacks"], out["defenses"])
+        if self.injected:  # every randomized pipeline also meets AutoAttack's rand version, adaptively
+            self.config = c = attrs.evolve(c, attacks=c.attacks + self.injected)
+            for a in self.injected:
+                out["attacks"][a.label] = r.create("attack", a.component.name, a.component.params,
+                                                   where=a.component.where)
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
         out["gradient_free"] = frozenset(label for label, a in out["attacks"].items()
                                          if getattr(a, "gradient_free", False))
@@ -161,6 +196,8 @@ class Experiment:
         under the same path is a new run, never a resume of the old one's cells."""
         files = weights_key(self.config).get("files")
         text = self.config.text() + (json.dumps(files, sort_keys=True) if files else "")
+        if self.injected:  # the default rand-version cells are part of what the run computes
+            text += json.dumps([[a.label, a.component.params, a.defenses] for a in self.injected], default=str)
         text += json.dumps(self.plugin_code(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
