@@ -135,7 +135,7 @@ def result_record(judged, claim: dict, summary_of) -> dict:
     """What a claims row stores of its verdict: the numbers it was made from and the seeds."""
     paths = claim["_seeds"] or ([claim["measured"].get("summary")] if claim.get("measured") else [])
     seeds = [summary_of({"summary": p} if p else {}).get("seed") for p in paths]
-    return {"verdict": judged.verdict, "measured": judged.value, "low": None if judged.low is None else round(judged.low, 2),
+    return {"verdict": judged.verdict, "measured": None if judged.value is None else round(judged.value, 2), "low": None if judged.low is None else round(judged.low, 2),
             "high": None if judged.high is None else round(judged.high, 2), "n": judged.n, "paired": judged.paired,
             "seeds": [x for x in seeds if x is not None], "why": judged.why}
 
