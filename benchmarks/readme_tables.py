@@ -241,7 +241,8 @@ def verdict_counts(verdicts: list[str]) -> str:
 
     counts = {v: verdicts.count(v) for v in dict.fromkeys([*VERDICTS, *verdicts]) if verdicts.count(v)}
     if not counts:
-        return "No claim here has a written rule yet.\n"
+        return ("No claim here is judged by the written rule (`advx.evaluation.verdict`) yet: the verdicts below "
+                "are a person's words, written when the run was made.\n")
     parts = " · ".join(f"{k} {v}" for k, v in counts.items())
     return (f"Verdicts by the written rule (`advx.evaluation.verdict`) over {len(verdicts)} claims: {parts}.\n")
 
