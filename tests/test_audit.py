@@ -20,7 +20,8 @@ CONFIG = {
                  "repeats": 2, "eot": 1}],
     "attack": [{"name": "fgsm", "eps": 0.1, "label": "FGSM"},
                {"name": "deepfool", "steps": 10, "label": "DeepFool"}],
-    "evaluate": {"modes": ["oblivious", "adaptive"], "metrics": ["accuracy", "worst-case"]},
+    "evaluate": {"modes": ["oblivious", "adaptive"], "metrics": ["accuracy", "worst-case"],
+                 "randomized_attack": "none"},  # the EOT indicator must see guo attacked with eot 1
 }
 
 

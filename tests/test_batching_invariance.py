@@ -74,7 +74,7 @@ def config(batch, model="digits-cnn"):
                    {"name": "pgd", "eps": 0.1, "steps": 2, "target": "random", "label": "PGD-T"},
                    {"name": "square", "eps": 0.1, "queries": 15, "label": "Square"}],
         "evaluate": {"modes": ["oblivious", "adaptive"], "eot": 2, "chunk_size": 40, "batch_size": batch,
-                     "metrics": ["accuracy"]},
+                     "metrics": ["accuracy"], "randomized_attack": "none"},
     }
 
 

@@ -42,6 +42,7 @@ CONFIG = textwrap.dedent("""
     [evaluate]
     chunk_size = 16
     modes = ["oblivious", "adaptive"]
+    randomized_attack = "none"
 """)
 
 

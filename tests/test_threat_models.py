@@ -37,7 +37,8 @@ def config(**evaluate):
                      "repeats": 2}],
         "attack": [{"name": "fgsm", "eps": 0.1, "label": "FGSM"},
                    {"name": "square", "eps": 0.1, "queries": 20, "label": "Square"}],
-        "evaluate": {"chunk_size": 50, "batch_size": 64, "save_adversarials": True, **evaluate},
+        "evaluate": {"chunk_size": 50, "batch_size": 64, "save_adversarials": True, "randomized_attack": "none",
+                     **evaluate},
     }
 
 

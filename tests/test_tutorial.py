@@ -73,7 +73,7 @@ def test_the_tutorial_plugin_runs_a_whole_experiment(tutorial, tmp_path):
            "defense": [{"label": "blur", "name": "blur3"}, {"label": "quantize", "name": "quantize"},
                        {"label": "shift", "name": "random-shift", "repeats": 2}],
            "attack": [{"name": "sign-noise", "eps": 0.1}, {"name": "pgd", "eps": 0.1, "steps": 3}],
-           "evaluate": {"modes": ["oblivious", "adaptive"], "eot": 2,
+           "evaluate": {"modes": ["oblivious", "adaptive"], "eot": 2, "randomized_attack": "none",
                         "metrics": ["accuracy", "clean-gap"]}}
     results = Experiment(load_config(raw), reg).run(tmp_path / "t.h5", device="cpu")
     assert results.get("base", "none", "clean").accuracy > 90  # the stripes are learnt
