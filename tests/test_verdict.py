@@ -90,8 +90,8 @@ def test_a_gain_is_paired_when_the_runs_stored_their_per_sample_results(tmp_path
     d, lo, hi = verdict.paired_difference(soft, base)
     assert f"{d:+.1f} ({lo:+.1f} to {hi:+.1f}, paired) | direction" in table
     stored = json.loads(path.read_text())["claims"]
-    assert stored[1]["result"] == {"verdict": "direction", "measured": d, "low": round(lo, 2), "high": round(hi, 2),
-                                   "n": 500, "paired": True, "seeds": [0], "why": ""}
+    assert stored[1]["result"] == {"verdict": "direction", "measured": round(d, 2), "low": round(lo, 2),
+                                   "high": round(hi, 2), "n": 500, "paired": True, "seeds": [0], "why": ""}
     assert seen["verdicts"] == ["reproduced", "direction", "not measured"] and not seen["stale"]
     assert readme_tables.verdict_counts(seen["verdicts"]).startswith(
         "Verdicts by the written rule (`advx.evaluation.verdict`) over 3 claims: reproduced 1 · direction 1 · "
@@ -158,8 +158,8 @@ def test_a_claims_table_over_three_seeds(tmp_path):
     assert stored[0]["result"]["seeds"] == [0, 1, 2] and stored[0]["result"]["low"] == round(lo, 2)
     assert "(mean of 3 seeds:" in table and f"{lo:.1f}–{hi:.1f} (n = 500)" in table
     d, dlo, dhi = verdict.seed_bootstrap(b, a, same_images=True)
-    assert stored[1]["result"] == {"verdict": "direction", "measured": d, "low": round(dlo, 2), "high": round(dhi, 2),
-                                   "n": 500, "paired": True, "seeds": [0, 1, 2], "why": ""}
+    assert stored[1]["result"] == {"verdict": "direction", "measured": round(d, 2), "low": round(dlo, 2),
+                                   "high": round(dhi, 2), "n": 500, "paired": True, "seeds": [0, 1, 2], "why": ""}
 
 
 def test_the_worst_case_of_a_row_with_a_budget_ands_only_that_budgets_cells(tmp_path):
