@@ -29,6 +29,9 @@ advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.tra
 # report comes from the run file (the run's own report step, 2026-12-04, met code changed under it)
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5
 advx report runs/counteract_fmnist_full.h5 --out plugins/counteract/results/counteract_fmnist_full
+# stored: plugins/counteract/results/eps_calibration (how the calibrated eps 20/255 was chosen: PGD-10 over eps on
+# the full run's models)
+python plugins/counteract/results/eps_calibration/sweep.py > plugins/counteract/results/eps_calibration/output.txt
 # stored: plugins/counteract/results/counteract_fmnist_full_eps20 (the calibrated stand-in: eps 20/255, where the
 # undefended mixup model keeps 6.2 % under PGD-10 and the IAT model 48.4 %, against the paper's 3.6 % and 46.7 %)
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
