@@ -99,10 +99,11 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     changed = False
     seeds = claims.get("seeds", [claims["summary"]])
     for c in claims["claims"]:
-        c["_seeds"] = seeds if c.get("measured") is not None and "summary" not in c["measured"] else []
+        # the runs behind this row, one per training seed (none: a row measured in a run of its own)
+        runs = seeds if c.get("measured") is not None and "summary" not in c["measured"] else []
         if c.get("measured") is None:
             measured, value = "not measured", None
-        elif len(c["_seeds"]) > 1:
+        elif len(runs) > 1:
             values = [lookup(summary_of(dict(c["measured"], summary=p)), c["measured"]) for p in seeds]
             value = float(np.mean(values))
             measured = f"{value:.2f} (mean of {len(values)} seeds: {', '.join(f'{v:.1f}' for v in values)})"
@@ -112,17 +113,16 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
         cells = [c["claim"], c["paper"], measured]
         note = c.get("note", c.get("verdict", ""))
         if ruled:
-            judged = rule_verdict(c, value, summary_of)
+            judged = rule_verdict(c, value, summary_of, runs)
             verdict_text = judged.verdict + (f" ({judged.why})" if judged.why else "")
             cells += [judged.interval(), verdict_text, note, c["setting"]]
-            result = result_record(judged, c, summary_of)
+            result = result_record(judged, c, summary_of, runs)
             changed |= c.get("result") != result
             c["result"] = result
             if seen is not None:
                 seen.setdefault("verdicts", []).append(judged.verdict)
         else:
             cells += [c["setting"], note]
-        c.pop("_seeds")
         lines.append("| " + " | ".join(str(v) for v in cells) + " |")
     if write and changed:
         source.write_text(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
@@ -131,12 +131,13 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     return "\n".join(lines) + "\n"
 
 
-def result_record(judged, claim: dict, summary_of) -> dict:
+def result_record(judged, claim: dict, summary_of, runs: list[str]) -> dict:
     """What a claims row stores of its verdict: the numbers it was made from and the seeds."""
-    paths = claim["_seeds"] or ([claim["measured"].get("summary")] if claim.get("measured") else [])
+    paths = runs or ([claim["measured"].get("summary")] if claim.get("measured") else [])
     seeds = [summary_of({"summary": p} if p else {}).get("seed") for p in paths]
-    return {"verdict": judged.verdict, "measured": None if judged.value is None else round(judged.value, 2), "low": None if judged.low is None else round(judged.low, 2),
-            "high": None if judged.high is None else round(judged.high, 2), "n": judged.n, "paired": judged.paired,
+    rounded = {k: None if v is None else round(v, 2) for k, v in
+               (("measured", judged.value), ("low", judged.low), ("high", judged.high))}
+    return {"verdict": judged.verdict, **rounded, "n": judged.n, "paired": judged.paired,
             "seeds": [x for x in seeds if x is not None], "why": judged.why}
 
 
@@ -144,11 +145,13 @@ def per_sample(summary: dict, ref: dict):
     """The per-sample ``correct`` array (with test indices) behind a measured reference, from the
     run's per_sample.npz: an accuracy-table cell, or the worst case's AND over every cell of the
     row. None when the run stored no per-sample file or the table is not one of those."""
-    name = summary.get("per_sample")
-    path = ROOT / Path(summary["_path"]).parent / name if name else None
-    if path is None or not path.is_file():
+    if "_per_sample" not in summary:  # read once per run, whatever the number of claims on it
+        name = summary.get("per_sample")
+        path = ROOT / Path(summary["_path"]).parent / name if name else None
+        summary["_per_sample"] = dict(np.load(path)) if path is not None and path.is_file() else None
+    data = summary["_per_sample"]
+    if data is None:
         return None
-    data = np.load(path)
     cells = json.loads(str(data["cells"]))
     keys = ref["row"] if isinstance(ref["row"], list) else [ref["row"]]
     if len(keys) < 2:
@@ -183,11 +186,12 @@ def per_sample(summary: dict, ref: dict):
     return index, correct
 
 
-def rule_verdict(claim: dict, value, summary_of):
+def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
     """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
     "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
     comparable" | "not measured", "why": ...} (REF: a measured reference like ``measured``, the B
-    of "A beats B"); ``tolerance`` widens the interval by that many points."""
+    of "A beats B"); ``tolerance`` widens the interval by that many points. ``runs``: one stored
+    run per training seed."""
     from advx.evaluation import verdict
 
     rule = claim.get("rule")
@@ -201,11 +205,11 @@ def rule_verdict(claim: dict, value, summary_of):
     if not n:
         return verdict.Judged("no verdict", why="the stored run predates sizes in summary.json")
     tolerance = float(rule.get("tolerance", 0.0))
-    seeds = claim.get("_seeds") or []
-    if len(seeds) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
-        a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in seeds]
+    paper = None if rule.get("paper") is None else float(rule["paper"])
+    if len(runs) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
+        a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in runs]
         b = None if rule["kind"] == "value" else [per_sample(summary_of(dict(rule["minus"], summary=p)), rule["minus"])
-                                                  for p in seeds]
+                                                  for p in runs]
         if any(x is None for x in a + (b or [])):
             return verdict.Judged("no verdict", why="a seed's run stored no per-sample results for this cell")
         if b is not None and not all(np.array_equal(x[0], y[0]) for x, y in zip(a, b)):
@@ -214,12 +218,10 @@ def rule_verdict(claim: dict, value, summary_of):
         mean, lo, hi = verdict.seed_bootstrap([x[1] for x in a], None if b is None else [y[1] for y in b],
                                               same_images=same)
         if rule["kind"] == "value":
-            return verdict.judge_value(mean, int(n), float(rule["paper"]), tolerance, interval=(lo, hi))
-        paper = None if rule.get("paper") is None else float(rule["paper"])
+            return verdict.judge_value(mean, int(n), paper, tolerance, interval=(lo, hi))
         return verdict.judge_gain(mean, lo, hi, int(n), int(rule["sign"]), True, paper, tolerance)
     if rule["kind"] == "value":
-        return verdict.judge_value(float(value), int(n), float(rule["paper"]), tolerance)
-    paper = None if rule.get("paper") is None else float(rule["paper"])
+        return verdict.judge_value(float(value), int(n), paper, tolerance)
     a, b = per_sample(summary_of(claim["measured"]), claim["measured"]), per_sample(summary_of(rule["minus"]),
                                                                                      rule["minus"])
     if a is not None and b is not None and np.array_equal(a[0], b[0]):

@@ -130,8 +130,8 @@ class APGD(AttackBase):
         start = x + streams.normal(generator, x.shape, x)
         if not self.l1_schedule:
             return self.l1_stage(model, x, y, target, eps, self.steps, start, any_misclassification, fresh=True)[:2]
-        first, second = math.ceil(0.3 * self.steps), math.ceil(0.3 * self.steps)
-        stages = [(3 * eps, first), (2 * eps, second), (eps, max(1, self.steps - first - second))]
+        early = math.ceil(0.3 * self.steps)  # steps at 3·eps, and again at 2·eps
+        stages = [(3 * eps, early), (2 * eps, early), (eps, max(1, self.steps - 2 * early))]
         for budget, steps in stages:
             x_adv, fooled, start = self.l1_stage(model, x, y, target, budget, steps, start, any_misclassification)
         return x_adv, fooled
