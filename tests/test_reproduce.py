@@ -31,6 +31,11 @@ def test_a_paper_runs_at_tiny_size_with_its_report(tmp_path):
     summary = json.loads((tmp_path / "out" / "mixup_at_mnist-tiny_report" / "summary.json").read_text())
     assert summary["command"] == "advx reproduce mixup --tiny" and summary["sizes"]["test"] == 16
     assert summary["config"]["model"]["train"]["epochs"] == 1 and summary["tables"]
+    # self-describing: the training set's size, the machine, and where the time went
+    assert 0 < summary["sizes"]["train"] <= 60 and "cores" in summary["machine"]
+    seconds = summary["seconds"]
+    assert seconds["training"] > 0 and seconds["cells"] > 0
+    assert abs(seconds["total"] - seconds["training"] - seconds["cells"]) <= 0.11  # each rounded to 0.1
 
 
 def test_missing_data_is_one_line_per_config_and_exit_2(tmp_path):

@@ -59,6 +59,23 @@ def versions(registry: Any, code: dict[str, str] | None = None) -> dict[str, str
     return out
 
 
+def machine() -> str:
+    """The machine a run used, in one line (CPU model, cores, torch threads, GPU): a stored time
+    means little without it."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {platform.system()}"
+    if torch.cuda.is_available():
+        text += ", " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return text
+
+
 def source_commit() -> str:
     """The git commit of the advx checkout a run used, "+dirty" when it had uncommitted changes,
     or "not a git checkout" (an installed wheel): a stored run names the code that made it."""
@@ -278,6 +295,8 @@ class Experiment:
                 header.write_array("test/index", test_index.numpy())
                 header.write_array("test/label", data.y_test.cpu().numpy())
                 header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
+            if header is not None and "machine" not in header.attrs("/"):  # a resume keeps the first start's
+                header.set_attrs("/", machine=machine(), train_size=int(len(train_index)))
             record = None if header is None else functools.partial(record_model, header)
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
                                    pretrained=pretrained, components=self.components)

@@ -68,6 +68,15 @@ TABLE_FILE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.(csv|png)$")
 PER_SAMPLE = "per_sample.npz"
 
 
+def run_seconds(results: RunResults) -> dict[str, float]:
+    """Where a run's time went, from what each model and cell recorded: training (models trained in
+    this run, not loaded from the cache), the cells, and their sum (the run's compute time, without
+    start-up; a resume adds only what it ran)."""
+    training = sum(float(m.get("seconds", 0.0)) for m in results.models.values() if not m.get("cached"))
+    cells = sum(float(c.info.get("seconds", 0.0)) for c in results.cells if c.finished)
+    return {"training": round(training, 1), "cells": round(cells, 1), "total": round(training + cells, 1)}
+
+
 def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
     """Everything a README table is generated from: the tables, warnings, the exact command and
     the run's identity (config hash, versions, device, date)."""
@@ -77,8 +86,10 @@ def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
             "versions": h["versions"], "experiment": cfg.get("experiment", {}).get("name"),
             # self-describing: what ran, on how much, from which seed (the resolved config, not the file)
             "config": cfg, "seed": cfg.get("experiment", {}).get("seed"),
-            "sizes": {"test": int(len(results.test.get("index", ()))),
+            "machine": h.get("machine"),
+            "sizes": {"train": h.get("train_size"), "test": int(len(results.test.get("index", ()))),
                       "cells": len(results.cells), "finished_cells": sum(c.finished for c in results.cells)},
+            "seconds": run_seconds(results),
             "models": {k: {a: v.item() if isinstance(v, np.generic) else v for a, v in m.items()
                            if isinstance(v, (int, float, str, np.generic))} for k, m in results.models.items()},
             "per_sample": PER_SAMPLE,
@@ -109,6 +120,10 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
     md = [f"# advx report: {results.header['config'].get('experiment', {}).get('name', 'run')}", "",
           f"device: {results.header['device']} · created {results.header['created']} · "
           + ", ".join(f"{k} {v}" for k, v in sorted(results.header["versions"].items())), ""]
+    if results.header.get("machine"):
+        seconds = run_seconds(results)
+        md += [f"machine: {results.header['machine']} · training {seconds['training']} s, cells "
+               f"{seconds['cells']} s", ""]
     for i, t in enumerate(all_tables(results)):
         stem = f"{i:02d}_{_slug(t.title)}"
         with open(out_dir / f"{stem}.csv", "w", newline="") as fh:

@@ -233,7 +233,10 @@ class RunStore:
         assert self.f is not None
         a = self.f.attrs
         return {"config": json.loads(a["config"]), "config_hash": a["config_hash"],
-                "versions": json.loads(a["versions"]), "device": a["device"], "created": a["created"]}
+                "versions": json.loads(a["versions"]), "device": a["device"], "created": a["created"],
+                # runs made before 2026-12-05 lack these two
+                "machine": a.get("machine"),
+                "train_size": int(a["train_size"]) if "train_size" in a else None}
 
     # ------------------------------------------------------------------ generic groups
     def group(self, path: str) -> h5py.Group:
