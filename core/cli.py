@@ -93,7 +93,7 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @click.option("--attack", "attacks", multiple=True, default=("autoattack",), show_default=True,
               help="Attack (repeatable); the per-sample worst case over all of them heads the report.")
 @click.option("--eps", default=None, help="Perturbation budget, e.g. 8/255 (default: each attack's own).")
-@click.option("--norm", type=click.Choice(["linf", "l2"]), default=None, help="Threat model for attacks that take one.")
+@click.option("--norm", type=click.Choice(["linf", "l2", "l1"]), default=None, help="Threat model for attacks that take one.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--batch-size", default=None, help="Evaluation batch size (default: auto).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: runs/eval-<hash>.h5).")

@@ -154,7 +154,8 @@ HAND = [  # (raw config, a fragment the one-line message must contain)
     (_with("defense", [{"label": "g", "chain": [{"name": "crop-rescale"}], "extra": 1}]), "extra"),
     (_with("defense", "crop-rescale"), "defense"),
     (_with("attack.0.eps", 8), "did you mean 8/255?"),  # meant 8/255: a linf eps of 8 allows any image
-    (_with("attack", [{"name": "pgd", "norm": "l2", "eps": 20, "steps": 1}]), "beyond the diameter 8"),
+    (_with("attack", [{"name": "pgd", "norm": "l2", "eps": 20, "steps": 1}]), "beyond the l2 diameter 8"),
+    (_with("attack", [{"name": "apgd", "norm": "l1", "eps": 100, "steps": 1}]), "beyond the l1 diameter 64"),
     (_with("model.name", "lenet5"), "lenet5 cannot take the data's 1x8x8 (C x H x W) images"),
 ]
 

@@ -345,7 +345,7 @@ class Experiment:
 def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None) -> None:
     """Refuse a budget that cannot be meant: pixels are in [0, 1], so a linf eps of 1 or more
     allows any image at all (eps 8 was meant as 8/255), and an l2 eps beyond the image's diameter
-    (sqrt of its pixel count) likewise."""
+    (sqrt of its pixel count) or an l1 eps beyond it (the pixel count) likewise."""
     eps = getattr(attack, "eps", None)
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or getattr(attack, "minimal", False):
         return
@@ -354,10 +354,10 @@ def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = 
         guess = f"{eps:g}/255" if eps <= 255 else "8/255"
         raise ConfigError(f"{where}.eps: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
                           f"did you mean {guess}?")
-    if norm == "l2" and image_shape is not None:
-        diameter = math.prod(image_shape) ** 0.5
+    if norm in ("l2", "l1") and image_shape is not None:
+        diameter = math.prod(image_shape) ** (0.5 if norm == "l2" else 1.0)
         if eps > diameter:
-            raise ConfigError(f"{where}.eps: an l2 eps of {eps:g} is beyond the diameter {diameter:.4g} of "
+            raise ConfigError(f"{where}.eps: an {norm} eps of {eps:g} is beyond the {norm} diameter {diameter:.4g} of "
                               f"[0, 1]^{'x'.join(map(str, image_shape))} images; did you mean {eps:g}/255?")
 
 

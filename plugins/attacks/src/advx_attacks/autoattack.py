@@ -24,6 +24,9 @@ VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd
             "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")}
 #: restarts per member in the plus version (the others run one)
 PLUS_RESTARTS = {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5}
+#: the reference's l1 settings of the standard version (AutoAttack._set_version, norm "L1"):
+#: APGD-CE with 5 restarts and APGD-T on 5 target classes, both with the 3·eps, 2·eps, eps schedule
+L1_STANDARD = {"apgd-ce restarts": 5, "apgd-t targets": 5}
 #: per-sample codes in the ``broken_by`` record besides a member's index
 SURVIVED, MISCLASSIFIED = -1, -2
 
@@ -36,14 +39,16 @@ def _members(_: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> N
 
 @attrs.frozen
 class AutoAttack(AttackBase):
-    """AutoAttack — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf or l2.
+    """AutoAttack — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf, l2 or l1.
 
     ``version = "standard"``: APGD-CE (no restarts), APGD-T (``targets`` target classes, DLR),
     FAB-T (``targets`` target classes) and Square (``queries``), in that order; each member attacks
     only the samples no earlier member broke. ``version = "rand"`` (randomized defences): APGD-CE
     and APGD-DLR with the gradient averaged over ``eot`` = 20 draws. ``version = "plus"``: APGD-CE
     and APGD-DLR with 5 restarts each, untargeted FAB with 5 restarts, Square, APGD-T, FAB-T (the
-    reference's order and restarts). ``attacks = [...]`` picks the members and their order (names:
+    reference's order and restarts). ``norm = "l1"`` (Croce & Hein, "Mind the box", ICML 2021):
+    the same four members in l1 — l1-APGD-CE with 5 restarts, l1-APGD-T on at most 5 targets,
+    FAB-T and Square in l1 — as the reference sets them. ``attacks = [...]`` picks the members and their order (names:
     apgd-ce, apgd-t, fab-t, square, apgd-dlr, fab). ``steps`` (100) is
     every gradient member's iteration count; the defaults are AutoAttack's, and a run that
     shrinks ``steps`` or ``queries`` is no longer the standard evaluation — say so beside it.
@@ -58,7 +63,8 @@ class AutoAttack(AttackBase):
     #: the record of a sample the evaluator does not attack (wrong on clean input)
     skipped_log: ClassVar[dict[str, int]] = {"broken_by": MISCLASSIFIED}
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
-    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    norm: Literal["linf", "l2", "l1"] = attrs.field(default="linf",
+                                                    validator=attrs.validators.in_(["linf", "l2", "l1"]))
     version: Literal["standard", "plus", "rand"] = attrs.field(default="standard",
                                                        validator=attrs.validators.in_(list(VERSIONS)))
     attacks: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_members)
@@ -75,13 +81,17 @@ class AutoAttack(AttackBase):
         """The configured attack object behind a member name."""
         eot = self.eot if self.version == "rand" else 1
         restarts = PLUS_RESTARTS.get(name, 1) if self.version == "plus" else 1
+        targets = self.targets
+        if self.norm == "l1" and self.version == "standard":
+            restarts = L1_STANDARD["apgd-ce restarts"] if name == "apgd-ce" else restarts
+            targets = min(targets, L1_STANDARD["apgd-t targets"]) if name == "apgd-t" else targets
         common = dict(eps=self.eps, norm=self.norm, bounds=self.bounds)
         if name == "apgd-ce":
             return APGD(steps=self.steps, loss="ce", eot=eot, restarts=restarts, **common)
         if name == "apgd-dlr":
             return APGD(steps=self.steps, loss="dlr", eot=eot, restarts=restarts, **common)
         if name == "apgd-t":
-            return APGDTargeted(steps=self.steps, targets=self.targets, **common)
+            return APGDTargeted(steps=self.steps, targets=targets, **common)
         if name == "fab-t":
             return FAB(steps=self.steps, targets=self.targets, **common)
         if name == "fab":

@@ -20,7 +20,7 @@ from .ops import flat_norm, project_onto_hyperplane, success
 
 @attrs.frozen
 class FAB(AttackBase):
-    """FAB-T — Croce & Hein, ICML 2020 (https://arxiv.org/abs/1907.02044). Distance: linf or l2.
+    """FAB-T — Croce & Hein, ICML 2020 (https://arxiv.org/abs/1907.02044). Distance: linf, l2 or l1.
 
     A minimal-norm attack: at the current point x_i, linearise the boundary between the true
     class y and the target t, project both x_i and the original x onto it inside the pixel box
@@ -32,7 +32,7 @@ class FAB(AttackBase):
     after the first start at a random point at half the best norm found (or ``eps``).
     Returned: the smallest adversarial found when its norm is at most ``eps`` (per sample),
     otherwise ``x`` unchanged — so robust accuracy at ``eps`` reads off the result directly.
-    Arguments: eps (8/255), norm ('linf'|'l2'), steps (100), targets (9), restarts (1),
+    Arguments: eps (8/255), norm ('linf'|'l2'|'l1'), steps (100), targets (9), restarts (1),
     alpha_max (0.1), eta (1.05), beta (0.9). Cost per step: 1 forward+backward and 1 forward.
     With an explicit ``target=``, that class is the only target (success = reaching it).
     ``targeted = False``: untargeted FAB — each step linearises every class's boundary (one
@@ -43,7 +43,8 @@ class FAB(AttackBase):
     name: ClassVar[str] = "fab"
     per_sample_streams: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
-    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    norm: Literal["linf", "l2", "l1"] = attrs.field(default="linf",
+                                                    validator=attrs.validators.in_(["linf", "l2", "l1"]))
     steps: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     targets: int = attrs.field(default=9, validator=attrs.validators.ge(1))
     restarts: int = attrs.field(default=1, validator=attrs.validators.ge(1))
@@ -104,14 +105,17 @@ class FAB(AttackBase):
             f = own.detach()
             w_all = grads - grads.gather(1, y.view(-1, 1, 1).expand(-1, 1, grads.shape[2]))
             f_all = f - f.gather(1, y[:, None])
-            dual = w_all.abs().sum(2) if self.norm == "linf" else w_all.norm(dim=2)
+            # the distance to each boundary is |f| over the dual norm of its gradient
+            dual = (w_all.abs().sum(2) if self.norm == "linf" else w_all.norm(dim=2) if self.norm == "l2"
+                    else w_all.abs().amax(2))
             dist = f_all.abs() / dual.clamp(min=1e-12)
             dist.scatter_(1, y[:, None], float("inf"))
             k = dist.argmin(1)
             return w_all[torch.arange(n, device=xi.device), k], f_all.gather(1, k[:, None]).squeeze(1)
 
     def random_point(self, x, radius, generator):
-        """A random start at distance ``radius``/2 (FAB's restarts, Section 3.3)."""
+        """A random start at distance ``radius``/2 (FAB's restarts, Section 3.3): uniform signs-and-sizes
+        for linf, a Gaussian direction for l2 and l1 (scaled to that norm, as the reference does)."""
         if self.norm == "linf":
             u = 2 * streams.uniform(generator, x.shape, x) - 1
         else:

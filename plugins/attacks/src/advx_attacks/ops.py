@@ -13,7 +13,7 @@ TINY = 1e-12
 def flat_norm(t: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-sample norm as N x 1 x 1 x 1."""
     f = t.flatten(1)
-    n = f.abs().amax(1) if norm == "linf" else f.norm(dim=1)
+    n = f.abs().amax(1) if norm == "linf" else f.abs().sum(1) if norm == "l1" else f.norm(dim=1)
     return n.view(-1, *([1] * (t.ndim - 1)))
 
 
@@ -180,14 +180,19 @@ def project_onto_hyperplane(w: torch.Tensor, c: torch.Tensor, room_up: torch.Ten
     intersected with the pixel box. The optimal ``d_i`` has the sign of ``w_i`` (of ``c·w_i``) and
     grows with one scalar ``t`` until its box face: linf ``|d_i| = min(t, r_i)``, l2
     ``|d_i| = min(t·|w_i|, r_i)``. Then ``w·d = Σ a_i min(t, s_i)`` is piecewise linear in ``t``,
-    solved exactly by sorting the breakpoints ``s_i``. When even the whole box cannot reach the
-    plane, every coordinate goes to its face (the closest point of the box to the plane).
+    solved exactly by sorting the breakpoints ``s_i``. l1 is a fractional knapsack: each unit of
+    ``|d_i|`` buys ``|w_i|`` of ``w·d``, so the coordinates fill to their faces in decreasing
+    ``|w_i|`` and the last one reached moves only as far as needed (the reference's
+    ``projection_l1``). When even the whole box cannot reach the plane, every coordinate goes to
+    its face (the closest point of the box to the plane).
     Rows are flattened samples: ``w``, ``room_*`` (N, D), ``c`` (N,).
     """
     sign = torch.where(c < 0, -1.0, 1.0).to(w).unsqueeze(1)
     w, c = w * sign, c.abs()  # now c >= 0; d_i has the sign of w_i
     aw = w.abs()
     room = torch.where(w >= 0, room_up, room_down).clamp(min=0)
+    if norm == "l1":
+        return torch.sign(w) * knapsack_l1(aw, room, c)
     if norm == "linf":
         a, s = aw, room
     else:
@@ -205,3 +210,17 @@ def project_onto_hyperplane(w: torch.Tensor, c: torch.Tensor, room_up: torch.Ten
     t = torch.where(feasible, t, torch.full_like(t, float("inf")))
     mag = torch.minimum(t, room) if norm == "linf" else torch.minimum(t * aw, room)
     return torch.sign(w) * mag
+
+
+def knapsack_l1(aw: torch.Tensor, room: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Magnitudes ``m`` (0 <= m <= room) of least l1 norm with ``Σ aw·m = c`` (c >= 0, per row):
+    greedy in decreasing ``aw``, exact for this linear programme; all faces when ``c`` is out of
+    reach."""
+    aw_sorted, order = aw.sort(dim=1, descending=True)
+    room_sorted = room.gather(1, order)
+    gain = aw_sorted * room_sorted                     # w·d bought by filling coordinate j
+    before = gain.cumsum(1) - gain                     # bought by the coordinates ahead of j
+    need = (c.unsqueeze(1) - before).clamp(min=0)      # still missing when j's turn comes
+    mag = torch.minimum(room_sorted, need / aw_sorted.clamp(min=TINY))
+    mag = torch.where(aw_sorted > 0, mag, torch.zeros_like(mag))
+    return torch.zeros_like(mag).scatter(1, order, mag)

@@ -14,7 +14,7 @@ from advx import streams
 from advx.api import AttackBase
 from advx.streams import subset
 
-from .ops import flat_norm, other_max
+from .ops import flat_norm, other_max, project_l1
 
 
 def fraction_schedule(p_init: float, i: int, queries: int) -> float:
@@ -62,27 +62,30 @@ def place(patch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w:
     return out * inside.unsqueeze(1)
 
 
-def centre_weights(rows: int, cols: int) -> torch.Tensor:
-    """Nested rectangles weighted 1/(k+1)² around the centre, unit norm (the L2 "pseudo-Gaussian"
-    building block of Section 3.2)."""
+def centre_weights(rows: int, cols: int, norm: str = "l2") -> torch.Tensor:
+    """Nested rectangles weighted 1/(k+1)² around the centre, unit l2 norm (the L2 "pseudo-Gaussian"
+    building block of Section 3.2); for l1, weighted 1/(k+1)⁴ and unit l1 norm, as the reference
+    code's l1 Square (Croce & Hein, ICML 2021) builds it."""
     delta = torch.zeros(rows, cols)
     r0, c0 = rows // 2, cols // 2
+    power = 4 if norm == "l1" else 2
     for k in range(max(r0, c0) + 1):
-        delta[max(r0 - k, 0):min(r0 + k + 1, rows), max(c0 - k, 0):min(c0 + k + 1, cols)] += 1.0 / (k + 1) ** 2
-    return delta / delta.norm()
+        delta[max(r0 - k, 0):min(r0 + k + 1, rows), max(c0 - k, 0):min(c0 + k + 1, cols)] += 1.0 / (k + 1) ** power
+    return delta / (delta.abs().sum() if norm == "l1" else delta.norm())
 
 
-def l2_pattern(s: int) -> torch.Tensor:
-    """Two pseudo-Gaussian halves of opposite sign in an s x s square, unit norm (Section 3.2)."""
-    top = centre_weights(s // 2, s) if s // 2 > 0 else torch.zeros(0, s)
-    pattern = torch.cat([top, -centre_weights(s - s // 2, s)], 0)
-    return pattern / pattern.norm()
+def l2_pattern(s: int, norm: str = "l2") -> torch.Tensor:
+    """Two pseudo-Gaussian halves of opposite sign in an s x s square, unit norm (Section 3.2);
+    ``norm = "l1"``: the l1 variant, unit l1 norm."""
+    top = centre_weights(s // 2, s, norm) if s // 2 > 0 else torch.zeros(0, s)
+    pattern = torch.cat([top, -centre_weights(s - s // 2, s, norm)], 0)
+    return pattern / (pattern.abs().sum() if norm == "l1" else pattern.norm())
 
 
 @attrs.frozen
 class Square(AttackBase):
     """Square Attack — Andriushchenko et al., ECCV 2020 (https://arxiv.org/abs/1912.00049).
-    Distance: linf or l2. Score-based and gradient-free: only forward passes.
+    Distance: linf, l2 or l1. Score-based and gradient-free: only forward passes.
 
     Random search on the margin loss z_y − max_{k≠y} z_k (targeted: max_{k≠t} z_k − z_t). linf
     (Algorithm 2): start from vertical stripes of ±eps; each iteration sets one random square
@@ -91,8 +94,11 @@ class Square(AttackBase):
     squares scaled to norm eps; each iteration moves the perturbation mass of a second random
     square into a new pseudo-Gaussian pattern on the first, keeping the norm at eps. The
     square's side follows the fraction schedule from ``p_init`` (0.8, AutoAttack's value).
+    l1 (the version in Croce & Hein's AutoAttack code, used by its l1 ensemble, ICML 2021): as l2
+    with sharper patterns (weights 1/(k+1)⁴, unit l1 norm); the moved mass is measured in l1 and
+    every point is projected onto the l1 ball ∩ the pixel box (``ops.project_l1``).
     Each iteration is one batched forward of the samples still robust; a sample stops at its
-    first success. Arguments: eps (8/255), norm ('linf'|'l2'), queries (5000 iterations; at most
+    first success. Arguments: eps (8/255), norm ('linf'|'l2'|'l1'), queries (5000 iterations; at most
     queries + 2 forwards per sample, counting the clean check and the start), p_init (0.8).
     The windows, signs and patterns come from ``generator``, so a seeded call is reproducible.
     """
@@ -101,7 +107,8 @@ class Square(AttackBase):
     per_sample_streams: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
     eps: float = attrs.field(default=8 / 255, validator=attrs.validators.ge(0))
-    norm: Literal["linf", "l2"] = attrs.field(default="linf", validator=attrs.validators.in_(["linf", "l2"]))
+    norm: Literal["linf", "l2", "l1"] = attrs.field(default="linf",
+                                                    validator=attrs.validators.in_(["linf", "l2", "l1"]))
     queries: int = attrs.field(default=5000, validator=attrs.validators.ge(1))
     p_init: float = attrs.field(default=0.8, validator=attrs.validators.and_(attrs.validators.gt(0),
                                                                               attrs.validators.le(1)))
@@ -116,14 +123,18 @@ class Square(AttackBase):
         return (x + eps * self.signs((n, c, 1, w), generator, x)).clamp(*self.bounds)
 
     def init_l2(self, x, eps, generator):
+        """A grid of patterns with a random sign per square and channel, scaled to norm eps (l2) or
+        projected onto the l1 ball ∩ box (l1)."""
         n, c, h, w = x.shape
         s = max(h // 5, 1)
         delta = torch.zeros_like(x)
-        pattern = l2_pattern(s).to(x) if s > 1 else torch.ones(1, 1).to(x)
+        pattern = l2_pattern(s, self.norm).to(x) if s > 1 else torch.ones(1, 1).to(x)
         offset = (h - 5 * s) // 2
         for i in range(offset, h - s + 1, s):
             for j in range(offset, w - s + 1, s):
                 delta[:, :, i:i + s, j:j + s] += pattern * self.signs((n, c, 1, 1), generator, x)
+        if self.norm == "l1":
+            return x + project_l1(x, delta, eps * (1 - 1e-6), self.bounds)
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
         return (x + delta).clamp(*self.bounds)
 
@@ -161,6 +172,29 @@ class Square(AttackBase):
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
         return (x + delta).clamp(*self.bounds)
 
+    def propose_l1(self, x, x_best, eps, s, generator, lo, hi):
+        """As ``propose_l2`` in l1: the new square gets its channel's old mass in both windows plus a
+        share of the unused budget, times the channel count as the reference computes it (exact
+        for one channel); the projection onto the l1 ball ∩ box then trims the point to eps."""
+        n, c, h, w = x.shape
+        delta = x_best - x
+        drawn = streams.words(generator, n, 5, x.device)
+        m1, top, left = window_masks(drawn[:, :2], h, w, s)
+        m2, _, _ = window_masks(drawn[:, 2:4], h, w, s)
+        total = flat_norm(delta, "l1")                                        # N x 1 x 1 x 1
+        in_windows = (delta * (m1 | m2)).abs().sum((2, 3), keepdim=True)      # per channel
+        old = delta * m1
+        old_norm = old.abs().sum((2, 3), keepdim=True)
+        base = l2_pattern(s, "l1").to(x)
+        flip = (drawn[:, 4] >> 61) & 1 == 1
+        pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
+        new = place(pat.unsqueeze(1) * bit_signs(drawn[:, 4], c, x), top, left, h, w) + old / old_norm.clamp(min=1e-12)
+        budget = ((eps - total).clamp(min=0) / c + in_windows) * c
+        new = new / new.abs().sum((2, 3), keepdim=True).clamp(min=1e-12) * budget
+        delta = torch.where(m2, torch.zeros_like(delta), delta)
+        delta = torch.where(m1, new, delta)
+        return x + project_l1(x, delta, eps * (1 - 1e-6), self.bounds)
+
     @staticmethod
     def compact(idx, x, lo, hi, eps, y, target, x_best, best, generator):
         """The search state restricted to rows ``idx``."""
@@ -173,12 +207,12 @@ class Square(AttackBase):
         h, w = x.shape[-2:]
         with torch.no_grad():
             clean = margin(model(x), y, target)
-            start = (self.init_linf if self.norm == "linf" else self.init_l2)(x, eps, generator)
+            start = (self.init_linf if self.norm == "linf" else self.init_l2)(x, eps, generator)  # l2 and l1
             best = margin(model(start), y, target)
             already = clean <= 0  # misclassified without any perturbation: nothing to search
             x_best = torch.where(already.view(-1, 1, 1, 1), x, start)
             best = torch.where(already, clean, best)
-            propose = self.propose_linf if self.norm == "linf" else self.propose_l2
+            propose = {"linf": self.propose_linf, "l2": self.propose_l2, "l1": self.propose_l1}[self.norm]
             # the search runs on the samples still robust, kept compact; rows leave it (and their
             # best point is written back) only when some sample succeeds, so an iteration without
             # a success indexes nothing
@@ -191,7 +225,7 @@ class Square(AttackBase):
                 xs, los, his, es, ys, ts, xb, mb, gen = state
                 p = fraction_schedule(self.p_init, i, self.queries)
                 s = max(int(round(math.sqrt(p * h * w))), 1)
-                if self.norm == "l2":
+                if self.norm != "linf":
                     s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
                 s = min(s, h, w)
                 cand = propose(xs, xb, es, s, gen, los, his)
