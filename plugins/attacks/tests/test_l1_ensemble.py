@@ -87,25 +87,25 @@ def test_l1_autoattack_is_as_strong_as_the_reference(digits, eps):
     from pyautoattack import AutoAttack
 
     model, x, y = digits
-    x, y = x[:60], y[:60]
-    ours = advx.create("attack", "autoattack", norm="l1", eps=eps, steps=25, queries=200)
+    x, y = x[:40], y[:40]
+    ours = advx.create("attack", "autoattack", norm="l1", eps=eps, steps=10, queries=100)
     x_adv = ours(model, x, y, generator=torch.Generator().manual_seed(0))
     _inside_l1(x_adv, x, eps)
     ref = AutoAttack(model, norm="L1", eps=eps, version="standard", device="cpu", seed=0)
     ref.verbose = False
     for member in (ref.apgd, ref.apgd_targeted, ref.fab):
-        member.n_iter = 25
-    ref.square.n_queries = 200
-    x_ref = ref.run_standard_evaluation(x, y, batch_size=60)
+        member.n_iter = 10
+    ref.square.n_queries = 100
+    x_ref = ref.run_standard_evaluation(x, y, batch_size=40)
     x_ref = x_ref[0] if isinstance(x_ref, tuple) else x_ref
     assert _robust(model, x_adv, y) <= _robust(model, x_ref, y) + 1
 
 
 def test_the_evaluator_runs_and_checks_the_l1_ensemble(digits, tmp_path):
     model, x, y = digits
-    res = advx.evaluate(model, (x[:40], y[:40]), attack={"name": "autoattack", "steps": 10, "queries": 50},
+    res = advx.evaluate(model, (x[:24], y[:24]), attack={"name": "autoattack", "steps": 5, "queries": 20},
                         eps=1.5, norm="l1", out=tmp_path / "l1.h5", device="cpu")
     cell = next(c for c in res.cells if c.cell.attack != "clean")
     assert cell.finished and cell.info["budget"] == "l1 1.5"  # named beside the number
     clean = next(c for c in res.cells if c.cell.attack == "clean")
-    assert cell.arrays["correct"].sum() < clean.arrays["correct"].sum() - 10
+    assert cell.arrays["correct"].sum() < clean.arrays["correct"].sum() - 6
