@@ -33,7 +33,7 @@ import attrs
 import numpy as np
 
 from .cells import CLEAN, NONE
-from .results import CellResult, RunResults, cell_budget
+from .results import CellResult, RunResults, at_rows, cell_budget
 from .sanity import mcnemar_z
 
 OK, FAIL, NOTE, NA = "ok", "FAIL", "note", "n/a"
@@ -86,7 +86,7 @@ def silent(results: RunResults) -> Indicator:
             why.append("predictions outside the class range")
         zero_budget = cell_budget(c).endswith(" 0")  # an eps sweep's 0 point moves nothing by design
         if c.cell.mode != CLEAN and not zero_budget and rows_match and "linf" in a:
-            ok = clean.arrays["correct"][_at(clean, idx)].astype(bool)  # the samples it attacked
+            ok = at_rows(clean, idx).astype(bool)  # the samples it attacked
             moved = a["linf"] > 0
             if ok.any() and not moved[ok].any():
                 why.append(f"moved none of the {int(ok.sum())} samples it attacked")
@@ -163,12 +163,7 @@ def transfer_beats_adaptive(results: RunResults) -> Indicator:
 def _aligned(a: CellResult, b: CellResult) -> tuple[np.ndarray, np.ndarray]:
     """Both cells' ``correct`` on the test rows they share, in one order."""
     common = np.intersect1d(a.arrays["index"], b.arrays["index"])
-    return tuple(c.arrays["correct"][_at(c, common)].astype(bool) for c in (a, b))  # type: ignore[return-value]
-
-
-def _at(c: CellResult, rows: np.ndarray) -> np.ndarray:
-    pos = {int(i): j for j, i in enumerate(c.arrays["index"])}
-    return np.array([pos[int(i)] for i in rows], dtype=int)
+    return at_rows(a, common).astype(bool), at_rows(b, common).astype(bool)
 
 
 _UNSTABLE = re.compile(r"^\[(?P<train>[^/\]]+)/(?P<defense>[^\]]+)\] predictions change from run to run")

@@ -105,6 +105,15 @@ def cell_budget(c: CellResult) -> str:
     return str(c.info.get("budget", ""))
 
 
+def at_rows(c: CellResult, index: np.ndarray, key: str = "correct") -> np.ndarray | None:
+    """Cell ``c``'s per-sample ``key`` at the test rows ``index`` (cells store their rows in their
+    own order), or None when ``c`` lacks one of them."""
+    pos = {int(i): j for j, i in enumerate(c.arrays["index"])}
+    if any(int(i) not in pos for i in index):
+        return None
+    return c.arrays[key][[pos[int(i)] for i in index]]
+
+
 @attrs.define
 class RunResults:
     header: dict[str, Any]
@@ -179,8 +188,7 @@ class RunResults:
                 common = np.intersect1d(common, c.arrays["index"])
         correct = np.ones(len(common), dtype=bool)
         for c in cells:
-            pos = {int(i): j for j, i in enumerate(c.arrays["index"])}
-            correct &= c.arrays["correct"][[pos[int(i)] for i in common]].astype(bool)
+            correct &= at_rows(c, common).astype(bool)
         attacked = [c for c in cells if c.cell.mode != CLEAN]
         return WorstCase(train, defense, budget, np.asarray(common), correct, cells,
                          min(attacked, key=lambda c: c.accuracy))
@@ -223,11 +231,10 @@ class RunResults:
             if c.cell.mode == CLEAN or cell_budget(c) != "unbounded" or not len(c.arrays.get("correct", ())):
                 continue
             clean = self.get(c.cell.train, c.cell.defense, CLEAN)
-            pos = {} if clean is None else {int(i): j for j, i in enumerate(clean.arrays["index"])}
-            index = c.arrays["index"]
-            if clean is None or any(int(i) not in pos for i in index):
+            clean_correct = None if clean is None else at_rows(clean, c.arrays["index"])
+            if clean_correct is None:
                 continue
-            attacked = clean.arrays["correct"][[pos[int(i)] for i in index]].astype(bool)
+            attacked = clean_correct.astype(bool)
             won = attacked & ~c.arrays["correct"].astype(bool)
             n, k = int(attacked.sum()), int(won.sum())
             low, high = wilson(k, n) if n else (float("nan"), float("nan"))
