@@ -28,6 +28,36 @@ def checkpoints(n_iter: int) -> list[int]:
     return sorted({math.ceil(q * n_iter - 1e-9) for q in p if q <= 1})
 
 
+@attrs.define
+class Best:
+    """APGD's per-sample record of a run: the first adversarial point found (``first``), and the
+    highest-loss point with its loss and gradient (where a step-size review restarts from)."""
+
+    fooled: torch.Tensor
+    first: torch.Tensor
+    x: torch.Tensor
+    loss: torch.Tensor
+    grad: torch.Tensor
+
+    @classmethod
+    def start(cls, x_adv: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, fooled: torch.Tensor) -> "Best":
+        return cls(fooled, x_adv.clone(), x_adv.clone(), loss.clone(), grad.clone())
+
+    def update(self, x_adv: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, now: torch.Tensor) -> None:
+        """Record a step's point (masks through torch.where: no host-device sync in the loop)."""
+        shape = (-1,) + (1,) * (x_adv.ndim - 1)
+        self.first = torch.where((now & ~self.fooled).view(shape), x_adv, self.first)
+        self.fooled = self.fooled | now
+        better = loss > self.loss
+        self.x = torch.where(better.view(shape), x_adv, self.x)
+        self.grad = torch.where(better.view(shape), grad, self.grad)
+        self.loss = torch.where(better, loss, self.loss)
+
+    def result(self) -> torch.Tensor:
+        """Fooled samples: the first adversarial point found; the others: the highest-loss point."""
+        return torch.where(self.fooled.view((-1,) + (1,) * (self.x.ndim - 1)), self.first, self.x)
+
+
 @attrs.frozen
 class APGD(AttackBase):
     """AutoPGD — Croce & Hein, ICML 2020 (https://arxiv.org/abs/2003.01690). Distance: linf, l2 or l1.
@@ -80,13 +110,11 @@ class APGD(AttackBase):
         x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds) \
             if self.random_start else x.clone()
         loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, self.eot)
-        fooled = success(logits, y, goal)
-        x_best_adv = x_adv.clone()
-        x_best, loss_best, grad_best = x_adv.clone(), loss.clone(), grad.clone()
+        best = Best.start(x_adv, loss, grad, success(logits, y, goal))
         step = 2 * eps * torch.ones(n, *([1] * (x.ndim - 1)), device=x.device, dtype=x.dtype)
         x_prev = x_adv.clone()
         increases = torch.zeros(n, device=x.device)
-        last_check, loss_best_at_check = 0, loss_best.clone()
+        last_check, loss_best_at_check = 0, best.loss.clone()
         reduced_at_check = torch.ones(n, dtype=torch.bool, device=x.device)
         prev_loss = loss.clone()
         for k in range(self.steps):
@@ -99,30 +127,23 @@ class APGD(AttackBase):
             loss, logits, g = loss_and_grad(model, x_adv, y, target, self.loss, self.eot, backward=not last)
             grad = grad if last else g
             with torch.no_grad():  # masks through torch.where: no host-device sync inside the loop
-                now = success(logits, y, goal)
-                x_best_adv = torch.where((now & ~fooled).view(shape), x_adv, x_best_adv)
-                fooled |= now
+                best.update(x_adv, loss, grad, success(logits, y, goal))
                 increases += (loss > prev_loss).float()
                 prev_loss = loss
-                better = loss > loss_best
-                x_best = torch.where(better.view(shape), x_adv, x_best)
-                grad_best = torch.where(better.view(shape), grad, grad_best)
-                loss_best = torch.where(better, loss, loss_best)
                 if k + 1 in checks:
                     span = k + 1 - last_check
                     cond1 = increases < self.rho * span
-                    cond2 = ~reduced_at_check & (loss_best <= loss_best_at_check)
+                    cond2 = ~reduced_at_check & (best.loss <= loss_best_at_check)
                     reduce = cond1 | cond2
                     r = reduce.view(shape)
                     step = torch.where(r, step / 2, step)
-                    x_adv, grad = torch.where(r, x_best, x_adv), torch.where(r, grad_best, grad)
-                    x_prev = torch.where(r, x_best, x_prev)
+                    x_adv, grad = torch.where(r, best.x, x_adv), torch.where(r, best.grad, grad)
+                    x_prev = torch.where(r, best.x, x_prev)
                     reduced_at_check = reduce
-                    loss_best_at_check = loss_best.clone()
+                    loss_best_at_check = best.loss.clone()
                     increases.zero_()
                     last_check = k + 1
-        # fooled samples: first adversarial point found; others: highest-loss point
-        return torch.where(fooled.view(shape), x_best_adv, x_best), fooled
+        return best.result(), best.fooled
 
     def run_once_l1(self, model, x, y, target, generator, eps, *, any_misclassification: bool = False):
         """l1-APGD from a random start: with ``l1_schedule`` three stages at 3·eps, 2·eps and eps
@@ -150,8 +171,7 @@ class APGD(AttackBase):
         keep = torch.full_like(nonzero, 0.2) if fresh else nonzero / features / 1.5  # fraction a step moves
         sparsity_at_check = torch.full_like(nonzero, float(features)) if fresh else nonzero
         loss, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, self.eot)
-        fooled = success(logits, y, goal)
-        x_best_adv, x_best, loss_best, grad_best = x_adv.clone(), x_adv.clone(), loss.clone(), grad.clone()
+        best = Best.start(x_adv, loss, grad, success(logits, y, goal))
         full = eps.view(shape).to(x.dtype) * torch.ones(len(x), *([1] * (x.ndim - 1)), device=x.device)
         step = full.clone()
         for k in range(steps):
@@ -166,22 +186,16 @@ class APGD(AttackBase):
             loss, logits, g = loss_and_grad(model, x_adv, y, target, self.loss, self.eot, backward=not last)
             grad = grad if last else g
             with torch.no_grad():
-                now = success(logits, y, goal)
-                x_best_adv = torch.where((now & ~fooled).view(shape), x_adv, x_best_adv)
-                fooled |= now
-                better = loss > loss_best
-                x_best = torch.where(better.view(shape), x_adv, x_best)
-                grad_best = torch.where(better.view(shape), grad, grad_best)
-                loss_best = torch.where(better, loss, loss_best)
+                best.update(x_adv, loss, grad, success(logits, y, goal))
                 if (k + 1) % period == 0:  # review: sparser best point -> full step from it, else shrink
-                    sparsity = (x_best - x).flatten(1).ne(0).sum(1).float()
+                    sparsity = (best.x - x).flatten(1).ne(0).sum(1).float()
                     sparser = (sparsity / sparsity_at_check.clamp(min=1)) < 0.95
                     keep = sparsity / features / 1.5
                     r = sparser.view(shape)
                     step = torch.where(r, full, step / 1.5).clamp(min=full / 10, max=full)
                     sparsity_at_check = sparsity
-                    x_adv, grad = torch.where(r, x_best, x_adv), torch.where(r, grad_best, grad)
-        return torch.where(fooled.view(shape), x_best_adv, x_best), fooled, x_best
+                    x_adv, grad = torch.where(r, best.x, x_adv), torch.where(r, best.grad, grad)
+        return best.result(), best.fooled, best.x
 
     def perturb(self, model, x, y, *, target, generator, eps):
         x_adv, fooled = self.run_once(model, x, y, target, generator, eps)
