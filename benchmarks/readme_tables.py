@@ -190,8 +190,8 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
     """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
     "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
     comparable" | "not measured", "why": ...} (REF: a measured reference like ``measured``, the B
-    of "A beats B"); ``tolerance`` widens the interval by that many points. ``runs``: one stored
-    run per training seed."""
+    of "A beats B"); ``tolerance`` widens the interval by that many points; ``n`` names the image
+    count of a table not over the test set. ``runs``: one stored run per training seed."""
     from advx.evaluation import verdict
 
     rule = claim.get("rule")
@@ -204,6 +204,7 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
     n = summary_of(claim["measured"]).get("sizes", {}).get("test")
     if not n:
         return verdict.Judged("no verdict", why="the stored run predates sizes in summary.json")
+    n = rule.get("n", n)  # a table over other images than the test set (noise sensitivity: seen images)
     tolerance = float(rule.get("tolerance", 0.0))
     paper = None if rule.get("paper") is None else float(rule["paper"])
     if len(runs) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
