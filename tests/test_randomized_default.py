@@ -31,6 +31,14 @@ def test_the_rand_version_attacks_each_randomized_pipeline_adaptively(tmp_path):
         assert worst.accuracy <= res.get("base", d, "AutoAttack-rand", "adaptive").accuracy + 1e-9
 
 
+def test_one_cell_per_budget_in_every_norm_including_l1():
+    attacks = [{"name": "fgsm", "eps": 0.1, "label": "FGSM"}, {"name": "apgd", "norm": "l1", "eps": 2.0, "label": "A1"},
+               {"name": "deepfool", "label": "DF"}]  # minimal-norm: no budget to attack at
+    specs = advx.load_experiment({**CONFIG, "attack": attacks}).injected
+    assert [(s.label, s.component.params["norm"], s.component.params["eps"]) for s in specs] == [
+        ("AutoAttack-rand (linf 0.1)", "linf", 0.1), ("AutoAttack-rand (l1 2.0)", "l1", 2.0)]
+
+
 def test_none_leaves_it_out_and_the_two_runs_never_share_a_file():
     off = {**CONFIG, "evaluate": {**CONFIG["evaluate"], "randomized_attack": "none"}}
     on, without = advx.load_experiment(CONFIG), advx.load_experiment(off)

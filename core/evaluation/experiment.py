@@ -97,7 +97,7 @@ def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
                        defenses: dict[tuple[str, Any], list[Any]]) -> tuple[AttackSpec, ...]:
     """The attacks ``evaluate.randomized_attack`` adds (issue #36): AutoAttack's rand version
     (APGD-CE + APGD-DLR, ``randomized_steps`` steps with EOT over ``randomized_eot`` draws) against
-    every randomized pipeline, adaptive mode only, once per linf/l2 budget of the configured attacks."""
+    every randomized pipeline, adaptive mode only, once per linf/l2/l1 budget of the configured attacks."""
     ev = cfg.evaluate
     if ev.randomized_attack == "none" or "adaptive" not in ev.modes:
         return ()
@@ -107,7 +107,7 @@ def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
     for spec in cfg.attacks:
         attack = attacks[spec.label]
         eps, norm = getattr(attack, "eps", None), getattr(attack, "norm", "linf")
-        if isinstance(eps, (int, float)) and not getattr(attack, "minimal", False) and norm in ("linf", "l2"):
+        if isinstance(eps, (int, float)) and not getattr(attack, "minimal", False) and norm in ("linf", "l2", "l1"):
             budgets.setdefault((norm, float(eps)), spec.component.params.get("eps", eps))
     if not randomized or not budgets:
         return ()
