@@ -181,6 +181,25 @@ def test_plots_carry_values_intervals_and_mark_cells_that_did_not_run():
     plt.close(fig)
 
 
+def test_bars_at_0_and_100_percent_draw_over_2000_samples():
+    """Wilson's lower end at 0 of 2,000 is 1e-17, not 0: the error bar must not come out negative
+    (it did, and crashed the report of a finished run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advx.evaluation.report import draw_table
+    from advx.evaluation.results import MetricTable
+
+    t = MetricTable("accuracy (%) — oblivious", ["train", "defense", "clean", "PGD"],
+                    [["base", "none", 100.0, 0.0], ["mixup", "none", 99.05, 0.05]], plot="bar")
+    fig, ax = plt.subplots()
+    draw_table(ax, t, n=2000)
+    assert sorted(round(p.get_height(), 2) for p in ax.patches) == [0.0, 0.05, 99.05, 100.0]
+    plt.close(fig)
+
+
 def test_the_report_of_a_link_is_named_after_the_run_it_points_to(run_file, tmp_path):
     """runs/quickstart.h5 links to the newest run: its report goes to <that run>_report, so the
     reports of two runs never overwrite each other."""

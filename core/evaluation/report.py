@@ -154,7 +154,7 @@ def _interval(value: float, n: int) -> tuple[float, float]:
     from .verdict import wilson
 
     low, high = wilson(value / 100 * n, n)
-    return value - low, high - value
+    return max(0.0, value - low), max(0.0, high - value)  # at 0 % or 100 % rounding leaves -1e-17
 
 
 def plot_table(t: MetricTable, path: Path, n: int = 0) -> Path | None:
