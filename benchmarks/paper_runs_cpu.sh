@@ -25,6 +25,8 @@ advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.tra
   --set train.5.epochs=2 --set train.5.lr=0.01 --set train.5.augment.0.eps_warmup=1 \
   --set train.6.epochs=2 --set train.6.lr=0.01 --set train.6.augment.0.eps_warmup=1 \
   --out runs/mixup_at_mnist_full.h5 --report-dir plugins/mixup/results/mixup_at_mnist
+# its report comes from the run file (the run's own report step, 2026-12-05, stopped on a plot bug fixed since)
+advx report runs/mixup_at_mnist_full.h5 --out plugins/mixup/results/mixup_at_mnist
 # stored: plugins/counteract/results/counteract_fmnist_full (the full training set; the claims table's run). Its
 # report comes from the run file (the run's own report step, 2026-12-04, met code changed under it)
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5
