@@ -1,4 +1,5 @@
-"""DeepFool iterations on the stored MNIST baseline: ours against torchattacks, 200 test images.
+"""DeepFool iterations on the stored MNIST baseline: ours (the paper's accumulation, clip="point",
+and the per-step cut, clip="perturbation") against torchattacks, 200 test images.
 
     python plugins/batchout/results/deepfool_iterations/check.py runs/batchout_mnist_full.h5 > output.txt
 """
@@ -27,8 +28,11 @@ def acc(x_adv):
 
 
 print(f"clean {acc(x):.1f}")
-for steps in (1, 5, 50):
-    x_adv = advx.create("attack", "deepfool", steps=steps)(model, x, y)
-    print(f"advx DeepFool {steps:>2} it: {acc(x_adv):5.1f} %  mean l2 {(x_adv - x).flatten(1).norm(dim=1).mean():.3f}")
+for clip in ("point", "perturbation"):
+    for steps in (1, 2, 3, 5, 50):
+        x_adv = advx.create("attack", "deepfool", steps=steps, clip=clip)(model, x, y)
+        l2 = (x_adv - x).flatten(1).norm(dim=1)
+        print(f"advx DeepFool clip={clip:<12} {steps:>2} it: {acc(x_adv):5.1f} %  mean l2 {l2.mean():.3f}  "
+              f"median l2 {l2.median():.3f}")
 for steps in (5, 50):
     print(f"torchattacks DeepFool {steps:>2} it: {acc(torchattacks.DeepFool(model, steps=steps, overshoot=0.02)(x, y)):5.1f} %")
