@@ -132,6 +132,8 @@ def test_example_runs_shrunk(path, tmp_path):
 def run_shrunk(path, tmp_path):
     """Run the example shrunk; then as two shard jobs merged, which must give the same cells."""
     raw = shrink(tomllib.loads(path.read_text()))
+    if path.stem in SAME_GRID_AS_ANOTHER and path.stem.startswith("fixer_"):
+        raw["train"] = raw.get("train", [])[:1]  # fixer_hist runs the other variants; here the data path
     lighten(raw)
     prepare_data(raw, tmp_path)
     raw.setdefault("experiment", {})["cache_dir"] = str(tmp_path / "cache")
