@@ -204,6 +204,8 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
     n = summary_of(claim["measured"]).get("sizes", {}).get("test")
     if not n:
         return verdict.Judged("no verdict", why="the stored run predates sizes in summary.json")
+    if rule["kind"] == "gain" and not summary_of(rule["minus"]).get("sizes", {}).get("test"):
+        return verdict.Judged("no verdict", why="the compared run predates sizes in summary.json")
     n = rule.get("n", n)  # a table over other images than the test set (noise sensitivity: seen images)
     tolerance = float(rule.get("tolerance", 0.0))
     paper = None if rule.get("paper") is None else float(rule["paper"])
