@@ -115,6 +115,18 @@ def test_no_verdict_without_sizes(tmp_path):
     assert "no verdict (the stored run predates sizes" in readme_tables.render_claims(summary(tmp_path, sizes=False))
 
 
+def test_no_gain_verdict_against_a_run_without_sizes(tmp_path):
+    """The measured run states its sizes, the run it is compared with does not: no verdict."""
+    cpath = summary(tmp_path, sizes=True)
+    old = tmp_path / "old"
+    old.mkdir()
+    old_claims = json.loads(summary(old, sizes=False).read_text())
+    claims = json.loads(cpath.read_text())
+    claims["claims"][1]["rule"]["minus"]["summary"] = old_claims["summary"]
+    cpath.write_text(json.dumps(claims))
+    assert "no verdict (the compared run predates sizes" in readme_tables.render_claims(cpath)
+
+
 def test_the_seed_bootstrap_widens_with_the_spread_between_retrained_models():
     rng = np.random.default_rng(1)
     same = [rng.random(500) < 0.6] * 3
