@@ -104,3 +104,34 @@ def test_the_quickstart_comment_quotes_its_stored_timing():
     comment = re.search(r"print the table\. (\d+) s on", (ROOT / "examples" / "quickstart.toml").read_text())
     assert comment and int(comment.group(1)) == round(stored["wall_s"])
     assert stored["wall_s"] < 60 and stored["lock_files_left"] == []
+
+
+def run_commands(script: str) -> list[list[str]]:
+    """The `advx run` command lines of a benchmarks script, split as the shell would."""
+    import shlex
+
+    text = (ROOT / "benchmarks" / script).read_text().replace("\\\n", " ")
+    return [shlex.split(line) for line in text.splitlines() if line.startswith("advx run")]
+
+
+@pytest.mark.parametrize("script", ["paper_runs_cpu.sh", "paper_runs_next.sh"])
+def test_every_paper_run_command_resolves_its_components(script):
+    """A typo in a --set of a queued run would surface only hours into a session (a recipe's
+    attack parameters are checked when its training starts): each command's config, overrides
+    and components must resolve, as `advx run` does before it trains anything."""
+    import advx
+
+    commands = run_commands(script)
+    assert commands
+    for argv in commands:
+        sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+        resolved = advx.load_experiment(ROOT / argv[2], sets).resolve()
+        assert resolved["attacks"], argv
+
+
+def test_a_mistyped_recipe_parameter_fails_the_check():
+    import advx
+    from advx.errors import ComponentParameterError
+
+    with pytest.raises(ComponentParameterError, match="'epz'; did you mean 'eps'"):
+        advx.load_experiment(ROOT / "examples" / "fixer_fmnist.toml", ["train.0.augment.0.params.epz=16/255"]).resolve()
