@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
             row["robust_only_in_advx"] = np.nonzero(ours & ~ref.astype(bool))[0].tolist()
             row["robust_only_in_reference"] = np.nonzero(ref & ~ours.astype(bool))[0].tolist()
         save()
-    print(f"\n| eps | n | library | seconds | robust | time / reference |\n|---|---|---|---|---|---|")
+    print("\n| eps | n | library | seconds | robust | time / reference |\n|---|---|---|---|---|---|")
     for row in rows:
         for lib in args.libraries:
             ratio = row[lib]["seconds"] / row["reference"]["seconds"] if "reference" in row and lib in row else float("nan")
