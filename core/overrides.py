@@ -29,7 +29,8 @@ def parse_value(text: str) -> Any:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied (TOML-typed values;
-    integers in the path index arrays: ``attack.0.steps=5``)."""
+    integers in the path index arrays: ``attack.0.steps=5``; the index one past the end of an
+    array of tables adds a table: ``attack.4.name=square`` on four attacks)."""
     raw = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
@@ -40,8 +41,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for depth, part in enumerate(parts[:-1]):
             where = ".".join(parts[: depth + 1])
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
+                if part.isdigit() and int(part) == len(node) and all(isinstance(t, dict) for t in node):
+                    node.append({})  # the next index adds a table: --set attack.4.name=square
+                elif not part.isdigit() or int(part) > len(node):
+                    raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}, or {len(node)} to "
+                                      "add a table")
                 node = node[int(part)]
             else:
                 node = node.setdefault(part, {})

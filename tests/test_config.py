@@ -63,8 +63,20 @@ def test_sweeps_expand_into_labelled_attacks():
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_overrides(base(), ["model.train.epochs"])
-    with pytest.raises(ConfigError, match="index below 1"):
+    with pytest.raises(ConfigError, match="index below 1, or 1 to add a table"):
         apply_overrides(base(), ["attack.4.steps=2"])
+
+
+def test_the_index_past_the_end_adds_a_table():
+    """`--set attack.1.name=square` on a config with one attack appends a second one, so a run can
+    add an attack (a gradient-free one beside the gradient ones) without a copy of the TOML."""
+    raw = apply_overrides(base(), ["attack.1.name=square", "attack.1.queries=100", "attack.1.label=Square-100"])
+    cfg = parse_config(raw)
+    assert [a.label for a in cfg.attacks][1] == "Square-100"
+    assert cfg.attacks[1].component.params == {"queries": 100}
+    assert len(base()["attack"]) == 1  # the source config is not changed
+    with pytest.raises(ConfigError, match="attack\\[1\\].name: missing"):
+        parse_config(apply_overrides(base(), ["attack.1.queries=100"]))
 
 
 def test_missing_and_broken_files(tmp_path):
