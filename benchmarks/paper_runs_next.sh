@@ -10,14 +10,15 @@ export ADVX_PROGRESS=0
 
 # 1. paper 003's calibrated stand-in (item 4): fixers and baselines trained against AutoPGD-25 at
 #    16/255, the eps plugins/fixer/results/fixer_eps_calibration chose, and evaluated there; the
-#    paper's 8/255 kept as the AutoPGD-8 row
+#    paper's 8/255 kept as the AutoPGD-8 row, and the gradient-free Square beside the gradient attacks
 advx run examples/fixer_fmnist.toml \
   --set train.0.augment.0.params.eps=16/255 --set train.1.augment.0.params.eps=16/255 \
   --set train.2.augment.0.params.eps=16/255 --set train.3.augment.0.params.eps=16/255 \
   --set train.4.augment.0.params.eps=16/255 \
   --set attack.0.eps=16/255 --set attack.0.label=AutoPGD --set attack.1.eps=8/255 --set attack.1.label=AutoPGD-8 \
   --set attack.2.eps=16/255 --set attack.2.label=FGSM --set attack.3.eps=16/255 --set attack.3.alpha=0.01 \
-  --set attack.3.label=PGD \
+  --set attack.3.label=PGD --set attack.4.name=square --set attack.4.eps=16/255 --set attack.4.queries=1000 \
+  --set attack.4.label=Square-1000 \
   --out runs/fixer_fmnist_16.h5 --report-dir plugins/fixer/results/fixer_fmnist_16
 
 # 2. training seeds 1 and 2 of paper 004's calibrated run (item 2), listed under "seeds" in its
