@@ -74,12 +74,12 @@ def centre_weights(rows: int, cols: int, norm: str = "l2") -> torch.Tensor:
     return delta / (delta.abs().sum() if norm == "l1" else delta.norm())
 
 
-def l2_pattern(s: int, norm: str = "l2") -> torch.Tensor:
+def pattern(s: int, norm: str = "l2") -> torch.Tensor:
     """Two pseudo-Gaussian halves of opposite sign in an s x s square, unit norm (Section 3.2);
     ``norm = "l1"``: the l1 variant, unit l1 norm."""
     top = centre_weights(s // 2, s, norm) if s // 2 > 0 else torch.zeros(0, s)
-    pattern = torch.cat([top, -centre_weights(s - s // 2, s, norm)], 0)
-    return pattern / (pattern.abs().sum() if norm == "l1" else pattern.norm())
+    both = torch.cat([top, -centre_weights(s - s // 2, s, norm)], 0)
+    return both / (both.abs().sum() if norm == "l1" else both.norm())
 
 
 @attrs.frozen
@@ -122,17 +122,17 @@ class Square(AttackBase):
         n, c, _, w = x.shape
         return (x + eps * self.signs((n, c, 1, w), generator, x)).clamp(*self.bounds)
 
-    def init_l2(self, x, eps, generator):
+    def init_lp(self, x, eps, generator):
         """A grid of patterns with a random sign per square and channel, scaled to norm eps (l2) or
         projected onto the l1 ball ∩ box (l1)."""
         n, c, h, w = x.shape
         s = max(h // 5, 1)
         delta = torch.zeros_like(x)
-        pattern = l2_pattern(s, self.norm).to(x) if s > 1 else torch.ones(1, 1).to(x)
+        unit = pattern(s, self.norm).to(x) if s > 1 else torch.ones(1, 1).to(x)
         offset = (h - 5 * s) // 2
         for i in range(offset, h - s + 1, s):
             for j in range(offset, w - s + 1, s):
-                delta[:, :, i:i + s, j:j + s] += pattern * self.signs((n, c, 1, 1), generator, x)
+                delta[:, :, i:i + s, j:j + s] += unit * self.signs((n, c, 1, 1), generator, x)
         if self.norm == "l1":
             return x + project_l1(x, delta, eps * (1 - 1e-6), self.bounds)
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
@@ -147,53 +147,41 @@ class Square(AttackBase):
         step = (2 * eps) * bit_signs(drawn[:, 2], c, x)
         return torch.where(mask, x_best + step, x_best).clamp(lo, hi)
 
-    def propose_l2(self, x, x_best, eps, s, generator, lo, hi):
+    def propose_lp(self, x, x_best, eps, s, generator, lo, hi):
+        """l2 (Algorithm 3) and l1 (the reference code's version): move the perturbation mass of a
+        second random window into a new pattern on the first. Per channel, the new window carries
+        its old content plus a pattern (random orientation, random sign), rescaled to the channel's
+        old mass in both windows plus a share of the unused budget (l1: times the channel count, as
+        the reference computes it, exact for one channel). l2 then rescales the point to norm eps;
+        l1 projects it onto the l1 ball ∩ box."""
         n, c, h, w = x.shape
+        l1 = self.norm == "l1"
+
+        def mass(t):  # per sample and channel: N x C x 1 x 1
+            return t.abs().sum((2, 3), keepdim=True) if l1 else t.pow(2).sum((2, 3), keepdim=True).sqrt()
+
         delta = x_best - x
         drawn = streams.words(generator, n, 5, x.device)  # two windows, then orientation and signs
         m1, top, left = window_masks(drawn[:, :2], h, w, s)
         m2, _, _ = window_masks(drawn[:, 2:4], h, w, s)
-        both = (m1 | m2).to(x)
-        total = flat_norm(delta, "l2")                                   # N x 1 x 1 x 1
-        in_windows = flat_norm(delta * both, "l2")
+        total = flat_norm(delta, self.norm)                                   # N x 1 x 1 x 1
+        in_windows = mass(delta * (m1 | m2))
         old = delta * m1
-        old_norm = old.pow(2).sum((2, 3), keepdim=True).sqrt()         # per channel
-        # the new square: pseudo-Gaussian pattern (random orientation, random sign per channel)
-        # plus the old content of the square, rescaled to carry the freed budget
-        base = l2_pattern(s).to(x)
+        base = pattern(s, self.norm).to(x)
         flip = (drawn[:, 4] >> 61) & 1 == 1
         pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
-        patch = pat.unsqueeze(1) * bit_signs(drawn[:, 4], c, x)
-        new = place(patch, top, left, h, w) + old / old_norm.clamp(min=1e-12)
-        budget = ((eps ** 2 - total ** 2).clamp(min=0) / c + in_windows ** 2).sqrt()
-        new = new / new.pow(2).sum((2, 3), keepdim=True).sqrt().clamp(min=1e-12) * budget
+        new = place(pat.unsqueeze(1) * bit_signs(drawn[:, 4], c, x), top, left, h, w) + old / mass(old).clamp(min=1e-12)
+        if l1:
+            budget = ((eps - total).clamp(min=0) / c + in_windows) * c
+        else:
+            budget = ((eps ** 2 - total ** 2).clamp(min=0) / c + in_windows ** 2).sqrt()
+        new = new / mass(new).clamp(min=1e-12) * budget
         delta = torch.where(m2, torch.zeros_like(delta), delta)
         delta = torch.where(m1, new, delta)
+        if l1:
+            return x + project_l1(x, delta, eps * (1 - 1e-6), self.bounds)
         delta = delta / flat_norm(delta, "l2").clamp(min=1e-12) * eps
         return (x + delta).clamp(*self.bounds)
-
-    def propose_l1(self, x, x_best, eps, s, generator, lo, hi):
-        """As ``propose_l2`` in l1: the new square gets its channel's old mass in both windows plus a
-        share of the unused budget, times the channel count as the reference computes it (exact
-        for one channel); the projection onto the l1 ball ∩ box then trims the point to eps."""
-        n, c, h, w = x.shape
-        delta = x_best - x
-        drawn = streams.words(generator, n, 5, x.device)
-        m1, top, left = window_masks(drawn[:, :2], h, w, s)
-        m2, _, _ = window_masks(drawn[:, 2:4], h, w, s)
-        total = flat_norm(delta, "l1")                                        # N x 1 x 1 x 1
-        in_windows = (delta * (m1 | m2)).abs().sum((2, 3), keepdim=True)      # per channel
-        old = delta * m1
-        old_norm = old.abs().sum((2, 3), keepdim=True)
-        base = l2_pattern(s, "l1").to(x)
-        flip = (drawn[:, 4] >> 61) & 1 == 1
-        pat = torch.where(flip.view(n, 1, 1), base.T.expand(n, s, s), base.expand(n, s, s))
-        new = place(pat.unsqueeze(1) * bit_signs(drawn[:, 4], c, x), top, left, h, w) + old / old_norm.clamp(min=1e-12)
-        budget = ((eps - total).clamp(min=0) / c + in_windows) * c
-        new = new / new.abs().sum((2, 3), keepdim=True).clamp(min=1e-12) * budget
-        delta = torch.where(m2, torch.zeros_like(delta), delta)
-        delta = torch.where(m1, new, delta)
-        return x + project_l1(x, delta, eps * (1 - 1e-6), self.bounds)
 
     @staticmethod
     def compact(idx, x, lo, hi, eps, y, target, x_best, best, generator):
@@ -207,12 +195,12 @@ class Square(AttackBase):
         h, w = x.shape[-2:]
         with torch.no_grad():
             clean = margin(model(x), y, target)
-            start = (self.init_linf if self.norm == "linf" else self.init_l2)(x, eps, generator)  # l2 and l1
+            start = (self.init_linf if self.norm == "linf" else self.init_lp)(x, eps, generator)
             best = margin(model(start), y, target)
             already = clean <= 0  # misclassified without any perturbation: nothing to search
             x_best = torch.where(already.view(-1, 1, 1, 1), x, start)
             best = torch.where(already, clean, best)
-            propose = {"linf": self.propose_linf, "l2": self.propose_l2, "l1": self.propose_l1}[self.norm]
+            propose = self.propose_linf if self.norm == "linf" else self.propose_lp
             # the search runs on the samples still robust, kept compact; rows leave it (and their
             # best point is written back) only when some sample succeeds, so an iteration without
             # a success indexes nothing
