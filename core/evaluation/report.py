@@ -77,9 +77,11 @@ def run_seconds(results: RunResults) -> dict[str, float]:
     return {"training": round(training, 1), "cells": round(cells, 1), "total": round(training + cells, 1)}
 
 
-def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
+def summary(results: RunResults, command: str | None = None, *, tables: list[MetricTable] | None = None,
+            warnings: list[str] | None = None) -> dict[str, Any]:
     """Everything a README table is generated from: the tables, warnings, the exact command and
-    the run's identity (config hash, versions, device, date)."""
+    the run's identity (config hash, versions, device, date). ``tables``/``warnings``: already
+    computed by the caller (write_report), so they are not computed twice."""
     h = results.header
     cfg = h["config"]
     return {"command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
@@ -93,7 +95,8 @@ def summary(results: RunResults, command: str | None = None) -> dict[str, Any]:
             "models": {k: {a: v.item() if isinstance(v, np.generic) else v for a, v in m.items()
                            if isinstance(v, (int, float, str, np.generic))} for k, m in results.models.items()},
             "per_sample": PER_SAMPLE,
-            "tables": [t.to_dict() for t in all_tables(results)], "warnings": report_warnings(results)}
+            "tables": [t.to_dict() for t in (all_tables(results) if tables is None else tables)],
+            "warnings": report_warnings(results) if warnings is None else warnings}
 
 
 def write_per_sample(results: RunResults, path: Path) -> Path:
@@ -120,11 +123,13 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
     md = [f"# advx report: {results.header['config'].get('experiment', {}).get('name', 'run')}", "",
           f"device: {results.header['device']} · created {results.header['created']} · "
           + ", ".join(f"{k} {v}" for k, v in sorted(results.header["versions"].items())), ""]
+    tables, warned = all_tables(results), report_warnings(results)
+    stored = summary(results, command, tables=tables, warnings=warned)
     if results.header.get("machine"):
-        seconds = run_seconds(results)
+        seconds = stored["seconds"]
         md += [f"machine: {results.header['machine']} · training {seconds['training']} s, cells "
                f"{seconds['cells']} s", ""]
-    for i, t in enumerate(all_tables(results)):
+    for i, t in enumerate(tables):
         stem = f"{i:02d}_{_slug(t.title)}"
         with open(out_dir / f"{stem}.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -137,11 +142,10 @@ def write_report(results: RunResults, out_dir: Path, command: str | None = None)
             if png is not None:
                 md += [f"![{t.title}]({png.name})", ""]
                 written.append(png)
-    warned = report_warnings(results)
     if warned:
         md += ["## Warnings", ""] + [f"- {w}" for w in warned] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
-    (out_dir / "summary.json").write_text(json.dumps(summary(results, command), indent=1, default=str))
+    (out_dir / "summary.json").write_text(json.dumps(stored, indent=1, default=str))
     written[:0] = [out_dir / "report.md", out_dir / "summary.json", write_per_sample(results, out_dir / PER_SAMPLE)]
     for old in out_dir.iterdir():  # a table an earlier report had and this one does not: never left stale
         if TABLE_FILE.match(old.name) and old not in written:
