@@ -75,9 +75,9 @@ def test_claims_look_up_the_measured_cell(tmp_path, monkeypatch):
         "| other run | 1 | 7.12 | t | ok |"]
 
 
-def script_commands() -> list[str]:
-    """The commands of benchmarks/paper_runs_cpu.sh, continuation lines joined, spaces collapsed."""
-    text = (ROOT / "benchmarks" / "paper_runs_cpu.sh").read_text().replace("\\\n", " ")
+def script_commands(script: str = "paper_runs_cpu.sh") -> list[str]:
+    """The commands of a benchmarks script, continuation lines joined, spaces collapsed."""
+    text = (ROOT / "benchmarks" / script).read_text().replace("\\\n", " ")
     return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -107,11 +107,10 @@ def test_the_quickstart_comment_quotes_its_stored_timing():
 
 
 def run_commands(script: str) -> list[list[str]]:
-    """The `advx run` command lines of a benchmarks script, split as the shell would."""
+    """The `advx run` commands of a benchmarks script, split as the shell would."""
     import shlex
 
-    text = (ROOT / "benchmarks" / script).read_text().replace("\\\n", " ")
-    return [shlex.split(line) for line in text.splitlines() if line.startswith("advx run")]
+    return [shlex.split(c) for c in script_commands(script) if c.startswith("advx run")]
 
 
 @pytest.mark.parametrize("script", ["paper_runs_cpu.sh", "paper_runs_next.sh"])
