@@ -21,7 +21,19 @@ advx run examples/fixer_fmnist.toml \
   --set attack.4.label=Square-1000 \
   --out runs/fixer_fmnist_16.h5 --report-dir plugins/fixer/results/fixer_fmnist_16
 
-# 2. training seeds 1 and 2 of paper 004's calibrated run (item 2), listed under "seeds" in its
+# 2. paper 004's four runs re-made so their summaries state sizes.train, machine and seconds (made on
+#    2026-12-04, before summaries held them; their run files are gone): the commands of
+#    benchmarks/paper_runs_cpu.sh, unchanged
+advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
+  --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
+  --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
+  --out runs/counteract_fmnist_full_eps20.h5 --report-dir plugins/counteract/results/counteract_fmnist_full_eps20
+advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5
+advx report runs/counteract_fmnist_full.h5 --out plugins/counteract/results/counteract_fmnist_full
+advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
+advx run examples/counteract_fmnist_table3.toml --report-dir plugins/counteract/results/counteract_fmnist_table3
+
+# 3. training seeds 1 and 2 of paper 004's calibrated run (item 2), listed under "seeds" in its
 #    claims file beside seed 0
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
   --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
@@ -33,15 +45,3 @@ advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set att
   --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
   --set experiment.seed=2 --out runs/counteract_fmnist_full_eps20_seed2.h5 \
   --report-dir plugins/counteract/results/counteract_fmnist_full_eps20_seed2
-
-# 3. paper 004's four runs re-made so their summaries state sizes.train, machine and seconds (made on
-#    2026-12-04, before summaries held them; their run files are gone): the commands of
-#    benchmarks/paper_runs_cpu.sh, unchanged
-advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
-  --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
-  --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
-  --out runs/counteract_fmnist_full_eps20.h5 --report-dir plugins/counteract/results/counteract_fmnist_full_eps20
-advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5
-advx report runs/counteract_fmnist_full.h5 --out plugins/counteract/results/counteract_fmnist_full
-advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
-advx run examples/counteract_fmnist_table3.toml --report-dir plugins/counteract/results/counteract_fmnist_table3
