@@ -53,5 +53,16 @@ advx run examples/fixer_fmnist.toml --out runs/fixer_fmnist_full.h5 --report-dir
 # over eps on the fixer run's base; its config is plugins/fixer/results/eps_calibration/calibration.toml)
 advx run plugins/fixer/results/eps_calibration/calibration.toml --out runs/fixer_eps_calibration.h5 \
   --report-dir plugins/fixer/results/fixer_eps_calibration
+# stored: plugins/fixer/results/fixer_fmnist_16 (paper 003's calibrated stand-in: fixers and baselines trained
+# against AutoPGD-25 at 16/255 and attacked there; AutoPGD at the paper's 8/255 and Square-1000 beside)
+advx run examples/fixer_fmnist.toml \
+  --set train.0.augment.0.params.eps=16/255 --set train.1.augment.0.params.eps=16/255 \
+  --set train.2.augment.0.params.eps=16/255 --set train.3.augment.0.params.eps=16/255 \
+  --set train.4.augment.0.params.eps=16/255 \
+  --set attack.0.eps=16/255 --set attack.0.label=AutoPGD --set attack.1.eps=8/255 --set attack.1.label=AutoPGD-8 \
+  --set attack.2.eps=16/255 --set attack.2.label=FGSM --set attack.3.eps=16/255 --set attack.3.alpha=0.01 \
+  --set attack.3.label=PGD --set attack.4.name=square --set attack.4.eps=16/255 --set attack.4.queries=1000 \
+  --set attack.4.label=Square-1000 \
+  --out runs/fixer_fmnist_16.h5 --report-dir plugins/fixer/results/fixer_fmnist_16
 # stored: plugins/fixer/results/fixer_fmnist_drn (paper 003's drn baseline in front of the same base; 1,000 test images)
 advx run examples/fixer_fmnist_drn.toml --out runs/fixer_fmnist_drn.h5 --report-dir plugins/fixer/results/fixer_fmnist_drn
