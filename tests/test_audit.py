@@ -200,6 +200,34 @@ def test_bars_at_0_and_100_percent_draw_over_2000_samples():
     plt.close(fig)
 
 
+def test_many_bars_keep_their_values_readable_and_their_colours_distinct():
+    """With twelve bars per group (a worst-case table over two budgets) each value stands upright
+    above its error bar, no two rows share a colour, and the legend sits beside the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advx.evaluation.report import draw_table
+    from advx.evaluation.results import MetricTable
+    from advx.evaluation.verdict import wilson
+
+    rows = [[f"m{j}", "none", 80.0 + j, 10.0 + 5 * j] for j in range(12)]
+    t = MetricTable("robust accuracy (%) — worst case", ["train", "defense", "clean", "robust"], rows, plot="bar")
+    fig, ax = plt.subplots()
+    draw_table(ax, t, n=2000)
+    values = [x for x in ax.texts if x.get_text() != "not run"]
+    assert len(values) == 24 and all(x.get_rotation() == 90 for x in values)
+    for x in values:
+        v = float(x.get_text())
+        assert x.xy[1] >= wilson(v / 100 * 2000, 2000)[1] - 1e-9  # above the interval's upper end
+    colours = {tuple(c.patches[0].get_facecolor()) for c in ax.containers if hasattr(c, "patches")}
+    assert len(colours) == 12
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1
+    plt.close(fig)
+
+
 def test_the_report_of_a_link_is_named_after_the_run_it_points_to(run_file, tmp_path):
     """runs/quickstart.h5 links to the newest run: its report goes to <that run>_report, so the
     reports of two runs never overwrite each other."""

@@ -182,6 +182,8 @@ def plot_table(t: MetricTable, path: Path, n: int = 0) -> Path | None:
 
 def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
     """Draw ``t`` on a matplotlib Axes (see :func:`plot_table`)."""
+    import matplotlib
+
     bars = lambda ys: None if n <= 0 else np.array([_interval(v, n) for v in ys]).T  # noqa: E731
     if t.plot == "line":
         xs = t.columns[1:]
@@ -202,19 +204,29 @@ def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
                    and (t.plot_columns is None or t.columns[i] in t.plot_columns)]
         groups = [t.columns[i] for i in numeric]
         width = 0.8 / max(1, len(t.rows))
+        upright = len(t.rows) > 3  # beside narrow bars a horizontal "87.3" runs into its neighbour's
+        palette = matplotlib.colormaps["tab20" if len(t.rows) > 10 else "tab10"]  # tab10 repeats after 10 rows
+        colour = lambda j: palette(j % palette.N)  # noqa: E731
         for j, row in enumerate(t.rows):
             xs = [i + j * width for i in range(len(groups))]
             ran = [(x, float(row[i])) for x, i in zip(xs, numeric) if row[i] is not None]
             label = "/".join(map(str, row[:num_start]))
             if ran:
                 px, ys = zip(*ran)
-                drawn = ax.bar(px, ys, width, yerr=bars(ys), capsize=2, label=label)
-                ax.bar_label(drawn, fmt="%.1f", fontsize=6, padding=2)
+                err = bars(ys)
+                ax.bar(px, ys, width, yerr=err, capsize=2, label=label, color=colour(j))
+                for k, (x, y) in enumerate(ran):  # the value sits above its error bar, not on it
+                    top = y + (err[1][k] if err is not None else 0.0)
+                    ax.annotate(f"{y:.1f}", (x, top), textcoords="offset points", xytext=(0, 2), ha="center",
+                                va="bottom", fontsize=6, rotation=90 if upright else 0)
             for x, i in zip(xs, numeric):
                 if row[i] is None:
                     ax.text(x, 2, "not run", rotation=90, ha="center", va="bottom", fontsize=6, color="0.4")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)" + (f", 95 % intervals over {n} samples" if n > 0 else ""))
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 118 if t.plot != "line" and len(t.rows) > 3 else 105)  # room for upright values
     ax.set_title(t.title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    if len(t.rows) > 6:  # a long legend inside the axes hides bars: put it beside them
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="best")
