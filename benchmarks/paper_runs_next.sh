@@ -8,15 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADVX_PROGRESS=0
 
-# 1. paper 004's other three runs re-made so their summaries state sizes.train, machine and seconds
-#    (made on 2026-12-04, before summaries held them; their run files are gone): the commands of
-#    benchmarks/paper_runs_cpu.sh, unchanged (the calibrated eps20 run is re-made and stored)
-advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5
-advx report runs/counteract_fmnist_full.h5 --out plugins/counteract/results/counteract_fmnist_full
-advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
-advx run examples/counteract_fmnist_table3.toml --report-dir plugins/counteract/results/counteract_fmnist_table3
-
-# 2. training seeds 1 and 2 of paper 004's calibrated run (item 2), listed under "seeds" in its
+# 1. training seeds 1 and 2 of paper 004's calibrated run (item 2), listed under "seeds" in its
 #    claims file beside seed 0
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
   --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \

@@ -96,6 +96,22 @@ def test_paper_runs_script_lists_exactly_the_commands_of_the_stored_runs():
             assert (ROOT / report_dir / "summary.json").is_file(), f"{command!r}: nothing stored in {report_dir}"
 
 
+def test_every_stored_run_describes_itself():
+    """Issue #35: a stored summary carries what a reader needs to redo and recheck it: the resolved
+    config (epochs included), train and test sizes, seed, commit, versions, machine, command, wall
+    time, and the per-sample results beside it."""
+    for path in sorted(ROOT.glob("plugins/*/results/*/summary.json")):
+        s = json.loads(path.read_text())
+        where = path.relative_to(ROOT)
+        assert isinstance(s.get("config"), dict) and s["config"], where
+        assert s["sizes"].get("train", 0) > 0 and s["sizes"].get("test", 0) > 0, where
+        assert isinstance(s.get("seed"), int), where
+        assert s["versions"].get("advx commit") and s["versions"].get("torch"), where
+        assert s.get("machine") and s.get("command"), where
+        assert s["seconds"]["total"] >= s["seconds"]["cells"] > 0, where
+        assert (path.parent / s["per_sample"]).is_file(), where
+
+
 def test_the_quickstart_comment_quotes_its_stored_timing():
     """The quickstart's promise (under a minute) is quoted from the stored run, never typed."""
     import re
