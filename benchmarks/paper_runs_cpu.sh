@@ -40,6 +40,18 @@ advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set att
   --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
   --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
   --out runs/counteract_fmnist_full_eps20.h5 --report-dir plugins/counteract/results/counteract_fmnist_full_eps20
+# stored: plugins/counteract/results/counteract_fmnist_full_eps20_seed1 and _seed2 (training seeds 1 and 2 of
+# the calibrated run, beside seed 0 above; its claims file lists all three under "seeds")
+advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
+  --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
+  --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
+  --set experiment.seed=1 --out runs/counteract_fmnist_full_eps20_seed1.h5 \
+  --report-dir plugins/counteract/results/counteract_fmnist_full_eps20_seed1
+advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --set attack.0.eps=20/255 \
+  --set attack.0.alpha=5/255 --set attack.0.label=PGD-10 --set attack.1.eps=20/255 --set attack.1.alpha=5/255 \
+  --set 'attack.1.label=PGD-10 (targeted)' --set attack.2.eps=20/255 --set attack.2.label=Square-100 \
+  --set experiment.seed=2 --out runs/counteract_fmnist_full_eps20_seed2.h5 \
+  --report-dir plugins/counteract/results/counteract_fmnist_full_eps20_seed2
 # stored: plugins/counteract/results/counteract_fmnist (25 % of the training set; summary.json records this command)
 advx run examples/counteract_fmnist.toml --report-dir plugins/counteract/results/counteract_fmnist
 # stored: plugins/counteract/results/counteract_fmnist_table3 (Table 3: each method in front of Guo et al.'s)

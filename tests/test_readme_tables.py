@@ -129,7 +129,7 @@ def run_commands(script: str) -> list[list[str]]:
     return [shlex.split(c) for c in script_commands(script) if c.startswith("advx run")]
 
 
-@pytest.mark.parametrize("script", ["paper_runs_cpu.sh", "paper_runs_next.sh"])
+@pytest.mark.parametrize("script", ["paper_runs_cpu.sh"])
 def test_every_paper_run_command_resolves_its_components(script):
     """A typo in a --set of a queued run would surface only hours into a session (a recipe's
     attack parameters are checked when its training starts): each command's config, overrides
