@@ -75,9 +75,9 @@ def test_claims_look_up_the_measured_cell(tmp_path, monkeypatch):
         "| other run | 1 | 7.12 | t | ok |"]
 
 
-def script_commands(script: str = "paper_runs_cpu.sh") -> list[str]:
-    """The commands of a benchmarks script, continuation lines joined, spaces collapsed."""
-    text = (ROOT / "benchmarks" / script).read_text().replace("\\\n", " ")
+def script_commands() -> list[str]:
+    """The commands of benchmarks/paper_runs_cpu.sh, continuation lines joined, spaces collapsed."""
+    text = (ROOT / "benchmarks" / "paper_runs_cpu.sh").read_text().replace("\\\n", " ")
     return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -122,21 +122,20 @@ def test_the_quickstart_comment_quotes_its_stored_timing():
     assert stored["wall_s"] < 60 and stored["lock_files_left"] == []
 
 
-def run_commands(script: str) -> list[list[str]]:
-    """The `advx run` commands of a benchmarks script, split as the shell would."""
+def run_commands() -> list[list[str]]:
+    """The `advx run` commands of benchmarks/paper_runs_cpu.sh, split as the shell would."""
     import shlex
 
-    return [shlex.split(c) for c in script_commands(script) if c.startswith("advx run")]
+    return [shlex.split(c) for c in script_commands() if c.startswith("advx run")]
 
 
-@pytest.mark.parametrize("script", ["paper_runs_cpu.sh"])
-def test_every_paper_run_command_resolves_its_components(script):
-    """A typo in a --set of a queued run would surface only hours into a session (a recipe's
+def test_every_paper_run_command_resolves_its_components():
+    """A typo in a --set of a paper run would surface only hours into a session (a recipe's
     attack parameters are checked when its training starts): each command's config, overrides
     and components must resolve, as `advx run` does before it trains anything."""
     import advx
 
-    commands = run_commands(script)
+    commands = run_commands()
     assert commands
     for argv in commands:
         sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
