@@ -185,6 +185,7 @@ def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
     import matplotlib
 
     bars = lambda ys: None if n <= 0 else np.array([_interval(v, n) for v in ys]).T  # noqa: E731
+    upright = t.plot != "line" and len(t.rows) > 3  # beside narrow bars a horizontal "87.3" runs into its neighbour's
     if t.plot == "line":
         xs = t.columns[1:]
         for row in t.rows:
@@ -204,7 +205,6 @@ def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
                    and (t.plot_columns is None or t.columns[i] in t.plot_columns)]
         groups = [t.columns[i] for i in numeric]
         width = 0.8 / max(1, len(t.rows))
-        upright = len(t.rows) > 3  # beside narrow bars a horizontal "87.3" runs into its neighbour's
         palette = matplotlib.colormaps["tab20" if len(t.rows) > 10 else "tab10"]  # tab10 repeats after 10 rows
         colour = lambda j: palette(j % palette.N)  # noqa: E731
         for j, row in enumerate(t.rows):
@@ -224,7 +224,7 @@ def draw_table(ax: Any, t: MetricTable, n: int = 0) -> None:
                     ax.text(x, 2, "not run", rotation=90, ha="center", va="bottom", fontsize=6, color="0.4")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=20, ha="right")
     ax.set_ylabel("accuracy (%)" + (f", 95 % intervals over {n} samples" if n > 0 else ""))
-    ax.set_ylim(0, 118 if t.plot != "line" and len(t.rows) > 3 else 105)  # room for upright values
+    ax.set_ylim(0, 118 if upright else 105)  # room for upright values
     ax.set_title(t.title, fontsize=10)
     if len(t.rows) > 6:  # a long legend inside the axes hides bars: put it beside them
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
