@@ -9,7 +9,9 @@ On CUDA the draws of a batch run as one pass (the batch repeated along its first
 copy drawing its own randomness), split into several passes above ``max_batch`` images or when
 the device runs out of memory; on a CPU one draw per pass is faster. Transforms that draw through
 ``advx.streams`` get draws keyed by (seed, the image's content, the draw's number): an image gets
-the same draws in any batch and any split of the draws into passes.
+the same draws in any batch and any split of the draws into passes. Evaluation takes draws
+0 … repeats − 1; under attack every query takes new draws (``advx.streams.DrawLedger``), so an
+attack's own EOT over calls averages over different draws.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import attrs
 import torch
 from torch import nn
 
-from .streams import SampleStreams, draw_streams
+from .streams import DrawLedger, SampleStreams, draw_streams
 
 
 @attrs.frozen
@@ -70,6 +72,7 @@ class DefendedClassifier(nn.Module):
         self.attacking = False
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+        self.ledger = DrawLedger()
         self.context = dict(context or {})
         self.train(model.training)  # take the wrapped model's mode (a new Module says training=True)
 
@@ -80,12 +83,14 @@ class DefendedClassifier(nn.Module):
     def reseed(self, seed: int) -> None:
         self.seed = seed
         self.generator.manual_seed(seed)
+        self.ledger.reset()
 
     def apply_transforms(self, x: torch.Tensor, streams: SampleStreams | None = None) -> torch.Tensor:
         """The chain on ``x``; ``streams`` (one per row of ``x``) feeds the transforms that draw
         per sample, the others share this wrapper's generator."""
         if streams is None and self.randomized:
-            streams = draw_streams(x, self.seed, 0, 1)
+            seed, first = self.ledger.starts(x, self.seed, 1, self.attacking)
+            streams = draw_streams(x, seed, first, 1)
         for t in self.transforms:
             g = streams if getattr(t, "per_sample_streams", False) else self.generator
             out = t.transform(x, self.model, g, self.context)
@@ -100,13 +105,14 @@ class DefendedClassifier(nn.Module):
         draws = (self.eot if self.attacking else self.repeats) if self.randomized else 1
         if draws == 1:
             return self.model(self.apply_transforms(x))
+        seed, first = self.ledger.starts(x, self.seed, draws, self.attacking)
         probs, done = None, 0
         limit = self.max_batch or (4096 if x.is_cuda else len(x))
         per_pass = max(1, min(draws, limit // max(1, len(x))))
         while done < draws:
             k = min(per_pass, draws - done)
             try:
-                p = self._mean_probs(x, done, k)
+                p = self._mean_probs(x, seed, first + done, k)
             except torch.cuda.OutOfMemoryError:
                 if per_pass == 1:
                     raise
@@ -122,11 +128,11 @@ class DefendedClassifier(nn.Module):
     #: run at 1.8x (measured: benchmarks/results/eot_batching.json).
     max_batch: int | None = None
 
-    def _mean_probs(self, x: torch.Tensor, start: int, k: int) -> torch.Tensor:
+    def _mean_probs(self, x: torch.Tensor, seed: int, start: int | torch.Tensor, k: int) -> torch.Tensor:
         """Mean softmax over draws ``start … start + k − 1`` from one pass: x repeated k times along
         the batch, each copy transformed with its own draw (keyed by the image and the draw)."""
         xr = x.repeat(k, *([1] * (x.ndim - 1))) if k > 1 else x
-        p = torch.softmax(self.model(self.apply_transforms(xr, draw_streams(x, self.seed, start, k))).float(), dim=1)
+        p = torch.softmax(self.model(self.apply_transforms(xr, draw_streams(x, seed, start, k))).float(), dim=1)
         return p.view(k, len(x), -1).mean(0)
 
 
@@ -156,9 +162,10 @@ def build_defended(model: nn.Module, chain: Sequence[object], *, repeats: int = 
 
 
 def set_attacking(module: nn.Module, flag: bool) -> None:
-    """Switch every DefendedClassifier inside ``module`` between evaluation and attack draws."""
+    """Switch every randomized part of ``module`` (a DefendedClassifier, or any module with an
+    ``attacking`` attribute) between evaluation draws and attack draws."""
     for m in module.modules():
-        if isinstance(m, DefendedClassifier):
+        if isinstance(m, DefendedClassifier) or hasattr(m, "attacking"):
             m.attacking = flag
 
 

@@ -5,8 +5,9 @@ The evaluator gives every attack a :class:`SampleStreams` whose key for a sample
 each number is a counter-based hash (splitmix64) of (key, counter, position) — so a sample sees
 the same random start, squares, restarts and targets whatever the batch, chunk, seed block,
 world size or free memory, and whichever other samples are still being attacked. Randomized
-defences key their draws by the *content* of each input (:func:`content_keys`), so the same input
-gets the same draws in any batch.
+defences key their draws by the *content* of each input (:func:`content_keys`) and the draw's
+number, so the same input gets the same draws in any batch; under attack each query of a point
+takes new draw numbers (:class:`DrawLedger`), so EOT averages.
 
 The helpers :func:`uniform`, :func:`normal`, :func:`integers` and :func:`subset` take either a
 ``SampleStreams`` or a plain ``torch.Generator`` (or None), so a component written against them
@@ -195,11 +196,46 @@ def content_keys(x: torch.Tensor, base: int) -> torch.Tensor:
     return mix64((q * weights).sum(1) + base)
 
 
-def draw_streams(x: torch.Tensor, seed: int, start: int, k: int) -> SampleStreams:
+def draw_streams(x: torch.Tensor, seed: int, start: int | torch.Tensor, k: int) -> SampleStreams:
     """Streams for draws ``start … start + k − 1`` of a randomized defence on the batch ``x``
-    repeated ``k`` times (copy d of image i draws from (seed, image i's content, draw start + d)):
+    repeated ``k`` times (copy d of image i draws from (seed, image i's content, draw start_i + d)):
     the draws an image gets do not depend on the batch it arrives in, nor on how many draws
-    share a pass."""
+    share a pass. ``start`` is one number or one per image (:class:`DrawLedger`)."""
     keys = content_keys(x, seed)
-    draw = torch.arange(start, start + k, device=keys.device).repeat_interleave(len(keys))
+    first = torch.as_tensor(start, dtype=torch.int64, device=keys.device).expand(len(keys))
+    draw = (first[None, :] + torch.arange(k, device=keys.device, dtype=torch.int64)[:, None]).flatten()
     return SampleStreams(mix64(keys.repeat(k) ^ mix64(draw * _GOLDEN + 0x5EED)))
+
+
+#: mixed into the seed of draws taken while attacked: an evaluation draw is never one an attack saw
+ATTACK_SALT = 0x5A17_A77A_C4ED
+
+
+class DrawLedger:
+    """Which draws a randomized module has handed out, per input, while it is attacked.
+
+    Evaluation (``repeats``) always takes draws 0 … repeats − 1 under the run's seed, so an image
+    gets one prediction in every cell. Under attack every call takes *new* draws, under a salted
+    seed: the n-th query of one point gets draws n·k … n·k + k − 1, so an attack that asks for
+    the gradient at one point 20 times (EOT) averages 20 different draws instead of one draw 20
+    times. A point is known by its content (:func:`content_keys`), so the draws a sample gets
+    depend on its own queries only — never on its batch, its chunk or the other samples.
+    ``reset`` (at every reseed) forgets the queries.
+    """
+
+    def __init__(self) -> None:
+        self.taken: dict[int, int] = {}
+
+    def reset(self) -> None:
+        self.taken.clear()
+
+    def starts(self, x: torch.Tensor, seed: int, k: int, attacking: bool) -> tuple[int, torch.Tensor | int]:
+        """(the seed the draws use, the first draw of each row of ``x``), ``k`` draws per row."""
+        if not attacking:
+            return seed, 0
+        salted = seed ^ ATTACK_SALT
+        keys = content_keys(x, salted).tolist()
+        first = [self.taken.get(c, 0) for c in keys]
+        for c, f in zip(keys, first):
+            self.taken[c] = f + k
+        return salted, torch.tensor(first, dtype=torch.int64, device=x.device)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from advx.api import as_float, load_checkpoint, module_digest, progress, save_checkpoint, training_subset
-from advx.streams import draw_streams
+from advx.streams import DrawLedger, draw_streams
 
 from . import randomized
 from .randomized import RandomResizePad, _check_scales
@@ -95,7 +95,8 @@ class DistributionClassified(nn.Module):
     """``model`` behind N random transformations, per-class softmax densities and a DRN.
 
     Every call draws N transformations per image, keyed by the image's content and the seed
-    (``advx.streams.draw_streams``: the same in any batch); the
+    (``advx.streams.draw_streams``: the same in any batch; new draws for each query while it is
+    attacked, ``advx.streams.DrawLedger``); the
     whole pipeline is differentiable, so an adaptive attack gets the gradient of the average over
     the N draws (EOT is built in)."""
 
@@ -105,10 +106,13 @@ class DistributionClassified(nn.Module):
         self.model, self.drn, self.transform = model, drn, transform
         self.draws, self.bins, self.bandwidth, self.max_batch = draws, bins, bandwidth, max_batch
         self.seed = seed
+        self.attacking = False  # set_attacking: each query then takes new draws
+        self.ledger = DrawLedger()
         self.train(model.training)
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
+        self.ledger.reset()
 
     @property
     def averages_draws(self) -> int:
@@ -117,11 +121,12 @@ class DistributionClassified(nn.Module):
 
     def densities(self, x: torch.Tensor) -> torch.Tensor:
         per_pass = max(1, min(self.draws, self.max_batch // max(1, len(x))))
+        seed, first = self.ledger.starts(x, self.seed, self.draws, self.attacking)
         probs, done = [], 0
         while done < self.draws:
             k = min(per_pass, self.draws - done)
             xr = x.repeat(k, *([1] * (x.ndim - 1)))
-            xt = self.transform.transform(xr, self.model, draw_streams(x, self.seed, done, k), {})
+            xt = self.transform.transform(xr, self.model, draw_streams(x, seed, first + done, k), {})
             probs.append(torch.softmax(self.model(xt).float(), dim=1).view(k, len(x), -1))
             done += k
         return softmax_densities(torch.cat(probs).transpose(0, 1), self.bins, self.bandwidth)
@@ -153,6 +158,11 @@ class DistributionClassifier:
     batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     #: images per forward pass of the base model (the batch times the draws it holds)
     max_batch: int = attrs.field(default=4096, validator=attrs.validators.ge(1))
+
+    @property
+    def averages_draws(self) -> int:
+        """Draws every call averages (EOT built in): the plan counts them as the pipeline's EOT."""
+        return self.draws
 
     def __attrs_post_init__(self) -> None:
         if self.min_scale > self.max_scale:
