@@ -9,6 +9,7 @@ from advx.data.augment import ImageAugmentation, cutout, random_crop, random_fli
 from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import training_subset
 from advx.evaluation.results import MetricTable
+from advx.evaluation.threat_models import ThreatModel, attacked
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
 from advx.model_sources import module_digest
 from advx.progress import progress
@@ -23,5 +24,6 @@ __all__ = [
     "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
     "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
     "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "random_crop", "random_flip",
-    "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "training_subset",
+    "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",
+    "training_subset",
 ]

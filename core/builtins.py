@@ -20,6 +20,13 @@ def advx_register_evaluators() -> list[type]:
 
 
 @hookimpl
+def advx_register_threat_models() -> list[type]:
+    from advx.evaluation.threat_models import THREAT_MODELS
+
+    return list(THREAT_MODELS)
+
+
+@hookimpl
 def advx_register_training_augmentations() -> list[type]:
     from advx.data.augment import CropFlip
     from advx.training.adversarial import AdversarialTraining, FGSMTraining

@@ -81,13 +81,28 @@ def _train_settings(table: dict[str, Any], path: str, base: TrainSettings | None
     return attrs.evolve(base, **kw) if base is not None else TrainSettings(**kw)
 
 
+def _budget(value: Any, path: str) -> float | None:
+    """``budget = "8/255"`` (or 0.03): a positive number, or absent."""
+    if value is None:
+        return None
+    from advx.values import parse_number
+
+    try:
+        eps = parse_number(value, path)
+    except Exception as exc:  # noqa: BLE001 - one message for any unreadable value
+        raise ConfigError(f"{path}: expected a positive number such as 0.03 or \"8/255\", got {value!r}") from exc
+    if not eps > 0:
+        raise ConfigError(f"{path}: expected a positive number such as 0.03 or \"8/255\", got {value!r}")
+    return float(eps)
+
+
 def _attacks(items: Any) -> tuple[AttackSpec, ...]:
     if not isinstance(items, list):
         raise ConfigError(f"attack: expected an array of tables ([[attack]]), got {items!r}")
     out: list[AttackSpec] = []
     for i, table in enumerate(items):
         path = f"attack[{i}]"
-        comp = _component(table, path, reserved={"label", "target", "sweep", "defenses"})
+        comp = _component(table, path, reserved={"label", "target", "sweep", "defenses", "budget"})
         label = table.get("label", comp.short()) if isinstance(table, dict) else comp.name
         target = table.get("target", "none") if isinstance(table, dict) else "none"
         if target not in ("none", "random", "least-likely"):
@@ -96,9 +111,10 @@ def _attacks(items: Any) -> tuple[AttackSpec, ...]:
         if only is not None and not (isinstance(only, list) and only and all(isinstance(d, str) for d in only)):
             raise ConfigError(f"{path}.defenses: expected a non-empty list of defence labels, got {only!r}")
         only = None if only is None else tuple(only)
+        budget = _budget(table.get("budget") if isinstance(table, dict) else None, f"{path}.budget")
         sweep = table.get("sweep") if isinstance(table, dict) else None
         if sweep is None:
-            out.append(AttackSpec(str(label), comp, target, defenses=only))
+            out.append(AttackSpec(str(label), comp, target, defenses=only, budget=budget))
             continue
         if not (isinstance(sweep, dict) and len(sweep) == 1 and isinstance(next(iter(sweep.values())), list)):
             raise ConfigError(f"{path}.sweep: expected one parameter and a list, e.g. sweep = {{eps = [0.1, 0.2]}}, got {sweep!r}")
@@ -108,7 +124,7 @@ def _attacks(items: Any) -> tuple[AttackSpec, ...]:
         for v in values:
             params = {**comp.params, param: v}
             out.append(AttackSpec(f"{label}[{param}={v}]", ComponentSpec(comp.name, params, path), target, param, v,
-                                  only))
+                                  only, budget=budget))
     labels = [a.label for a in out]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
@@ -251,16 +267,6 @@ def _check_modes(ev: EvaluateSettings, train_labels: list[str]) -> None:
         raise ConfigError(f"evaluate.modes: empty; choose one or more of {', '.join(MODES)}")
     if len(set(ev.modes)) != len(ev.modes):
         raise ConfigError(f"evaluate.modes: repeated mode in {list(ev.modes)}")
-    if "transfer" in ev.modes:
-        if ev.transfer_from is None:
-            raise ConfigError("evaluate.transfer_from: the 'transfer' mode needs the trained model to craft on, "
-                              f"e.g. transfer_from = \"base\" (trained models: {', '.join(train_labels)})")
-        if ev.transfer_from not in train_labels:
-            raise ConfigError(f"evaluate.transfer_from: {ev.transfer_from!r} names no trained model; "
-                              f"trained models: {', '.join(train_labels)}")
-    elif ev.transfer_from is not None:
-        raise ConfigError(f"evaluate.transfer_from is set ({ev.transfer_from!r}) but 'transfer' is not in "
-                          f"evaluate.modes {list(ev.modes)}; add it or remove transfer_from")
 
 
 def _check_ranges(cfg: "ExperimentConfig") -> None:

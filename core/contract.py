@@ -13,12 +13,15 @@ CONTRACT: dict[str, dict[str, tuple]] = {
     "dataset": {"required": (("load",),), "optional": ("name",)},
     "attack": {"required": (("__call__",),), "optional": (
         "name", "attack_with_log", "perturb", "perturb_logged", "eps", "norm", "bounds", "supports_target",
-        "gradient_free", "minimal", "per_sample_streams", "skipped_log", "members")},
+        "gradient_free", "minimal", "per_sample_streams", "skipped_log", "members", "eot")},
     "training_augmentation": {"required": (("setup", "augment", "loss", "teardown", "adapt_model",
                                             "augment_images"),), "optional": ("name", "attack", "params")},
     "inference_defense": {"required": (("wrap", "transform"),), "optional": (
-        "name", "randomized", "differentiable", "optimizes_input", "per_sample_streams")},
+        "name", "randomized", "differentiable", "optimizes_input", "per_sample_streams", "averages_draws")},
     "evaluator": {"required": (("evaluate",),), "optional": ("name",)},
+    "threat_model": {"required": (("adversarials",),), "optional": (
+        "name", "crafts_on", "scored_on", "stronger_than", "differentiates_pipeline", "cell_mode", "check_config",
+        "prepare")},
 }
 #: every name the core may touch on a component of each kind
 DECLARED: dict[str, tuple[str, ...]] = {

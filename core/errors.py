@@ -44,3 +44,8 @@ class StoreWriteError(StoreError):
 class AdvxWarning(UserWarning):
     """The run goes on but the user should know (an image folder without a split, an unreadable
     cached checkpoint being retrained). The CLI prints it as one ``warning:`` line."""
+
+
+class DefenseError(AdvxError):
+    """A defence cannot be evaluated as configured (e.g. it breaks the gradient an adaptive attack
+    follows without declaring ``differentiable = False``); the message names it and its file."""

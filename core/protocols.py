@@ -26,7 +26,10 @@ Attack
     result to the pixel ``bounds`` and detaches it. It does **not** project onto the eps-ball:
     ``perturb`` keeps its own threat model (``advx_attacks.ops.project`` does it). Class flags the
     evaluator reads: ``gradient_free`` (runs in the black-box threat model), ``supports_target``,
-    ``minimal`` (a minimal-norm attack without an eps budget: its own worst-case group).
+    ``minimal`` (a minimal-norm attack: it may leave any ball; without an eps it is its own
+    "unbounded" worst-case group, and with one, or with ``budget`` in its ``[[attack]]`` table, a
+    point beyond the budget counts as no success there), ``eot`` (gradients averaged over that
+    many queries of a randomized pipeline: each query takes new draws).
 TrainingAugmentation
     Hooks the trainer calls, each optional (subclass :class:`AugmentationBase`, which supplies
     no-ops; a class with none of them is refused at registration):
@@ -58,8 +61,11 @@ InferenceDefense
     the core chains them, gives each the *undefended* model, averages probabilities over
     ``repeats`` draws and, in adaptive attacks, differentiates through them — or, for a class
     with ``differentiable = False`` (a step that breaks the graph: rounding, JPEG, an inner
-    optimisation), passes the gradient straight through (BPDA). ``randomized = True`` asks for
-    EOT over ``eot`` draws and for ``repeats``; ``optimizes_input = True`` (counteract) makes the
+    optimisation), passes the gradient straight through (BPDA); a defence that breaks the graph
+    without saying so is refused when an adaptive cell starts, naming it and its file.
+    ``randomized = True`` asks for EOT over ``eot`` draws and for ``repeats`` (draw through
+    ``advx.streams`` with ``per_sample_streams = True``: evaluation draws are fixed per image, and
+    under attack each query takes new ones, so EOT averages); ``optimizes_input = True`` (counteract) makes the
     sanity checks ask for adaptive and gradient-free numbers. ``context`` holds ``train_x``,
     ``train_y`` (clean training data on the device), ``num_classes``, ``train_index`` (the
     experiment's training split; ``advx.api.training_subset`` gives a variant's ``train_fraction``

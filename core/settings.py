@@ -109,6 +109,9 @@ class AttackSpec:
     sweep_value: Any = None
     defenses: tuple[str, ...] | None = None  # only these pipelines (defence labels, "none"); None: all
     modes: tuple[str, ...] | None = None  # only these threat models; None: every mode of the run
+    #: a minimal-norm attack's budget in its own norm (``budget = "8/255"``): its success counts only
+    #: where the point it found fits; None: unbounded (an attack with an eps of its own uses that)
+    budget: float | None = None
 
 
 def _batch_size(_: Any, attribute: Any, value: Any) -> None:
@@ -116,17 +119,15 @@ def _batch_size(_: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"evaluate.{attribute.name}: expected a positive integer or \"auto\", got {value!r}")
 
 
-#: Threat models: where the adversarial examples of a cell are crafted.
-#: oblivious — on the undefended trained model (reused for every defence);
-#: adaptive — on the whole defended pipeline (BPDA + EOT);
-#: transfer — on the model ``evaluate.transfer_from`` (e.g. the frozen base, paper 003);
-#: black-box — gradient-free attacks only, querying the whole defended pipeline.
+#: The threat models advx itself registers (advx.evaluation.threat_models; plugins may add more).
 MODES = ("oblivious", "adaptive", "transfer", "black-box")
 
 
 @attrs.frozen
 class EvaluateSettings:
-    modes: tuple[Literal["oblivious", "adaptive", "transfer", "black-box"], ...] = ("oblivious",)
+    #: threat models by registered name (``advx list threat-model``): oblivious, adaptive,
+    #: transfer, black-box, or a plugin's own
+    modes: tuple[str, ...] = ("oblivious",)
     transfer_from: str | None = None
     batch_size: int | Literal["auto"] = attrs.field(default="auto", validator=_batch_size)
     chunk_size: int = 1024

@@ -128,8 +128,11 @@ def check_attack(attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: int,
                   context: dict[str, Any] | None = None) -> None:
-    """Assert the InferenceDefense contract: logits of the right shape, finite, input unchanged."""
+    """Assert the InferenceDefense contract: logits of the right shape, finite, input unchanged,
+    and an input gradient an adaptive attack can follow (attack draws, BPDA through steps declared
+    ``differentiable = False``): not broken by the graph, not all zero."""
     from advx.defense import build_defended, is_input_transform
+    from advx.evaluation.threat_models import input_gradient
 
     before = x.clone()
     if is_input_transform(defense):  # InputTransformDefense, or a class with only ``transform``
@@ -140,6 +143,14 @@ def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: 
     assert out.shape == (x.shape[0], num_classes), f"defence returned shape {tuple(out.shape)}"
     assert torch.isfinite(out).all()
     assert torch.equal(x, before), "defence mutated its input"
+    grad, why = input_gradient(wrapped, x)
+    name = getattr(defense, "name", type(defense).__name__)
+    assert grad is not None, (f"defence {name!r} breaks the input gradient of an adaptive attack ({why}): "
+                              "declare differentiable = False (BPDA) or keep the graph")
+    assert torch.isfinite(grad).all(), f"defence {name!r}: the input gradient is NaN or infinite"
+    assert (grad.flatten(1).abs().amax(1) > 0).all(), (
+        f"defence {name!r}: an all-zero input gradient on some sample (gradient masking); declare its "
+        "non-differentiable steps (differentiable = False) so adaptive attacks use BPDA")
 
 
 def check_augmentation(aug: Any, ctx: Any, batch: Batch) -> Batch:

@@ -1,7 +1,7 @@
 """The advx plugin registry — and the plugin author's tutorial.
 
 advx finds components (models, datasets, attacks, training augmentations, inference
-defences, evaluators) through `pluggy <https://pluggy.readthedocs.io>`_ hooks. Built-ins
+defences, evaluators, threat models) through `pluggy <https://pluggy.readthedocs.io>`_ hooks. Built-ins
 are registered exactly like third-party plugins.
 
 Writing a plugin
@@ -165,6 +165,11 @@ Hooks (each returns a list of classes; all results are collected)
     for an input transform; a whole-model defence writes ``wrap`` itself).
 ``advx_register_evaluators``
     evaluators: ``evaluate(results) -> list[MetricTable]``.
+``advx_register_threat_models``
+    threat models (named in ``evaluate.modes``): subclass ``advx.evaluation.threat_models.ThreatModel``,
+    write ``adversarials(runner, cell, s, e, clean_ok)`` (the cell's points and the passes they cost)
+    and declare ``crafts_on`` and ``stronger_than``; advx's own are oblivious, adaptive, transfer and
+    black-box (``advx describe threat-model adaptive``).
 ``advx_register_sources``
     ``{kind: {prefix: class}}`` for names written ``prefix:target`` (the built-ins give
     ``torchvision:``, ``timm:``, ``robustbench:``, ``python:`` models this way); the class gets the

@@ -71,6 +71,17 @@ def advx_register_evaluators() -> list[type]:
 
 
 @hookspec
+def advx_register_threat_models() -> list[type]:
+    """Return threat-model classes: ``adversarials(runner, cell, s, e, clean_ok)`` gives a cell's
+    adversarial points, ``cell_mode(...)`` which cells it makes, ``stronger_than`` the threat models
+    it must never trail; see ``advx.evaluation.threat_models``. advx's own are oblivious, adaptive,
+    transfer and black-box; ``evaluate.modes`` names them.
+
+    All results are collected (no first-result-wins).
+    """
+
+
+@hookspec
 def advx_register_commands(cli) -> None:
     """Add click commands to the ``advx`` group.
 
@@ -95,4 +106,5 @@ KIND_HOOKS = {
     "training_augmentation": "advx_register_training_augmentations",
     "inference_defense": "advx_register_inference_defenses",
     "evaluator": "advx_register_evaluators",
+    "threat_model": "advx_register_threat_models",
 }

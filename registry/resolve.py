@@ -29,6 +29,8 @@ KIND_ALIASES = {
     "defense": "inference_defense", "defenses": "inference_defense", "defence": "inference_defense",
     "inference_defenses": "inference_defense", "inference-defense": "inference_defense",
     "evaluators": "evaluator", "metric": "evaluator", "metrics": "evaluator",
+    "threat-model": "threat_model", "threat_models": "threat_model", "threat-models": "threat_model",
+    "mode": "threat_model", "modes": "threat_model",
 }
 #: Class flags the core reads (advx.protocols); ``advx describe`` shows the ones a class declares.
 FLAGS = ("gradient_free", "minimal", "supports_target", "per_sample_streams", "randomized", "differentiable",

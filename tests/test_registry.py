@@ -143,7 +143,7 @@ def test_meta_every_hookspec_is_documented_and_tested():
 def _fake(kind):
     """A minimal conforming component for each kind."""
     methods = {"model": "build", "dataset": "load", "attack": "__call__", "training_augmentation": "augment",
-               "inference_defense": "wrap", "evaluator": "evaluate"}
+               "inference_defense": "wrap", "evaluator": "evaluate", "threat_model": "adversarials"}
     cls = attrs.frozen(type(f"Fake_{kind}", (), {"__annotations__": {"name": "ClassVar[str]"},
                                                   "name": f"fake-{kind.replace('_', '-')}",
                                                   methods[kind]: lambda self, *a, **k: None}))
@@ -154,7 +154,7 @@ HOOK_CASES = [("model", "advx_register_models"), ("dataset", "advx_register_data
               ("attack", "advx_register_attacks"),
               ("training_augmentation", "advx_register_training_augmentations"),
               ("inference_defense", "advx_register_inference_defenses"),
-              ("evaluator", "advx_register_evaluators")]
+              ("evaluator", "advx_register_evaluators"), ("threat_model", "advx_register_threat_models")]
 
 
 @pytest.mark.parametrize("kind,hook", HOOK_CASES)

@@ -9,9 +9,15 @@ import advx
 from advx.config import parse_config
 from advx.defense import build_defended
 from advx.evaluation.cells import Cell
+from advx.evaluation.plan import PlannedCell, PlannedDefense
 from advx.evaluation.sanity import SanityLog
 
 NOAUTO = torch.autocast("cpu", enabled=False)
+
+
+def clean_cell(defense, *chain):
+    """The planned clean cell of pipeline ``defense`` with its chain (what the runner checks)."""
+    return PlannedCell(Cell("base", defense, "clean", "clean"), PlannedDefense(defense, tuple(chain)))
 
 
 class Constant(nn.Module):
@@ -21,29 +27,33 @@ class Constant(nn.Module):
 
 def test_randomized_defence_without_eot_is_flagged():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    d = build_defended(model, [advx.create("inference_defense", "crop-rescale", min_scale=0.5)], repeats=1)
+    crop = advx.create("inference_defense", "crop-rescale", min_scale=0.5)
+    d = build_defended(model, [crop], repeats=1)
     log = SanityLog()
     x, y = torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
-    log.check_cell(Cell("base", "guo", "clean", "clean"), d, d, x, y, NOAUTO)
+    facts = log.check_cell(clean_cell("guo", crop), d, x, y, NOAUTO)
     assert any("randomized defence" in m for m in log.messages)
+    assert set(facts) >= {"unstable", "zero_gradient"}
     quiet = SanityLog()
-    quiet.check_cell(Cell("base", "guo", "clean", "clean"), d, d, x, y, NOAUTO, attacked_with_eot=True)
+    quiet.check_cell(clean_cell("guo", crop), d, x, y, NOAUTO, eot=4)  # some attack averages 4 draws
     assert not any("randomized" in m for m in quiet.messages)
 
 
 def test_zero_gradients_are_flagged():
     log = SanityLog()
-    log.check_cell(Cell("base", "none", "clean", "clean"), Constant(), Constant(), torch.rand(8, 1, 4, 4),
-                   torch.zeros(8, dtype=torch.long), NOAUTO)
+    facts = log.check_cell(clean_cell("none"), Constant(), torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long),
+                           NOAUTO)
     assert any("all-zero input gradient" in m for m in log.messages)
+    assert facts["zero_gradient"] == 1.0 and facts["unstable"] is False
 
 
 def test_counteract_is_flagged_as_test_time_optimisation():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    d = build_defended(model, [advx.create("inference_defense", "counteract", n=2)])
+    counteract = advx.create("inference_defense", "counteract", n=2)
+    d = build_defended(model, [counteract])
     log = SanityLog()
-    log.check_cell(Cell("base", "ours", "clean", "clean"), d, d, torch.rand(8, 1, 4, 4),
-                   torch.zeros(8, dtype=torch.long), NOAUTO, attacked_with_eot=True)
+    log.check_cell(clean_cell("ours", counteract), d, torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long),
+                   NOAUTO, eot=4)
     assert any("optimises its input at inference time" in m for m in log.messages)
 
 

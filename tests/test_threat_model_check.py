@@ -14,7 +14,7 @@ import advx
 from advx.errors import ThreatModelError
 from advx.evaluation.experiment import Experiment
 from advx.config import load_config
-from advx.evaluation.threat_model import check_threat_model
+from advx.evaluation.budget import Budget
 from advx.protocols import AttackBase
 from advx.registry import Registry, hookimpl, make_plugin_manager
 
@@ -48,6 +48,10 @@ def test_an_attack_outside_its_ball_stores_no_number(tmp_path):
     with h5py.File(tmp_path / "r.h5", "r") as f:
         attacked = [k for k in f["cells"] if "Outside" in k]
         assert all(f["cells"][k].attrs.get("n_done", 0) == 0 and "correct" not in f["cells"][k] for k in attacked)
+
+
+def check_threat_model(attack, label, x, x_adv):
+    Budget.of(attack).check(label, attack.bounds, x, x_adv)
 
 
 def test_the_check_allows_float_slack_and_names_each_problem():

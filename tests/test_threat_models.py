@@ -18,6 +18,7 @@ from advx.config import load_config
 from advx.data.bundle import as_float
 from advx.defense import build_defended
 from advx.evaluation.cells import Cell
+from advx.evaluation.plan import PlannedCell, PlannedDefense
 from advx.evaluation.report import all_tables
 from advx.evaluation.results import CellResult, RunResults
 from advx.evaluation.sanity import SanityLog
@@ -187,11 +188,12 @@ def test_the_masking_check_differentiates_the_pipeline_as_the_adaptive_attack_do
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
     x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
     for defence, flagged in ((RoundUndeclared(), True), (RoundDeclared(), False)):
-        evaluated, attacked = build_defended(model, [defence]), build_defended(model, [defence])
+        pipeline = build_defended(model, [defence])
         log = SanityLog()
-        log.check_cell(Cell("base", "round", "clean", "clean"), evaluated, attacked, x, y, NOAUTO)
+        planned = PlannedCell(Cell("base", "round", "clean", "clean"), PlannedDefense("round", (defence,)))
+        log.check_cell(planned, pipeline, x, y, NOAUTO)
         assert any("all-zero input gradient" in m for m in log.messages) == flagged, log.messages
-        assert not attacked.attacking  # switched back after the check
+        assert not pipeline.attacking  # switched back after the check
 
 
 def fake_results(cells):
@@ -210,7 +212,8 @@ def test_adaptive_above_oblivious_is_named_with_its_significance():
     log = SanityLog()
     log.check_threat_models(res, frozenset())
     assert len(log.messages) == 2
-    assert "[m/d1] PGD: adaptive accuracy 65.0% is above oblivious 50.0% (beyond sampling noise" in log.messages[0]
+    assert ("[m/d1] PGD: adaptive leaves 65.0% robust, above oblivious 50.0% on the same 200 samples (beyond "
+            "sampling noise") in log.messages[0]
     assert "[m/d2]" in log.messages[1] and "within sampling noise" in log.messages[1]
 
 
@@ -238,15 +241,25 @@ def test_bad_threat_model_settings_exit_2_with_one_line(tmp_path, evaluate, atta
     assert not (tmp_path / "r.h5").exists()  # refused before the run file is created
 
 
-def test_grid_rules_for_gradient_free_attacks_and_attack_defence_filters():
-    from advx.evaluation.cells import expand_grid
+def planned_cells(raw):
+    from advx.evaluation.plan import make_plan
 
-    cfg = load_config(config(modes=["oblivious", "adaptive", "black-box"]) | {
+    exp = advx.load_experiment(raw)
+    return make_plan(exp.config, exp.components).cells
+
+
+def test_grid_rules_for_gradient_free_attacks_and_attack_defence_filters():
+    planned = planned_cells(config(modes=["oblivious", "adaptive", "black-box"]) | {
         "attack": [{"name": "pgd", "label": "PGD"},
                    {"name": "square", "label": "Square", "defenses": ["none"]},
                    {"name": "square", "label": "Square-guo", "defenses": ["guo"]}]})
-    cells = {(c.train, c.defense, c.attack, c.mode) for c in expand_grid(cfg, {"Square", "Square-guo"}) if c.mode != "clean"}
+    cells = {(p.cell.train, p.cell.defense, p.cell.attack, p.cell.mode) for p in planned if not p.clean}
     base = {c for c in cells if c[0] == "base"}
+    stands = {(p.cell.defense, p.cell.attack, p.cell.mode): p.stands_for for p in planned if p.cell.train == "base"}
+    assert stands["none", "PGD", "oblivious"] == ("oblivious", "adaptive")  # undefended, the two coincide
+    assert stands["none", "Square", "oblivious"] == ("oblivious", "black-box")
+    assert stands["guo", "PGD", "adaptive"] == ("adaptive",)
+    assert {type(p.threat).__name__ for p in planned if not p.clean} == {"Oblivious", "Adaptive", "BlackBox"}
     assert base == {("base", "none", "PGD", "oblivious"), ("base", "guo", "PGD", "oblivious"),
                     ("base", "guo", "PGD", "adaptive"),
                     ("base", "none", "Square", "oblivious"),  # black-box on 'none' is the oblivious cell
@@ -267,7 +280,7 @@ def test_a_defence_label_can_have_per_model_variants():
     each trained model gets its own variant and no model gets a pipeline not meant for it."""
     from advx.config import parse_config
     from advx.errors import ConfigError
-    from advx.evaluation.cells import expand_grid, find_defense
+    from advx.evaluation.cells import find_defense
 
     raw = config(modes=["oblivious"])
     raw["defense"] = [{"label": "MI", "chain": [{"name": "mixup-inference", "lam": 0.5}], "trains": ["base"]},
@@ -276,7 +289,7 @@ def test_a_defence_label_can_have_per_model_variants():
     cfg = parse_config(raw)
     assert find_defense(cfg, "MI", "base").chain[0].params["lam"] == 0.5
     assert find_defense(cfg, "MI", "ft").chain[0].params["lam"] == 0.6
-    pairs = {(c.train, c.defense) for c in expand_grid(cfg)}
+    pairs = {(p.cell.train, p.cell.defense) for p in planned_cells(raw)}
     assert pairs == {("base", "none"), ("base", "MI"), ("ft", "none"), ("ft", "MI"), ("ft", "guo")}
     exp = advx.load_experiment(raw)
     assert {k[0] for k in exp.components["defenses"]} == {"MI", "guo"} and len(exp.components["defenses"]) == 3

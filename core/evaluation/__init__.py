@@ -1,7 +1,9 @@
-"""The evaluator: grid of cells, HDF5 store, resume, metrics, reports."""
+"""The evaluator: plan of cells, threat models, HDF5 store, resume, metrics, reports."""
 
-from .cells import Cell, expand_grid
+from .cells import Cell
 from .experiment import Experiment, resolve_device
+from .plan import Plan, PlannedCell, make_plan
 from .results import CellResult, MetricTable, RunResults
 
-__all__ = ["Cell", "CellResult", "Experiment", "MetricTable", "RunResults", "expand_grid", "resolve_device"]
+__all__ = ["Cell", "CellResult", "Experiment", "MetricTable", "Plan", "PlannedCell", "RunResults", "make_plan",
+           "resolve_device"]

@@ -9,15 +9,18 @@ Defenses", NeurIPS 2020):
   repeated test rows), a stored loss or distance that is NaN or infinite, a prediction outside the
   class range, or an attack that moved none of the samples it attacked. FAIL on any.
 - ``incomplete``: a cell not marked done (interrupted or crashed). FAIL on any.
-- ``unconstrained``: minimal-norm attacks (DeepFool, CW: no eps) must stay out of the robust
-  accuracy. FAIL when such a cell shares a budget with bounded attacks, or when a cell has no
-  recorded budget (a run file too old to tell); otherwise ok, naming the cells kept apart.
-- ``transfer beats adaptive``: an adaptive cell with higher accuracy than the oblivious cell of the
-  same attack, or a black-box cell above the transfer one. FAIL on any (advx's adaptive cells
-  also try the oblivious adversarial per sample, so a new run never fails it); McNemar z given.
+- ``unconstrained``: every stored perturbation is re-measured against its cell's budget (the
+  stored ``linf``/``l2``/``l1`` against ``budget_norm``/``budget_eps``): FAIL on any point beyond
+  it, or on a cell with no recorded budget (a run file too old to tell); minimal-norm attacks
+  without a budget are kept out of robust accuracy ("unbounded", a worst case of their own).
+- ``transfer beats adaptive``: a cell that leaves more samples robust than the same attack in a
+  threat model it is stronger than (its stored ``stronger_than``: adaptive above oblivious or
+  transfer, black-box above transfer). Every cell stores its own attack's result, so this is a
+  failed attack, never hidden. FAIL on any; McNemar z given.
 - ``randomized without EOT``: a pipeline flagged randomized, or whose predictions changed between
-  two passes (the sanity check's warning), attacked adaptively with eot 1 or not adaptively at all.
-  FAIL on any.
+  two identical passes (the clean cell's stored ``unstable``), that no attack differentiated with
+  EOT (every cell's stored ``eot``: draws averaged per gradient, 1 when the threat model does not
+  differentiate the pipeline). FAIL on any.
 - ``worst-case gap``: how far the per-sample worst case lies below the best single attack (the
   weakest cell). A note, never a failure: advx reports the worst case; a gap beyond sampling noise
   (more than 2 standard errors of a proportion) says no single attack would have sufficed.
@@ -26,18 +29,17 @@ Defenses", NeurIPS 2020):
 from __future__ import annotations
 
 import math
-import re
-from typing import Any
 
 import attrs
 import numpy as np
 
-from .cells import CLEAN, NONE
+from .budget import ATOL, RTOL
+from .cells import CLEAN
 from .results import CellResult, RunResults, at_rows, cell_budget
 from .sanity import mcnemar_z
 
 OK, FAIL, NOTE, NA = "ok", "FAIL", "note", "n/a"
-FLOATS = ("loss", "linf", "l2")
+FLOATS = ("loss", "linf", "l2", "l1")
 
 
 @attrs.frozen
@@ -118,93 +120,77 @@ def incomplete(results: RunResults) -> Indicator:
 
 
 def unconstrained(results: RunResults) -> Indicator:
-    cells = _attacked(results)
+    cells = [c for c in _attacked(results) if c.finished]
     if not cells:
-        return Indicator("unconstrained", NA, "no attack cells")
-    unknown = [c for c in cells if not cell_budget(c)]
+        return Indicator("unconstrained", NA, "no finished attack cells")
+    unknown = [c for c in cells if not cell_budget(c) or "budget_eps" not in c.info]
     if unknown:
         return Indicator("unconstrained", FAIL, f"{len(unknown)} attack cells have no recorded budget (a run file "
-                         "written before budgets were stored): minimal-norm attacks cannot be told apart",
+                         "written before budgets were stored): their points cannot be checked against one",
                          tuple(_label(c) for c in unknown))
-    minimal = [c for c in cells if cell_budget(c) == "unbounded"]
-    if not minimal:
-        return Indicator("unconstrained", OK, "no minimal-norm attack ran")
-    return Indicator("unconstrained", OK, f"{len(minimal)} minimal-norm cells kept out of robust accuracy (their "
-                     "budget is 'unbounded', a worst case of its own)", tuple(_label(c) for c in minimal))
-
-
-_COUNTERPART = {"adaptive": "oblivious", "black-box": "transfer"}
+    bad, lines, checked = [], [], 0
+    for c in cells:
+        eps, norm = float(c.info["budget_eps"]), str(c.info.get("budget_norm", "linf"))
+        if eps < 0:
+            continue  # unbounded: a minimal-norm attack's own worst case
+        sizes = c.arrays.get(norm)
+        if sizes is None:
+            bad.append(_label(c))
+            lines.append(f"{_label(c)}: no stored {norm} perturbation sizes to check")
+            continue
+        checked += 1
+        over = sizes > eps * (1 + RTOL) + ATOL
+        if over.any():
+            bad.append(_label(c))
+            lines.append(f"{_label(c)}: {int(over.sum())} of {len(sizes)} stored points beyond its budget "
+                         f"{cell_budget(c)} (largest {norm} {float(sizes.max()):.4g})")
+    if bad:
+        return Indicator("unconstrained", FAIL, "; ".join(lines), tuple(bad))
+    minimal = [c for c in cells if float(c.info["budget_eps"]) < 0]
+    kept = (f"; {len(minimal)} minimal-norm cells without a budget kept out of robust accuracy ('unbounded', a "
+            "worst case of their own)") if minimal else ""
+    return Indicator("unconstrained", OK, f"{checked} bounded cells: every stored point within its budget" + kept,
+                     tuple(_label(c) for c in minimal))
 
 
 def transfer_beats_adaptive(results: RunResults) -> Indicator:
-    pairs, bad, lines = 0, [], []
-    for c in _attacked(results):
-        other_mode = _COUNTERPART.get(c.cell.mode)
-        if other_mode is None or not c.finished:
-            continue
-        o = results.get(c.cell.train, c.cell.defense, c.cell.attack, other_mode)
-        if o is None or o.cell.mode != other_mode or not o.finished:
-            continue
-        pairs += 1
-        a_ok, o_ok = _aligned(c, o)
-        if a_ok.mean() > o_ok.mean():
-            only_a, only_o, z = mcnemar_z(a_ok, o_ok)
-            bad.append(_label(c))
-            lines.append(f"{_label(c)} {100 * a_ok.mean():.2f} % > {other_mode} {100 * o_ok.mean():.2f} % "
-                         f"(McNemar z = {z:.1f}, {only_a} vs {only_o} samples)")
+    pairs = results.stronger_pairs()
     if not pairs:
         return Indicator("transfer beats adaptive", NA, "no adaptive/oblivious or black-box/transfer pair ran")
+    bad, lines = [], []
+    for c, o, a_ok, o_ok in results.trailing():
+        only_a, only_o, z = mcnemar_z(a_ok, o_ok)
+        bad.append(_label(c))
+        lines.append(f"{_label(c)} {100 * a_ok.mean():.2f} % > {o.cell.mode} {100 * o_ok.mean():.2f} % "
+                     f"(McNemar z = {z:.1f}, {only_a} vs {only_o} samples): a failed {c.cell.mode} attack")
     if bad:
         return Indicator("transfer beats adaptive", FAIL, "; ".join(lines), tuple(bad))
-    return Indicator("transfer beats adaptive", OK, f"{pairs} pairs: no adaptive or black-box cell above its "
-                     "oblivious or transfer counterpart")
-
-
-def _aligned(a: CellResult, b: CellResult) -> tuple[np.ndarray, np.ndarray]:
-    """Both cells' ``correct`` on the test rows they share, in one order."""
-    common = np.intersect1d(a.arrays["index"], b.arrays["index"])
-    return at_rows(a, common).astype(bool), at_rows(b, common).astype(bool)
-
-
-_UNSTABLE = re.compile(r"^\[(?P<train>[^/\]]+)/(?P<defense>[^\]]+)\] predictions change from run to run")
+    return Indicator("transfer beats adaptive", OK, f"{pairs} pairs: no cell above the same attack in a threat "
+                     "model it is stronger than")
 
 
 def randomized_without_eot(results: RunResults) -> Indicator:
     unstable: dict[tuple[str, str], str] = {}
     for c in results.cells:
+        key = (c.cell.train, c.cell.defense)
         if c.info.get("randomized"):
-            unstable[(c.cell.train, c.cell.defense)] = "flagged randomized"
-    for w in results.warnings:
-        m = _UNSTABLE.match(w)
-        if m:
-            unstable.setdefault((m["train"], m["defense"]), "predictions changed between two passes")
-    unstable.pop(("", NONE), None)
+            unstable[key] = "flagged randomized"
+        elif c.info.get("unstable"):
+            unstable.setdefault(key, "predictions changed between two identical passes")
     if not unstable:
         return Indicator("randomized without EOT", NA, "no randomized or unstable pipeline")
-    cfg = results.header.get("config", {}) if isinstance(results.header, dict) else {}
-    default_eot = int(((cfg.get("evaluate") or {}).get("eot") or 1)) if isinstance(cfg, dict) else 1
     bad, lines = [], []
     for (t, d), why in unstable.items():
-        adaptive = [c for c in results.cells if (c.cell.train, c.cell.defense) == (t, d) and c.cell.mode == "adaptive"]
-        if not adaptive:
+        attacked = [c for c in results.cells if (c.cell.train, c.cell.defense) == (t, d) and c.cell.mode != CLEAN]
+        eot = max([int(c.info.get("eot", 1)) for c in attacked] or [1])
+        if eot <= 1:
             bad.append(f"{t}/{d}")
-            lines.append(f"{t}/{d} ({why}): no adaptive cell")
-            continue
-        eots = {int(c.info.get("eot", _variant_eot(cfg, d, default_eot))) for c in adaptive}
-        if min(eots) <= 1:
-            bad.append(f"{t}/{d}")
-            lines.append(f"{t}/{d} ({why}): attacked adaptively with eot 1")
+            lines.append(f"{t}/{d} ({why}): " + ("no attack cell" if not attacked else
+                                                 "no attack averaged its gradient over draws (eot 1)"))
     if bad:
         return Indicator("randomized without EOT", FAIL, "; ".join(lines), tuple(bad))
     return Indicator("randomized without EOT", OK, f"{len(unstable)} randomized pipelines, each attacked "
                      "adaptively with EOT", tuple(f"{t}/{d}" for t, d in unstable))
-
-
-def _variant_eot(cfg: Any, defense: str, default: int) -> int:
-    for d in (cfg.get("defenses") or []) if isinstance(cfg, dict) else []:
-        if isinstance(d, dict) and d.get("label") == defense and d.get("eot"):
-            return int(d["eot"])
-    return default
 
 
 def worst_case_gap(results: RunResults) -> Indicator:

@@ -31,12 +31,13 @@ from advx.training.models import code_of, load_pretrained, obtain_models, resolv
 
 from advx.batching import seed_block
 
-from .cells import (expand_grid)
+from .budget import NORMS, Budget
 from .counting import CountingModel
 from .plan import make_plan
 from .runner import CellRunner
 from .results import RunResults
 from .sanity import SanityLog
+from .threat_models import Adaptive, Transfer
 from .store import RunStore, adopt_header, check_writable, config_of, merge_shards
 
 
@@ -99,16 +100,15 @@ def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
     (APGD-CE + APGD-DLR, ``randomized_steps`` steps with EOT over ``randomized_eot`` draws) against
     every randomized pipeline, adaptive mode only, once per linf/l2/l1 budget of the configured attacks."""
     ev = cfg.evaluate
-    if ev.randomized_attack == "none" or "adaptive" not in ev.modes:
+    if ev.randomized_attack == "none" or Adaptive.name not in ev.modes:
         return ()
     randomized = tuple(dict.fromkeys(label for (label, _), chain in defenses.items()
                                      if any(getattr(d, "randomized", False) for d in chain)))
     budgets = {}
     for spec in cfg.attacks:
-        attack = attacks[spec.label]
-        eps, norm = getattr(attack, "eps", None), getattr(attack, "norm", "linf")
-        if isinstance(eps, (int, float)) and not getattr(attack, "minimal", False) and norm in ("linf", "l2", "l1"):
-            budgets.setdefault((norm, float(eps)), spec.component.params.get("eps", eps))
+        b = Budget.of(attacks[spec.label], spec.budget)
+        if b.bounded and not b.minimal and b.norm in NORMS:
+            budgets.setdefault((b.norm, b.eps), spec.component.params.get("eps", b.eps))
     if not randomized or not budgets:
         return ()
     out = []
@@ -116,7 +116,7 @@ def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
         label = "AutoAttack-rand" if len(budgets) == 1 else f"AutoAttack-rand ({norm} {eps})"
         params = {"version": "rand", "eps": eps, "norm": norm, "eot": ev.randomized_eot, "steps": ev.randomized_steps}
         out.append(AttackSpec(label, ComponentSpec("autoattack", params, "evaluate.randomized_attack"),
-                              defenses=randomized, modes=("adaptive",)))
+                              defenses=randomized, modes=(Adaptive.name,)))
     return tuple(out)
 
 
@@ -153,7 +153,7 @@ class Experiment:
         out["attacks"] = {a.label: r.create("attack", a.component.name, a.component.params, where=a.component.where)
                           for a in c.attacks}
         for a in c.attacks:
-            check_budget(out["attacks"][a.label], a.component.where)
+            check_budget(out["attacks"][a.label], a.component.where, budget=a.budget)
             if a.target != "none" and not getattr(out["attacks"][a.label], "supports_target", True):
                 raise ConfigError(f"{a.component.where}.target: attack {a.component.name!r} has no targeted variant "
                                   f"(target = {a.target!r}); drop target or pick a targeted attack such as pgd")
@@ -168,9 +168,13 @@ class Experiment:
         out["metrics"] = [r.create("evaluator", m.name, m.params, where=m.where) for m in c.evaluate.metrics]
         out["gradient_free"] = frozenset(label for label, a in out["attacks"].items()
                                          if getattr(a, "gradient_free", False))
-        if "black-box" in c.evaluate.modes and not out["gradient_free"]:
-            raise ConfigError("evaluate.modes: 'black-box' runs gradient-free attacks only, and no [[attack]] is "
-                              "one; add e.g. [[attack]] name = \"square\"")
+        out["threat_models"] = {name: r.create("threat_model", name) for name in r.names("threat_model")}
+        for i, mode in enumerate(c.evaluate.modes):  # an unknown name fails here, with what exists
+            r.get("threat_model", mode, where=f"evaluate.modes[{i}]")
+            out["threat_models"][mode].check_config(c, out["attacks"])
+        if c.evaluate.transfer_from is not None and Transfer.name not in c.evaluate.modes:
+            raise ConfigError(f"evaluate.transfer_from is set ({c.evaluate.transfer_from!r}) but 'transfer' is not in "
+                              f"evaluate.modes {list(c.evaluate.modes)}; add it or remove transfer_from")
         return out
 
     # ------------------------------------------------------------------ data
@@ -273,7 +277,8 @@ class Experiment:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
         for a in cfg.attacks:
-            check_budget(self.components["attacks"][a.label], a.component.where, tuple(data.x_test.shape[1:]))
+            check_budget(self.components["attacks"][a.label], a.component.where, tuple(data.x_test.shape[1:]),
+                         a.budget)
         pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"])  # and a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
@@ -301,16 +306,17 @@ class Experiment:
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
                                    pretrained=pretrained, components=self.components)
             compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
-            runner = CellRunner(cfg, make_plan(cfg, self.components), store, data, test_index,
+            plan = make_plan(cfg, self.components)
+            runner = CellRunner(cfg, plan, store, data, test_index,
                                 {k: CountingModel(m) for k, m in compiled.items()}, dev, lo, hi, block,
                                 train_index=train_index, cache_dir=cache)
-            cells = expand_grid(cfg, self.components["gradient_free"])
-            bar = progress(total=len(cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
+            bar = progress(total=len(plan.cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
                            unit="cell")
-            for order, cell in enumerate(cells):
+            for order, planned in enumerate(plan.cells):
+                cell = planned.cell
                 bar.set_postfix_str(f"{cell.train}/{cell.defense}/{cell.attack}/{cell.mode}")
                 if cell.key() not in done:
-                    runner.run(cell, order)
+                    runner.run(planned, order)
                 bar.update(1)
             bar.close()
             if dist.sharded:
@@ -342,22 +348,27 @@ class Experiment:
         return results
 
 
-def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None) -> None:
+def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None,
+                 budget: float | None = None) -> None:
     """Refuse a budget that cannot be meant: pixels are in [0, 1], so a linf eps of 1 or more
     allows any image at all (eps 8 was meant as 8/255), and an l2 eps beyond the image's diameter
-    (sqrt of its pixel count) or an l1 eps beyond it (the pixel count) likewise."""
-    eps = getattr(attack, "eps", None)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or getattr(attack, "minimal", False):
+    (sqrt of its pixel count) or an l1 eps beyond it (the pixel count) likewise. ``budget`` is a
+    minimal-norm attack's ``[[attack]] budget``; on an attack with an eps of its own it is refused."""
+    if budget is not None and not getattr(attack, "minimal", False):
+        raise ConfigError(f"{where}.budget: only a minimal-norm attack (deepfool, cw) takes a budget; "
+                          f"{getattr(attack, 'name', type(attack).__name__)!r} has its own eps: set eps instead")
+    b = Budget.of(attack, budget)
+    if not b.bounded:
         return
-    norm = getattr(attack, "norm", "linf")
+    eps, norm, key = b.eps, b.norm, "budget" if budget is not None else "eps"
     if norm == "linf" and eps >= 1:
         guess = f"{eps:g}/255" if eps <= 255 else "8/255"
-        raise ConfigError(f"{where}.eps: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
+        raise ConfigError(f"{where}.{key}: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
                           f"did you mean {guess}?")
     if norm in ("l2", "l1") and image_shape is not None:
         diameter = math.prod(image_shape) ** (0.5 if norm == "l2" else 1.0)
         if eps > diameter:
-            raise ConfigError(f"{where}.eps: an {norm} eps of {eps:g} is beyond the {norm} diameter {diameter:.4g} of "
+            raise ConfigError(f"{where}.{key}: an {norm} eps of {eps:g} is beyond the {norm} diameter {diameter:.4g} of "
                               f"[0, 1]^{'x'.join(map(str, image_shape))} images; did you mean {eps:g}/255?")
 
 

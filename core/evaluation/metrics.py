@@ -14,6 +14,7 @@ import torch
 from advx.data.bundle import as_float
 
 from .cells import CLEAN, NONE
+from .threat_models import Oblivious
 from .results import MetricTable, RunResults, cell_budget
 
 
@@ -24,7 +25,7 @@ class Accuracy:
     name: ClassVar[str] = "accuracy"
 
     def evaluate(self, results: RunResults) -> list[MetricTable]:
-        return [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+        return [results.accuracy_table(m) for m in (results.modes() or [Oblivious.name])]
 
 
 
@@ -86,7 +87,7 @@ def _grid_table(results: RunResults, title: str, value) -> MetricTable:
     """Rows (train, defence, mode), columns clean + each attack, cells ``value(cell_result)``."""
     columns = [CLEAN, *results.attack_labels()]
     rows = []
-    for mode in results.modes() or ["oblivious"]:
+    for mode in results.modes() or [Oblivious.name]:
         for t in results.labels("train"):
             for d in results.labels("defense"):
                 cells = [results.get(t, d, a, mode) for a in columns]

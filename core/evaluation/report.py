@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .threat_models import Oblivious
 from .results import MetricTable, RunResults
 
 
@@ -38,7 +39,7 @@ def markdown_table(t: MetricTable) -> str:
 def all_tables(results: RunResults) -> list[MetricTable]:
     """The headline worst-case table first (when any attack ran), then every evaluator's tables."""
     tables = [t for ts in results.metrics.values() for t in ts]
-    tables = tables or [results.accuracy_table(m) for m in (results.modes() or ["oblivious"])]
+    tables = tables or [results.accuracy_table(m) for m in (results.modes() or [Oblivious.name])]
     headline = results.worst_case_table()
     return ([headline] if headline.rows else []) + tables + results.minimal_norm_tables() + results.ensemble_tables()
 

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from .budget import Budget
 from .cells import CLEAN, Cell
 from .verdict import wilson
 
@@ -81,28 +82,39 @@ class WorstCase:
         return list(dict.fromkeys(c.cell.attack for c in self.cells if c.cell.attack != CLEAN))
 
 
-def format_eps(eps: float) -> str:
-    """0.3 or 0.05 as written; 8/255 for multiples of 1/255 with no short decimal (how papers
-    write image budgets)."""
-    k = eps * 255
-    short = f"{eps:g}"
-    if len(short) <= 5 or not (0 < eps < 1 and abs(k - round(k)) < 1e-6):
-        return short
-    return f"{round(k)}/255"
-
-
 def attack_budget(attack: Any) -> str:
-    """The threat model an attack's results belong to: its norm and eps ("linf 8/255"), or
-    "unbounded" for minimal-norm attacks (DeepFool, CW), which have no eps."""
-    eps = getattr(attack, "eps", None)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool):
-        return "unbounded"
-    return f"{getattr(attack, 'norm', 'linf')} {format_eps(float(eps))}"
+    """The budget an attack's results are grouped under ("linf 8/255", "unbounded"): :class:`Budget`."""
+    return Budget.of(attack).label
+
+
+def stands_for(c: "CellResult") -> list[str]:
+    """The threat models a cell answers for (stored since threat models became objects; before,
+    the cell's own mode)."""
+    value = c.info.get("stands_for")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value) if value else [c.cell.mode]
 
 
 def cell_budget(c: CellResult) -> str:
     """A cell's recorded budget; "" in run files written before budgets were recorded."""
     return str(c.info.get("budget", ""))
+
+
+def stronger_than(c: "CellResult") -> list[str]:
+    """The threat models whose cell of the same attack ``c`` must not trail (a stored fact; for run
+    files written before it was stored, the registered threat model's own declaration)."""
+    value = c.info.get("stronger_than")
+    if isinstance(value, str):
+        value = json.loads(value)
+    if value is not None:
+        return list(value)
+    from advx.registry import Registry
+
+    try:
+        return list(Registry().get("threat_model", c.cell.mode).stronger_than)
+    except Exception:  # noqa: BLE001 - an unknown or uninstalled threat model declares nothing
+        return []
 
 
 def at_rows(c: CellResult, index: np.ndarray, key: str = "correct") -> np.ndarray | None:
@@ -148,7 +160,7 @@ class RunResults:
     def get(self, train: str, defense: str, attack: str, mode: str | None = None) -> CellResult | None:
         for c in self.cells:
             if (c.cell.train, c.cell.defense, c.cell.attack) == (train, defense, attack) and (
-                    mode is None or c.cell.mode == mode or attack == CLEAN):
+                    mode is None or attack == CLEAN or c.cell.mode == mode or mode in stands_for(c)):
                 return c
         return None
 
@@ -164,6 +176,33 @@ class RunResults:
     def budgets(self) -> list[str]:
         """The attack budgets that ran ("linf 8/255", "l2 0.5", "unbounded"), in order of first use."""
         return list(dict.fromkeys(cell_budget(c) for c in self.cells if c.cell.mode != CLEAN))
+
+    def trailing(self) -> list[tuple["CellResult", "CellResult", np.ndarray, np.ndarray]]:
+        """Every finished attack cell that leaves more samples robust than the cell of the same
+        attack in a threat model it is stronger than (adaptive above oblivious: a failed adaptive
+        attack), with both cells' ``correct`` on the samples they share."""
+        out = []
+        for c in self.cells:
+            if c.cell.mode == CLEAN or not c.finished:
+                continue
+            for weaker in stronger_than(c):
+                o = next((w for w in self.cells if w.cell.mode == weaker and w.finished and (
+                    w.cell.train, w.cell.defense, w.cell.attack) == (c.cell.train, c.cell.defense, c.cell.attack)), None)
+                if o is None:
+                    continue
+                common = np.intersect1d(c.arrays["index"], o.arrays["index"])
+                if not len(common):
+                    continue
+                a_ok, o_ok = at_rows(c, common).astype(bool), at_rows(o, common).astype(bool)
+                if a_ok.sum() > o_ok.sum():
+                    out.append((c, o, a_ok, o_ok))
+        return out
+
+    def stronger_pairs(self) -> int:
+        """How many (cell, weaker threat model's cell) pairs of one attack ran."""
+        return sum(1 for c in self.cells if c.cell.mode != CLEAN and c.finished for w in stronger_than(c)
+                   if any(o.cell.mode == w and o.finished and (o.cell.train, o.cell.defense, o.cell.attack) ==
+                          (c.cell.train, c.cell.defense, c.cell.attack) for o in self.cells))
 
     def worst_case(self, train: str, defense: str, budget: str | None = None) -> WorstCase | None:
         """Per-sample worst case over every finished cell of (``train``, ``defense``): clean and
@@ -280,7 +319,7 @@ class RunResults:
                 ["train", "defense", "attack", "mode", "clean", *[f"after {m}" for m in members], "cell",
                  "forwards", "backwards", "forward rows", "backward rows"], rows,
                 note="each member attacks only the samples no earlier one broke; 'cell' is the stored result, "
-                     "evaluated on the deployed pipeline (and, for adaptive cells, with the transfer fallback); "
+                     "evaluated on the deployed pipeline; "
                      "forwards/backwards: batched passes the cell made; rows: the samples those passes carried "
                      "through the cell's model (0 in run files written before rows were counted)"))
         return tables
@@ -296,7 +335,7 @@ class RunResults:
                     continue
                 row: list[Any] = [t, d, round(clean.accuracy, 2)]
                 for a in attacks:
-                    r = self.get(t, d, a, mode) or (self.get(t, d, a, "oblivious") if d == "none" else None)
+                    r = self.get(t, d, a, mode)
                     row.append(round(r.accuracy, 2) if r is not None and r.finished else None)
                 rows.append(row)
         return MetricTable(f"accuracy (%) — {mode} attacks", ["train", "defense", "clean", *attacks], rows, plot="bar")

@@ -1,42 +1,46 @@
-"""The cell runner: evaluates one cell of the grid chunk by chunk into the run file.
+"""The cell runner: evaluates one planned cell of the grid chunk by chunk into the run file.
 
-A chunk's adversarials come from the oblivious cache (crafted once per trained model and attack,
-reused by every defence), from the transfer source, or are crafted on the defended pipeline
-(adaptive, with EOT and BPDA) or by querying it (black-box). Attacks run on batches as large as
-``batch_size`` allows, across seed blocks: every draw comes from the sample's own stream
-(``advx.streams``), so a sample's numbers do not depend on the batch, chunk, block, world size or
-free memory, and a resumed or sharded run gives the same numbers. Samples the pipeline already
-gets wrong on clean input are not attacked and never count as robust.
+A cell's threat model (``advx.evaluation.threat_models``) supplies its adversarial points: from the
+oblivious cache (crafted once per trained model and attack, reused by every defence), from the
+transfer source, crafted on the defended pipeline (adaptive, with EOT and BPDA) or by querying it
+(black-box). The runner scores every cell the same way, on the deployed pipeline with its
+evaluation draws, and stores the cell's own result: no cell borrows another's points. Attacks run on
+batches as large as ``batch_size`` allows, across seed blocks: every draw comes from the sample's
+own stream (``advx.streams``), so a sample's numbers do not depend on the batch, chunk, block,
+world size or free memory, and a resumed or sharded run gives the same numbers. Samples the
+pipeline already gets wrong on clean input are not attacked and never count as robust.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from advx import interrupt
+from advx import interrupt, streams
 from advx.batching import auto_batch_size
 from advx.config import ExperimentConfig
 from advx.data.bundle import DataBundle, as_float
-from advx.defense import DefendedClassifier, build_defended, reseed, set_attacking
+from advx.defense import build_defended, reseed
 from advx.progress import progress
 from advx.streams import SampleStreams, derive_key
 
-from .cells import CLEAN, NONE, Cell, chunk_seed, per_sample_arrays, pick_targets, predict, run_attack
+from .cells import CLEAN, NONE, Cell
 from .counting import CountingModel
-from .plan import Plan
-from .results import attack_budget
+from .plan import Plan, PlannedCell
 from .sanity import SanityLog
-from .threat_model import check_threat_model
 from .store import RunStore
+from .threat_models import Crafted, Oblivious
 
 
 class CellRunner:
-    """Evaluates cells chunk by chunk, sharing the oblivious adversarial cache."""
+    """Evaluates planned cells chunk by chunk, sharing the oblivious adversarial cache."""
 
     def __init__(self, cfg: ExperimentConfig, plan: Plan, store: RunStore, data: DataBundle, test_index: torch.Tensor,
                  models: dict[str, CountingModel], device: torch.device, lo: int, hi: int, block: int, *,
@@ -61,7 +65,7 @@ class CellRunner:
                                 "train_index": train_index, "seed": self.cfg.experiment.seed, "cache_dir": cache_dir}
 
     def defended(self, train: str, defense: str) -> nn.Module:
-        """The pipeline (train, defense), built once: ``set_attacking`` switches it between
+        """The pipeline (train, defense), built once: ``threat_models.attacked`` switches it between
         evaluation draws (``repeats``) and attack draws (EOT, BPDA)."""
         key = (train, defense)
         if key not in self._defended:
@@ -69,6 +73,10 @@ class CellRunner:
             self._defended[key] = build_defended(self.models[train], d.chain, repeats=d.repeats, eot=d.eot,
                                                  context=self.defense_context)
         return self._defended[key]
+
+    def pipeline(self, cell: PlannedCell) -> nn.Module:
+        """The deployed pipeline of ``cell``'s trained model and defence."""
+        return self.defended(cell.cell.train, cell.cell.defense)
 
     def batch_for(self, train: str, defense: str) -> int:
         """``evaluate.batch_size``, or with "auto" the largest that fits the free device memory."""
@@ -80,45 +88,48 @@ class CellRunner:
             self._batch[(train, defense)] = auto_batch_size(self.models[train].model, self.x[:1], draws)
         return self._batch[(train, defense)]
 
-    def oblivious(self, train: str, attack_label: str, start: int, stop: int,
-                  ) -> tuple[torch.Tensor, dict[str, np.ndarray], int, int]:
+    def cached(self, train: str, attack_label: str, start: int, stop: int) -> Crafted:
         """Rows [start, stop) of the cached adversarial examples of (model, attack) — crafted
         once on the undefended model ``train``, reused by every defence (and, for the transfer
         threat model, by every other trained model) — with the attack's per-sample records, and
         the forward and backward passes spent crafting in this call (0 when all was cached): the
         cell that crafts them records them."""
-        path = f"adversarials/{Cell(train, NONE, attack_label, 'oblivious').key()}"
+        cell = Cell(train, NONE, attack_label, Oblivious.name)
+        path = f"adversarials/{cell.key()}"
+        undefended = PlannedCell(cell, self.plan.defense(train, NONE), self.plan.attack(attack_label))
         passes = [0, 0]
         while self.lo + self.store.n_done(path) < stop:
             s = self.lo + self.store.n_done(path)
             e = min(s + self.rows, self.hi)
             mask = self.clean_correct(train, NONE, s, e)
-            x_adv, logs, seconds, fw, bw = self.craft(self.models[train], self.models[train], train, NONE,
-                                                      attack_label, s, e, mask, bar=self.bar)
+            t0 = time.perf_counter()
+            x_adv, logs, fw, bw = self.craft(undefended, self.models[train], s, e, mask, None)
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
-                              extra_attrs={"seconds": seconds, "forwards": fw, "backwards": bw, "crafted": e - s})
+                              extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw, "backwards": bw,
+                                           "crafted": e - s})
             passes[0] += fw
             passes[1] += bw
         rows = {name: self.store.read_rows(path, name, start - self.lo, stop - self.lo)
                 for name in self.store.names(path)}
         return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows, passes[0], passes[1]
 
-    def craft(self, target_model: nn.Module, counter: CountingModel, train: str, defense: str, attack_label: str,
-              s: int, e: int, attack_mask: torch.Tensor, reseed_key: tuple[str, str] | None = None,
-              bar: Any = None) -> tuple[torch.Tensor, dict[str, np.ndarray], float, int, int]:
-        """Attack the rows of [s, e) that ``attack_mask`` marks (the others keep their clean input),
-        in batches of ``batch_for`` rows that span seed blocks: every draw comes from the sample's
-        own stream (``advx.streams``, keyed by run seed, model, attack and row), so the batching
-        never moves a number. ``reseed_key`` (cell key, purpose) reseeds a randomized defence."""
-        planned = self.plan.attack(attack_label)
-        spec, attack = planned.spec, planned.attack
-        batch = self.batch_for(train, defense)  # probes the raw model: not counted
+    def craft(self, cell: PlannedCell, target_model: nn.Module, s: int, e: int, attack_mask: torch.Tensor,
+              purpose: str | None) -> Crafted:
+        """Attack ``target_model`` on the rows of [s, e) that ``attack_mask`` marks (the others keep
+        their clean input), in batches of ``batch_for`` rows that span seed blocks: every draw comes
+        from the sample's own stream (``advx.streams``, keyed by run seed, model, attack and row), so
+        the batching never moves a number. ``purpose`` (e.g. "eot") reseeds a randomized pipeline
+        for this cell. Every batch is checked against the attack's budget before it is kept. The
+        passes are counted on the cell's trained model."""
+        train, attack_label = cell.cell.train, cell.cell.attack
+        spec, attack, budget = cell.attack.spec, cell.attack.attack, cell.attack.budget
+        counter = self.models[train]
+        batch = self.batch_for(train, cell.cell.defense)  # probes the raw model: not counted
         seed = self.cfg.experiment.seed
         base = derive_key(seed, train, attack_label)
-        if reseed_key is not None:
-            reseed(target_model, chunk_seed(seed, reseed_key[0], reseed_key[1]))
+        if purpose is not None:
+            reseed(target_model, chunk_seed(seed, cell.cell.key(), purpose))
         counter.take()
-        t0 = time.perf_counter()
         x_adv = self.x[s:e].clone()
         todo = attack_mask.nonzero().flatten()
         logs: dict[str, np.ndarray] = {}
@@ -131,29 +142,18 @@ class CellRunner:
             if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
                 g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
             out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
-            check_threat_model(attack, attack_label, x, out)  # before any number is kept
+            budget.check(attack_label, getattr(attack, "bounds", (0.0, 1.0)), x, out)  # before any number is kept
             x_adv[idx] = out.to(x_adv)
             for k, v in log.items():
                 if k not in logs:
                     logs[k] = np.full(e - s, getattr(attack, "skipped_log", {}).get(k, 0), dtype=v.dtype)
                 logs[k][idx.cpu().numpy()] = v
-            if bar is not None:
-                bar.update(len(idx))
+            if self.bar is not None:
+                self.bar.update(len(idx))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
-        return x_adv, logs, time.perf_counter() - t0, fw, bw
-
-    def transfer_source(self, cell: Cell) -> str | None:
-        """The model whose cached (oblivious or transfer) adversarials an adaptive or black-box cell
-        also tries, per sample: the undefended model itself when oblivious runs, else the transfer
-        source; None for other cells or when neither threat model runs."""
-        if cell.mode not in ("adaptive", "black-box") or cell.defense == NONE:
-            return None
-        modes = self.cfg.evaluate.modes
-        if "oblivious" in modes:
-            return cell.train
-        return self.cfg.evaluate.transfer_from if "transfer" in modes else None
+        return x_adv, logs, fw, bw
 
     def clean_correct(self, train: str, defense: str, s: int, e: int) -> torch.Tensor:
         """Which rows of [s, e) the pipeline (train, defense) classifies correctly without attack:
@@ -170,33 +170,25 @@ class CellRunner:
     def evaluate(self, model: nn.Module, train: str, defense: str, x: torch.Tensor, y: torch.Tensor, batch: int,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions and losses of the deployed pipeline (train, defense) on ``x``. A randomized
-        defence draws per image, keyed by its content and the pipeline (not the cell): one image
-        gets one prediction in every cell, and neither the batch nor the subset moves a number."""
+        defence takes evaluation draws 0 … repeats − 1 per image, keyed by its content and the
+        pipeline (not the cell): one image gets one prediction in every cell, and neither the batch
+        nor the subset moves a number; no attack ever queried these draws."""
         reseed(model, chunk_seed(self.cfg.experiment.seed, train, defense, "eval"))
         return predict(model, x, y, batch, self.autocast)
 
-    def run(self, cell: Cell, order: int) -> None:
-        path = f"cells/{cell.key()}"
+    def run(self, cell: PlannedCell, order: int) -> None:
+        path = f"cells/{cell.cell.key()}"
         if self.store.has(path) and self.store.attrs(path).get("status") == "done":
             return
         first = {} if self.store.has(path) else {"started": time.time()}  # one write: a kill never leaves half
-        self.store.set_attrs(path, **first, spec=cell.spec(), status="running", order=order)
-        attack = self.plan.attacks[cell.attack].attack if cell.attack in self.plan.attacks else None
-        if attack is not None:  # the threat model the headline worst case groups this cell under
-            self.store.set_attrs(path, budget=attack_budget(attack))
-        pipeline = self.defended(cell.train, cell.defense)  # what `advx audit` checks the EOT rule against
-        self.store.set_attrs(path, eot=int(self.plan.defense(cell.train, cell.defense).eot),
-                             randomized=any(isinstance(m, DefendedClassifier) and m.randomized
-                                            for m in pipeline.modules()))
-        members = getattr(attack, "members", None)
-        if members:  # what the codes of a per-sample ``broken_by`` record mean
-            self.store.set_attrs(path, members=list(members))
-        counter = self.models[cell.train]
+        self.store.set_attrs(path, **first, spec=cell.cell.spec(), status="running", order=order, **cell.facts())
+        if cell.threat is not None:
+            cell.threat.prepare(self, cell)
         first = self.lo + self.store.n_done(path)
-        self.bar = None if cell.mode == CLEAN else progress(total=self.hi - first, desc="  samples", unit="sample")
+        self.bar = None if cell.clean else progress(total=self.hi - first, desc="  samples", unit="sample")
         try:
             for s in range(first, self.hi, self.rows):
-                self.chunk_step(cell, path, counter, s)
+                self.chunk_step(cell, path, s)
                 if self.bar is not None:  # absolute: a chunk whose adversarials were cached crafts nothing
                     self.bar.n = min(s + self.rows, self.hi) - first
                     self.bar.refresh()
@@ -206,70 +198,38 @@ class CellRunner:
             self.bar = None
         self.store.set_attrs(path, status="done")
 
-    def chunk_step(self, cell: Cell, path: str, counter: CountingModel, s: int) -> None:
+    def chunk_step(self, cell: PlannedCell, path: str, s: int) -> None:
         """Evaluate rows [s, s + rows) of ``cell`` and append them to the store."""
         e = min(s + self.rows, self.hi)
         x, y = self.x[s:e], self.y[s:e]
+        train, defense = cell.cell.train, cell.cell.defense
+        counter = self.models[train]
         t0 = time.perf_counter()
         rows0 = (counter.forward_rows, counter.backward_rows)  # samples carried, not only batched calls
         fw = bw = 0
         logs: dict[str, np.ndarray] = {}
+        model = self.pipeline(cell)
         # a sample the pipeline gets wrong on clean input is broken already: never attacked, never robust
-        clean_ok = None if cell.mode == CLEAN else self.clean_correct(cell.train, cell.defense, s, e)
-        if cell.mode == CLEAN:
+        clean_ok = None if cell.clean else self.clean_correct(train, defense, s, e)
+        if cell.threat is None:
             x_adv = x
-        elif cell.mode == "oblivious":
-            x_adv, logs, fw, bw = self.oblivious(cell.train, cell.attack, s, e)
-        elif cell.mode == "transfer":  # crafted on the source model, unknown defence and weights
-            x_adv, logs, fw, bw = self.oblivious(self.cfg.evaluate.transfer_from, cell.attack, s, e)
-        elif cell.mode == "black-box":  # gradient-free: queries the deployed pipeline as evaluated
-            model = self.defended(cell.train, cell.defense)
-            x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
-                                                clean_ok, reseed_key=(cell.key(), "queries"), bar=self.bar)
+            if s == self.lo:  # before the reseed: the checks' draws never move the numbers
+                facts = self.sanity.check_cell(cell, model, x, y, self.autocast, modes=tuple(self.cfg.evaluate.modes),
+                                               eot=self.plan.eot_on(train, defense))
+                self.store.set_attrs(path, **facts)
         else:
-            model = self.defended(cell.train, cell.defense)
-            set_attacking(model, True)
-            try:
-                x_adv, logs, _, fw, bw = self.craft(model, counter, cell.train, cell.defense, cell.attack, s, e,
-                                                    clean_ok, reseed_key=(cell.key(), "eot"), bar=self.bar)
-            finally:
-                set_attacking(model, False)
-        model = self.defended(cell.train, cell.defense)
-        if s == self.lo and cell.mode == CLEAN:  # before the reseed: the checks' draws never move the numbers
-            eot = self.plan.defense(cell.train, cell.defense).eot
-            # a wrapper that averages its own draws in every call (the distribution classifier) is EOT
-            eot = max(eot, *(getattr(m, "averages_draws", 1) for m in model.modules()))
-            # one pipeline: check_cell switches it to attack draws (EOT, BPDA) and back
-            self.sanity.check_cell(cell, model, model, x, y, self.autocast,
-                                   attacked_with_eot="adaptive" in self.cfg.evaluate.modes and eot > 1,
-                                   modes=self.cfg.evaluate.modes)
-        batch = self.batch_for(cell.train, cell.defense)
+            x_adv, logs, fw, bw = cell.threat.adversarials(self, cell, s, e, clean_ok)
+            x_adv, over = cell.attack.budget.enforce(x, x_adv) if cell.attack.budget.minimal else (x_adv, None)
+            if over is not None and cell.attack.budget.bounded:
+                logs["over_budget"] = over.cpu().numpy()  # found a point, but beyond the budget: scored clean
+        batch = self.batch_for(train, defense)
         counter.take()
-        pred, loss = self.evaluate(model, cell.train, cell.defense, x_adv, y, batch)
+        pred, loss = self.evaluate(model, train, defense, x_adv, y, batch)
         efw, ebw = counter.take()
-        source = self.transfer_source(cell)
-        taken = None
-        if source is not None:  # adaptive never weaker than transfer: keep, per sample, whichever breaks it
-            x_obl, _, ofw, obw = self.oblivious(source, cell.attack, s, e)
-            survived = (pred == y).nonzero().flatten()  # only these can change: the pipeline's draws are per image
-            taken = torch.zeros_like(pred, dtype=torch.bool)
-            if len(survived):
-                counter.take()
-                obl_pred, obl_loss = self.evaluate(model, cell.train, cell.defense, x_obl[survived], y[survived], batch)
-                tfw, tbw = counter.take()
-                efw, ebw = efw + tfw, ebw + tbw
-                won = obl_pred != y[survived]
-                hit = survived[won]
-                taken[hit] = True
-                x_adv = x_adv.clone()
-                x_adv[hit], pred[hit], loss[hit] = x_obl[hit], obl_pred[won], obl_loss[won]
-            fw, bw = fw + ofw, bw + obw
         arrays = {**per_sample_arrays(self.test_index[s:e], x, x_adv, y, pred, loss), **logs}
-        if taken is not None:
-            arrays["from_transfer"] = taken.cpu().numpy()
         if clean_ok is not None:
             arrays["correct"] = arrays["correct"] & clean_ok.cpu().numpy()
-        if self.cfg.evaluate.save_adversarials and cell.mode != CLEAN:
+        if self.cfg.evaluate.save_adversarials and not cell.clean:
             arrays["x_adv"] = x_adv.cpu().numpy().astype(np.float32)
         self.store.append(path, arrays, chunk=self.chunk,
                           extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
@@ -277,3 +237,64 @@ class CellRunner:
                                        "forward_rows": counter.forward_rows - rows0[0],
                                        "backward_rows": counter.backward_rows - rows0[1]})
         interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here
+
+
+def chunk_seed(seed: int, *parts: Any) -> int:
+    h = hashlib.sha256(json.dumps([seed, *parts], default=str).encode()).digest()
+    return int.from_bytes(h[:6], "little")
+
+
+def pick_targets(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                 g: Any) -> torch.Tensor | None:
+    """Targets for targeted attacks: a random other class, or the least-likely class."""
+    if kind == "none":
+        return None
+    if kind == "least-likely":
+        with torch.no_grad():
+            return model(x).argmin(1)
+    shift = streams.integers(g, 1, num_classes, (len(y),), y.device)
+    return (y + shift) % num_classes
+
+
+def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and per-sample CE loss of ``model`` on ``x`` (batched, no grad unless the
+    defence asks for it internally)."""
+    preds, losses = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            with autocast:
+                logits = model(x[i:i + batch_size]).float()
+            preds.append(logits.argmax(1))
+            losses.append(F.cross_entropy(logits, y[i:i + batch_size], reduction="none"))
+    return torch.cat(preds), torch.cat(losses)
+
+
+def per_sample_arrays(index: torch.Tensor, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                      pred: torch.Tensor, loss: torch.Tensor) -> dict[str, np.ndarray]:
+    delta = (x_adv - x).flatten(1).float()
+    return {
+        "index": index.cpu().numpy(), "label": y.cpu().numpy(), "prediction": pred.cpu().numpy(),
+        "correct": (pred == y).cpu().numpy(), "linf": delta.abs().amax(1).cpu().numpy().astype(np.float32),
+        "l2": delta.norm(dim=1).cpu().numpy().astype(np.float32), "l1": delta.abs().sum(1).cpu().numpy().astype(np.float32),
+        "loss": loss.cpu().numpy().astype(np.float32),
+    }
+
+
+def run_attack(attack: Callable, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+               batch_size: int, g: torch.Generator, autocast: Any) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """The adversarial batch and the attack's per-sample records (``attack_with_log``, if it has one)."""
+    out, logs = [], {}
+    with_log = getattr(attack, "attack_with_log", None)
+    for i in range(0, len(x), batch_size):
+        t = None if target is None else target[i:i + batch_size]
+        xs, ys = x[i:i + batch_size], y[i:i + batch_size]
+        with autocast:
+            if with_log is None:
+                out.append(attack(model, xs, ys, target=t, generator=g))
+                continue
+            x_adv, log = with_log(model, xs, ys, target=t, generator=g)
+        out.append(x_adv)
+        for k, v in log.items():
+            logs.setdefault(k, []).append(v.cpu().numpy())
+    return torch.cat(out).float(), {k: np.concatenate(v) for k, v in logs.items()}

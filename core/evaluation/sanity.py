@@ -10,12 +10,10 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import numpy as np
 
-from advx.defense import DefendedClassifier, set_attacking
 
 
 def mcnemar_z(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
@@ -41,50 +39,49 @@ class SanityLog:
         if msg not in self.messages:
             self.messages.append(msg)
 
-    def check_cell(self, cell: Any, model: nn.Module, attacked: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   autocast: Any, *, attacked_with_eot: bool = False, modes: tuple[str, ...] = ()) -> None:
-        """Checks on one (trained model, defence): ``model`` is the pipeline as evaluated, ``attacked``
-        the one adaptive attacks differentiate (BPDA through non-differentiable steps, EOT draws)."""
-        key = (cell.train, cell.defense)
+    def check_cell(self, cell: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: Any, *,
+                   modes: tuple[str, ...] = (), eot: int = 1) -> dict[str, Any]:
+        """Checks on one (trained model, defence) — ``cell`` is its planned clean cell, ``model``
+        the pipeline, ``eot`` the most draws any attack on it averages per gradient — and the facts
+        they found, for the store: ``unstable`` (predictions changed between two identical
+        evaluations) and ``zero_gradient`` (the fraction of samples whose adaptive input gradient is
+        all zero)."""
+        key = (cell.cell.train, cell.cell.defense)
         if key in self._checked:
-            return
+            return {}
         self._checked.add(key)
+        from .threat_models import Adaptive, BlackBox, input_gradient
+
+        label = f"[{cell.cell.train}/{cell.cell.defense}]"
         x, y = x[:64], y[:64]
-        randomized = any(isinstance(m, DefendedClassifier) and m.randomized for m in model.modules())
+        facts: dict[str, Any] = {}
         with torch.no_grad(), autocast:
             p1, p2 = model(x).argmax(1), model(x).argmax(1)
-        if (randomized or bool((p1 != p2).any())) and not attacked_with_eot:
-            self.warn(f"[{cell.train}/{cell.defense}] predictions change from run to run (randomized defence): "
-                      "attack it adaptively with EOT (evaluate.modes = ['adaptive'], eot > 1)")
-        missing = [m for m in ("adaptive", "black-box") if m not in modes]
-        if missing and any(getattr(t, "optimizes_input", False) for m in model.modules()
-                           if isinstance(m, DefendedClassifier) for t in m.transforms):
-            self.warn(f"[{cell.train}/{cell.defense}] the defence optimises its input at inference time, which "
-                      f"AutoAttack's checks flag; its numbers need the {' and '.join(missing)} threat model"
+        facts["unstable"] = bool((p1 != p2).any())
+        d = cell.defense
+        if (d.randomized or facts["unstable"]) and eot <= 1:
+            self.warn(f"{label} predictions change from run to run (randomized defence): attack it adaptively "
+                      "with EOT (evaluate.modes = ['adaptive'], eot > 1)")
+        missing = [m for m in (Adaptive.name, BlackBox.name) if m not in modes]
+        if missing and any(getattr(t, "optimizes_input", False) for t in d.chain):
+            self.warn(f"{label} the defence optimises its input at inference time, which AutoAttack's checks "
+                      f"flag; its numbers need the {' and '.join(missing)} threat model"
                       f"{'s' if len(missing) > 1 else ''} too (evaluate.modes; black-box runs gradient-free "
                       "attacks such as square)")
-        # the gradient an adaptive attack would follow: BPDA and EOT switched on, as in the attack
-        xg = x.clone().requires_grad_(True)
-        set_attacking(attacked, True)
-        try:
-            with torch.enable_grad():
-                loss = F.cross_entropy(attacked(xg).float(), y)
-                (grad,) = torch.autograd.grad(loss, xg, allow_unused=True)
-        except RuntimeError as exc:
-            self.warn(f"[{cell.train}/{cell.defense}] no input gradient through the defence ({str(exc).splitlines()[0]}); "
-                      "declare its non-differentiable steps (differentiable = False, for BPDA) or use a "
-                      "gradient-free attack")
-            return
-        finally:
-            set_attacking(attacked, False)
-        if grad is None or not torch.isfinite(grad).all():
-            self.warn(f"[{cell.train}/{cell.defense}] input gradients are missing or NaN: gradient-based attacks "
-                      "are meaningless here; use BPDA or a gradient-free attack")
-            return
+        grad, why = input_gradient(model, x, y)  # the gradient an adaptive attack follows: BPDA, attack draws
+        if grad is None:
+            self.warn(f"{label} no input gradient through the defence ({why}); declare its non-differentiable "
+                      "steps (differentiable = False, for BPDA) or use a gradient-free attack")
+            return facts
+        if not torch.isfinite(grad).all():
+            self.warn(f"{label} input gradients are NaN: gradient-based attacks are meaningless here; use BPDA "
+                      "or a gradient-free attack")
+            return facts
         zero = (grad.flatten(1).abs().amax(1) == 0).float().mean().item()
+        facts["zero_gradient"] = zero
         if zero > 0.5:
-            self.warn(f"[{cell.train}/{cell.defense}] {zero:.0%} of samples have an all-zero input gradient "
-                      "(gradient masking?)")
+            self.warn(f"{label} {zero:.0%} of samples have an all-zero input gradient (gradient masking?)")
+        return facts
 
     def check_monotone(self, results: Any, cfg: Any) -> None:
         """A stronger attack (larger budget, more steps, restarts or queries) must not leave
@@ -118,30 +115,24 @@ class SanityLog:
                                           f"{param} grows {v1:g} -> {v2:g}: a sign of gradient masking or a weak attack")
 
     def check_threat_models(self, results: Any, gradient_free: frozenset[str] | set[str]) -> None:
-        """Warn where one threat model beats a stronger one on the same samples.
+        """Warn where one threat model trails a weaker one on the same samples.
 
-        - adaptive accuracy above oblivious or transfer accuracy (same model, defence, attack):
-          the attack on the pipeline is weaker than a transfer attack — every such cell is
-          named, with whether the gap is beyond sampling noise (paired McNemar test);
+        - a cell that leaves more samples robust than the same attack in a threat model it is
+          stronger than (adaptive above oblivious or transfer: the attack on the whole pipeline
+          failed where crafting on the undefended model succeeded), with both numbers and whether
+          the gap is beyond sampling noise (paired McNemar test); ``advx audit`` fails it;
         - a gradient-free attack breaking more samples than every gradient attack together
           (beyond noise): gradient masking, the white-box numbers are not to be trusted.
-        The headline worst case counts every cell either way.
+        Every cell keeps its own number; the headline worst case counts every cell either way.
         """
+        for c, o, a_ok, o_ok in results.trailing():
+            _, _, z = mcnemar_z(a_ok, o_ok)
+            self.warn(f"[{c.cell.train}/{c.cell.defense}] {c.cell.attack}: {c.cell.mode} leaves {100 * a_ok.mean():.1f}% "
+                      f"robust, above {o.cell.mode} {100 * o_ok.mean():.1f}% on the same {len(a_ok)} samples "
+                      f"({_noise(z)}): the {c.cell.mode} attack failed where the {o.cell.mode} one succeeded — "
+                      f"strengthen it (more steps, EOT draws, BPDA); the worst case counts both")
         for t in results.labels("train"):
             for d in results.labels("defense"):
-                for a in results.attack_labels():
-                    ad = results.get(t, d, a, "adaptive")
-                    if ad is None or ad.cell.mode != "adaptive":
-                        continue
-                    for other in ("oblivious", "transfer"):
-                        ob = results.get(t, d, a, other)
-                        if ob is None or ob.cell.mode != other or len(ob.arrays["correct"]) != len(ad.arrays["correct"]):
-                            continue
-                        if ad.accuracy > ob.accuracy:
-                            _, _, z = mcnemar_z(ad.arrays["correct"].astype(bool), ob.arrays["correct"].astype(bool))
-                            self.warn(f"[{t}/{d}] {a}: adaptive accuracy {ad.accuracy:.1f}% is above {other} "
-                                      f"{ob.accuracy:.1f}% ({_noise(z)}): the attack on the whole pipeline is weaker "
-                                      f"than crafting on the undefended model; the worst case counts both")
                 white = [c for c in results.cells if (c.cell.train, c.cell.defense) == (t, d)
                          and c.cell.attack != "clean" and c.cell.attack not in gradient_free]
                 black = [c for c in results.cells if (c.cell.train, c.cell.defense) == (t, d)
