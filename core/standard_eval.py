@@ -43,6 +43,30 @@ def parse_normalize(text: str | dict[str, Any] | None) -> str | dict[str, Any] |
                           f"got {text!r}") from None
 
 
+def norms_of(cls: Any, field: Any) -> tuple[str, ...]:
+    """The norms an attack class runs in: its ``norm`` field's choices, else its declared norm."""
+    if field is not None:
+        choices = getattr(field.validator, "options", None)
+        if choices:
+            return tuple(choices)
+        return (field.default,) if isinstance(field.default, str) else ()
+    return (str(getattr(cls, "norm", "linf")),)
+
+
+def check_norm(registry: Any, cls: Any, field: Any, norm: str) -> None:
+    """Refuse ``--norm`` for an attack that has no such norm (it would run in its own norm and
+    report that number as if it were the one asked for), naming the attacks that have it."""
+    if norm in norms_of(cls, field):
+        return
+    having = []
+    for name in registry.names("attack"):
+        other = registry.get("attack", name)
+        if norm in norms_of(other, {f.name: f for f in attrs.fields(other)}.get("norm")):
+            having.append(name)
+    raise ConfigError(f"--norm {norm}: attack {cls.name!r} runs in {', '.join(norms_of(cls, field)) or 'no norm'} "
+                      f"only; attacks with {norm}: {', '.join(having) or 'none installed'}")
+
+
 def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple[str, ...] = ("autoattack",),
                 eps: str | float | None = None, norm: str | None = None, n: int | None = None,
                 checkpoint: str | None = None, strip_prefix: str = "", normalize: Any = None, seed: int = 0,
@@ -85,11 +109,16 @@ def eval_config(model: str | None, data: str | dict[str, Any], *, attacks: tuple
     attack_ts = []
     for a in attacks:
         table: dict[str, Any] = dict(a) if isinstance(a, dict) else {"name": a}  # {"name": ..., params}
-        fields = {f.name for f in attrs.fields(registry.get("attack", table["name"], where="--attack"))}
+        cls = registry.get("attack", table["name"], where="--attack")
+        fields = {f.name: f for f in attrs.fields(cls)}
         if eps is not None and "eps" in fields:
             table.setdefault("eps", eps)
-        if norm is not None and "norm" in fields:
-            table.setdefault("norm", norm)
+        elif eps is not None and getattr(cls, "minimal", False):
+            table.setdefault("budget", eps)  # a minimal-norm attack's success counts within the budget
+        if norm is not None:
+            check_norm(registry, cls, fields.get("norm"), norm)
+            if "norm" in fields:
+                table.setdefault("norm", norm)
         attack_ts.append(table)
     raw: dict[str, Any] = {"experiment": {"name": name, "seed": seed, "output": f"runs/{name}.h5"},
                            "data": data_t, "model": model_t, "attack": attack_ts}

@@ -276,6 +276,9 @@ BAD = [
     (["--model", "torchvision:resnet18"], "--checkpoint: torchvision:resnet18 has no trained weights of its own"),
     (["--model", "digits-cnn", "--checkpoint", "net.pt", "--attack", "nope"], "unknown attack 'nope'"),
     (["--model", "digits-cnn", "--checkpoint", "garbage.pt"], "garbage.pt cannot be read as weights"),
+    # a norm the attack does not have is refused, not run in the attack's own norm (issue #46)
+    (["--model", "digits-cnn", "--checkpoint", "net.pt", "--attack", "fgsm", "--norm", "l2", "--eps", "0.5"],
+     "--norm l2: attack 'fgsm' runs in linf only; attacks with l2: apgd, apgd-t, autoattack, bim"),
 ]
 
 
@@ -293,6 +296,28 @@ def test_bad_input_exits_2_with_one_line(files, args, message, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output, r.output
     assert message in lines[0], lines[0]
     assert not list(Path(files).glob("runs/*.h5"))  # nothing written
+
+
+def test_a_minimal_norm_attack_given_eps_reports_its_success_within_it(files, monkeypatch):
+    """``--attack deepfool --eps 8/255`` (issue #46): DeepFool has no eps of its own, so the eps is
+    its budget: the headline is its success within linf 8/255, not an unbounded 0 %."""
+
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    monkeypatch.chdir(files)
+    r = CliRunner().invoke(cli, ["eval", "--model", "digits-cnn", "--checkpoint", "net.pt", "--data", "digits",
+                                 "--n", "30", "--attack", "deepfool", "--norm", "linf", "--eps", "8/255",
+                                 "--save-config", "e.toml"])
+    assert r.exit_code == 0, r.output
+    assert "linf 8/255" in r.output and "unbounded" not in r.output
+    res = advx.open_run(next(Path(files).glob("runs/eval-*.h5")))
+    cell = next(c for c in res.cells if c.cell.attack != "clean")
+    assert cell.info["budget"] == "linf 8/255" and res.header["config"]["attack"][0]["budget"] == "8/255"
+    clean = next(c for c in res.cells if c.cell.attack == "clean")
+    assert cell.accuracy > 0 and cell.accuracy <= clean.accuracy
+    assert (cell.arrays["linf"] <= 8 / 255 + 1e-5).all()
 
 
 def test_a_replaced_checkpoint_is_a_new_model_not_a_reused_run(files, trained):
