@@ -30,11 +30,14 @@ def checkpoints(n_iter: int) -> list[int]:
 
 @attrs.define
 class Best:
-    """APGD's per-sample record of a run: the first adversarial point found (``first``), and the
-    highest-loss point with its loss and gradient (where a step-size review restarts from)."""
+    """APGD's per-sample record of a run: the latest adversarial point found (``adv``: the
+    reference's ``x_best_adv``, overwritten at every step that fools), and the highest-loss point
+    with its loss and gradient (where a step-size review restarts from). Against a deterministic
+    model any fooling point fools; against a randomized one the latest lies deepest in the region
+    that fooled a draw, and keeping the first would keep a point that fooled one lucky draw."""
 
     fooled: torch.Tensor
-    first: torch.Tensor
+    adv: torch.Tensor
     x: torch.Tensor
     loss: torch.Tensor
     grad: torch.Tensor
@@ -46,7 +49,7 @@ class Best:
     def update(self, x_adv: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, now: torch.Tensor) -> None:
         """Record a step's point (masks through torch.where: no host-device sync in the loop)."""
         shape = (-1,) + (1,) * (x_adv.ndim - 1)
-        self.first = torch.where((now & ~self.fooled).view(shape), x_adv, self.first)
+        self.adv = torch.where(now.view(shape), x_adv, self.adv)
         self.fooled = self.fooled | now
         better = loss > self.loss
         self.x = torch.where(better.view(shape), x_adv, self.x)
@@ -54,8 +57,8 @@ class Best:
         self.loss = torch.where(better, loss, self.loss)
 
     def result(self) -> torch.Tensor:
-        """Fooled samples: the first adversarial point found; the others: the highest-loss point."""
-        return torch.where(self.fooled.view((-1,) + (1,) * (self.x.ndim - 1)), self.first, self.x)
+        """Fooled samples: the latest adversarial point found; the others: the highest-loss point."""
+        return torch.where(self.fooled.view((-1,) + (1,) * (self.x.ndim - 1)), self.adv, self.x)
 
 
 @attrs.frozen
@@ -160,7 +163,7 @@ class APGD(AttackBase):
     def l1_stage(self, model, x, y, target, eps, steps, start, any_misclassification, fresh: bool = False):
         """One l1-APGD run of ``steps`` at budget ``eps`` from ``start`` (projected first). Steps
         move 20 % of the coordinates from a ``fresh`` random start, else 1/1.5 of the start's
-        nonzero fraction. Returns (result, fooled, best-loss point): the result is the first
+        nonzero fraction. Returns (result, fooled, best-loss point): the result is the latest
         adversarial point found, else the highest-loss one."""
         goal = None if any_misclassification else target
         shape = (-1,) + (1,) * (x.ndim - 1)

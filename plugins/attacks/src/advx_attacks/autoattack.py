@@ -44,7 +44,11 @@ class AutoAttack(AttackBase):
     ``version = "standard"``: APGD-CE (no restarts), APGD-T (``targets`` target classes, DLR),
     FAB-T (``targets`` target classes) and Square (``queries``), in that order; each member attacks
     only the samples no earlier member broke. ``version = "rand"`` (randomized defences): APGD-CE
-    and APGD-DLR with the gradient averaged over ``eot`` = 20 draws. ``version = "plus"``: APGD-CE
+    and APGD-DLR with the gradient averaged over ``eot`` = 20 draws (each query of the pipeline takes
+    new draws), each returning its latest point that fooled a draw, as the reference's APGD does; a
+    sample no member's point fooled on the acceptance draw keeps the last member's final point
+    instead of the clean image (one draw's verdict on a randomized pipeline is a coin flip; the
+    evaluation over fresh draws decides). ``version = "plus"``: APGD-CE
     and APGD-DLR with 5 restarts each, untargeted FAB with 5 restarts, Square, APGD-T, FAB-T (the
     reference's order and restarts). ``norm = "l1"`` (Croce & Hein, "Mind the box", ICML 2021):
     the same four members in l1 — l1-APGD-CE with 5 restarts, l1-APGD-T on at most 5 targets,
@@ -113,7 +117,8 @@ class AutoAttack(AttackBase):
             cand = cand.clamp(*self.bounds)
             with torch.no_grad():
                 ok = success(model(cand).float(), y[todo], None)
-            x_adv[todo[ok]] = cand[ok]
+            keep = torch.ones_like(ok) if self.version == "rand" else ok  # rand: the final point, fooled or not
+            x_adv[todo[keep]] = cand[keep]
             robust[todo[ok]] = False
             broken_by[todo[ok]] = k
         return x_adv, {"broken_by": broken_by}
