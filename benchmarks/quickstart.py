@@ -1,9 +1,10 @@
-"""Time the quickstart as a new user runs it, and split the time: training, each threat model, the rest.
+"""Time the quickstart as a new user runs it, and split the time: training, each threat model, the rest; keep its tables.
 
 Runs ``advx run examples/quickstart.toml`` in a fresh process into a fresh run file and model
 cache (nothing reused), measures the wall time of the whole command, then reads the split from the
 run file itself: model training (``models/*`` seconds), the seconds of every cell grouped by mode
-(clean, oblivious, adaptive, black-box) and what is left (start-up, data, metrics, report).
+(clean, oblivious, adaptive, black-box) and what is left (start-up, data, metrics, report), and
+stores the run's result tables beside them (the README shows the adaptive one from here).
 
     python benchmarks/quickstart.py --out benchmarks/results/quickstart.json
 """
@@ -47,6 +48,15 @@ def split(run_file: Path) -> dict:
             "per_cell": sorted(per_cell, key=lambda c: -c["seconds"])}
 
 
+def tables_of(run_file: Path) -> list[dict]:
+    """The run's own result tables as ``advx report`` prints them (worst case, each threat model):
+    every cell's own number, stored beside the times they took."""
+    import advx
+    from advx.evaluation.report import all_tables
+
+    return [t.to_dict() for t in all_tables(advx.open_run(run_file))]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "examples" / "quickstart.toml"))
@@ -64,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             sys.exit(f"quickstart failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         parts = split(run_file)
         locks = sorted(p.name for p in Path(d).rglob("*.lock"))
+        results = tables_of(run_file)
     parts["wall_s"] = round(wall, 2)
     parts["other_s"] = round(wall - parts["training_s"] - sum(parts["modes_s"].values()), 2)
     parts["lock_files_left"] = locks
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
              "columns": ["part", "seconds"], "rows": rows}
     import advx
 
-    report = {"table": table,"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+    report = {"table": table, "tables": [table, *results], "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "run": " ".join(["advx", *cmd[3:]]), "date": time.strftime("%Y-%m-%d"),
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__, "advx": advx.__version__,
