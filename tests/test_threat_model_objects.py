@@ -150,7 +150,8 @@ def test_a_minimal_norm_attack_that_escapes_its_budget_counts_nothing_there(tmp_
     assert cell.arrays["over_budget"][clean.arrays["correct"].astype(bool)].all()
     assert (cell.arrays["linf"] <= 0.1 + 1e-5).all()  # what is stored answers to the budget
     verdicts = {i.name: i for i in audit(res)}
-    assert verdicts["unconstrained"].verdict == "ok"
+    assert verdicts["unconstrained"].verdict == "ok" and "base/none/Escape (oblivious)" in verdicts["unconstrained"].cells
+    assert "points the attack found lay beyond its budget linf 0.1" in verdicts["unconstrained"].detail
     # a stored point beyond its budget (a tampered or foreign file) is named by the audit
     with h5py.File(tmp_path / "r.h5", "r+") as f:
         group = next(g for g in f["cells"].values() if json.loads(g.attrs["spec"])["attack"] == "Escape")

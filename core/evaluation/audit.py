@@ -149,8 +149,12 @@ def unconstrained(results: RunResults) -> Indicator:
     minimal = [c for c in cells if float(c.info["budget_eps"]) < 0]
     kept = (f"; {len(minimal)} minimal-norm cells without a budget kept out of robust accuracy ('unbounded', a "
             "worst case of their own)") if minimal else ""
-    return Indicator("unconstrained", OK, f"{checked} bounded cells: every stored point within its budget" + kept,
-                     tuple(_label(c) for c in minimal))
+    beyond = [(c, int(np.sum(c.arrays["over_budget"]))) for c in cells if "over_budget" in c.arrays
+              and np.any(c.arrays["over_budget"])]
+    escaped = "".join(f"; {_label(c)}: {k} points the attack found lay beyond its budget {cell_budget(c)} and "
+                      "count as no success there" for c, k in beyond)
+    return Indicator("unconstrained", OK, f"{checked} bounded cells: every stored point within its budget" + kept
+                     + escaped, tuple(_label(c) for c in minimal + [c for c, _ in beyond]))
 
 
 def transfer_beats_adaptive(results: RunResults) -> Indicator:

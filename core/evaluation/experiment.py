@@ -33,7 +33,7 @@ from advx.batching import seed_block
 
 from .budget import NORMS, Budget
 from .counting import CountingModel
-from .plan import make_plan
+from .plan import make_plan, randomized
 from .runner import CellRunner
 from .results import RunResults
 from .sanity import SanityLog
@@ -102,21 +102,20 @@ def randomized_attacks(cfg: ExperimentConfig, attacks: dict[str, Any],
     ev = cfg.evaluate
     if ev.randomized_attack == "none" or Adaptive.name not in ev.modes:
         return ()
-    randomized = tuple(dict.fromkeys(label for (label, _), chain in defenses.items()
-                                     if any(getattr(d, "randomized", False) for d in chain)))
+    drawing = tuple(dict.fromkeys(label for (label, _), chain in defenses.items() if randomized(chain)))
     budgets = {}
     for spec in cfg.attacks:
         b = Budget.of(attacks[spec.label], spec.budget)
         if b.bounded and not b.minimal and b.norm in NORMS:
             budgets.setdefault((b.norm, b.eps), spec.component.params.get("eps", b.eps))
-    if not randomized or not budgets:
+    if not drawing or not budgets:
         return ()
     out = []
     for (norm, _), eps in budgets.items():
         label = "AutoAttack-rand" if len(budgets) == 1 else f"AutoAttack-rand ({norm} {eps})"
         params = {"version": "rand", "eps": eps, "norm": norm, "eot": ev.randomized_eot, "steps": ev.randomized_steps}
         out.append(AttackSpec(label, ComponentSpec("autoattack", params, "evaluate.randomized_attack"),
-                              defenses=randomized, modes=(Adaptive.name,)))
+                              defenses=drawing, modes=(Adaptive.name,)))
     return tuple(out)
 
 

@@ -37,6 +37,11 @@ class PlannedAttack:
         return bool(getattr(self.attack, "gradient_free", False))
 
 
+def randomized(chain: Any) -> bool:
+    """The one rule for a randomized pipeline: some defence in its chain draws (``randomized``)."""
+    return any(getattr(d, "randomized", False) for d in chain)
+
+
 @attrs.frozen
 class PlannedDefense:
     """The pipeline a trained model gets for one defence label: the chain (empty for ``none``),
@@ -56,7 +61,7 @@ class PlannedDefense:
     @property
     def randomized(self) -> bool:
         """A defence that draws: averaged over ``repeats``, attacked with EOT."""
-        return any(getattr(d, "randomized", False) for d in self.chain)
+        return randomized(self.chain)
 
     @property
     def differentiable(self) -> bool:
