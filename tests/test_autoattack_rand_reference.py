@@ -4,7 +4,7 @@ digits CNN behind Gaussian noise (sigma 0.2), eps 0.1, 100 test digits. Both att
 pipeline in its attack mode, where every query takes new draws; both sets of points are scored over
 the same 20 fresh evaluation draws, and advx may leave at most one sample more robust.
 
-The suite runs both at 10 steps (the same on both sides) over two attack seeds; the full budget
+The suite runs both at 10 steps (the same on both sides), one attack seed; the full budget
 (100 steps, three seeds) is `benchmarks/autoattack_rand_reference.py`, stored in
 benchmarks/results/autoattack_rand_reference_cpu.json and held to the same rule by the last test."""
 
@@ -18,7 +18,7 @@ import autoattack_rand_reference as ref  # noqa: E402
 
 
 def test_rand_version_leaves_at_most_one_sample_more_robust_than_the_reference():
-    report = ref.compare(n=100, steps=10, seeds=2)
+    report = ref.compare(n=100, steps=10, seeds=1)
     print(report["rows"])
     assert report["mean"]["reference"] < report["clean"] - 20  # the attack does something: not vacuous
     assert report["mean"]["advx"] <= report["mean"]["reference"] + 1, report["rows"]

@@ -203,3 +203,35 @@ def test_float_pixels_outside_0_1_are_refused_in_one_line(tmp_path):
     out = res.output.strip()
     assert res.exit_code == 2 and len(out.splitlines()) == 1, out
     assert "float pixels in [0, 255]" in out and "divide by 255" in out, out
+
+
+@pytest.mark.parametrize("defect,needle", [
+    ("nan", "d.npz:x: 1 of 16 images have NaN or infinite pixels (the first at index 3)"),
+    ("inf", "d.npz:x: 1 of 16 images have NaN or infinite pixels (the first at index 3)"),
+    ("negative label", "1 test labels are outside 0..9 (the first, at index 3, is -1)"),
+])
+def test_nan_pixels_and_labels_outside_the_classes_are_refused_when_read(tmp_path, defect, needle):
+    """An .npz with one NaN pixel was predicted class 0, counted correct and reported as clean
+    100 %; a label of -1 ended in torch's IndexError (issue #46). Refused when read, naming the file."""
+    import numpy as np
+    import torch
+
+    from advx.testing import digits_model
+
+    model, data = digits_model()
+    torch.save(model.state_dict(), tmp_path / "net.pt")
+    x, y = data.x_test[:16].float().numpy().copy(), data.y_test[:16].numpy().copy()  # the data is shared
+    if defect == "nan":
+        x[3, 0, 2, 2] = np.nan
+    elif defect == "inf":
+        x[3, 0, 2, 2] = np.inf
+    else:
+        y[3] = -1
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    res = CliRunner().invoke(cli, ["eval", "--model", "digits-cnn", "--checkpoint", str(tmp_path / "net.pt"),
+                                   "--data", str(tmp_path / "d.npz"), "--attack", "fgsm", "--eps", "0.1",
+                                   "--out", str(tmp_path / "r.h5")])
+    out = res.output.strip()
+    assert res.exit_code == 2 and len(out.splitlines()) == 1 and "Traceback" not in out, out
+    assert str(tmp_path / "d.npz") in out and needle in out, out
+    assert not (tmp_path / "r.h5").exists()

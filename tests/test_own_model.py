@@ -248,6 +248,21 @@ def test_evaluate_takes_any_module_and_tensors(trained, tmp_path):
     assert next(model.parameters()).device.type == "cpu"  # the caller's module is used on a copy
 
 
+def test_tensors_with_nan_pixels_or_negative_labels_are_refused_when_read(trained, tmp_path):
+    """The same check as for files, for tensors handed to ``advx.evaluate`` (issue #46)."""
+    from advx.errors import DatasetNotFoundError
+
+    model, data = trained
+    x, y = data.x_test[:20].float().clone(), data.y_test[:20].clone()
+    x[5, 0, 1, 1] = float("nan")
+    with pytest.raises(DatasetNotFoundError, match=r"1 of 20 test images have NaN or infinite pixels \(the first at index 5\)"):
+        advx.evaluate(model, (x, y), attack="fgsm", eps=0.1, out=tmp_path / "r.h5")
+    x, y = data.x_test[:20].float(), data.y_test[:20].clone()
+    y[2] = -1
+    with pytest.raises(DatasetNotFoundError, match=r"test labels are outside 0\.\.9 \(the first, at index 2, is -1\)"):
+        advx.evaluate(model, (x, y), attack="fgsm", eps=0.1, out=tmp_path / "r2.h5")
+
+
 def test_the_class_count_comes_from_the_network_not_the_labels_present(trained, tmp_path):
     """16 images of classes 0-4 only: the network scores 10 classes, so the run has 10."""
     model, data = trained

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import torch
+
+from advx.errors import DatasetNotFoundError
 
 from .splits import stratified_split
 
@@ -79,3 +83,24 @@ class DataBundle:
 
         return DataBundle(move(self.x_train), move(self.y_train), move(self.x_test), move(self.y_test),
                           self.classes, move(self.x_val), move(self.y_val))
+
+
+def check_values(data: DataBundle, dataset: Any) -> None:
+    """Refuse, when the data is read, pixels that are NaN or infinite and labels outside
+    0 … classes − 1: a NaN image is predicted as some class and counted (clean 100 % was seen), a
+    label of −1 ends in torch's IndexError. The message names the file (or the dataset) and counts."""
+    source = getattr(dataset, "path", None) or getattr(dataset, "root", None) or getattr(dataset, "name", "data")
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if x.is_floating_point() and len(x):
+            bad = ~torch.isfinite(x.flatten(1)).all(1)
+            if bad.any():
+                first = int(bad.nonzero()[0])
+                raise DatasetNotFoundError(f"{source}: {int(bad.sum())} of {len(x)} {split} images have NaN or "
+                                           f"infinite pixels (the first at index {first}); fix or drop them")
+        if len(y):
+            wrong = (y < 0) | (y >= data.num_classes)
+            if wrong.any():
+                first = int(wrong.nonzero()[0])
+                raise DatasetNotFoundError(f"{source}: {int(wrong.sum())} {split} labels are outside 0..{data.num_classes - 1}"
+                                           f" (the first, at index {first}, is {int(y[first])}); labels are class "
+                                           f"indices from 0")

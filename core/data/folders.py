@@ -116,6 +116,10 @@ def _nchw(a: np.ndarray, path: Path, key: str, kind: str = "hdf5") -> torch.Tens
         a = a.transpose(0, 3, 1, 2)  # NHWC, as most image arrays are written
     if a.dtype != np.uint8:
         a = a.astype(np.float32)
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(1)
+        if bad.any():  # a NaN image would be predicted as some class and counted
+            raise DatasetNotFoundError(f"{kind}: {path}:{key}: {int(bad.sum())} of {len(a)} images have NaN or infinite "
+                                       f"pixels (the first at index {int(np.argmax(bad))}); fix or drop them")
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         if lo < 0 or hi > 1:  # floats are read as [0, 1] pixels: a 0-255 array would be evaluated as garbage
             hint = "store uint8, or divide by 255" if hi > 1 else "rescale to [0, 1]"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import attrs
 import torch
 
-from advx.errors import ThreatModelError
+from advx.errors import ConfigError, ThreatModelError
 
 #: slack on the ball and the bounds: float32 rounding of eps and of x + delta
 ATOL, RTOL = 1e-5, 1e-4
@@ -109,3 +111,27 @@ class Budget:
         if not over.any():
             return x_adv, over
         return torch.where(over.view(-1, *([1] * (x.ndim - 1))), x, x_adv), over
+
+
+def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None,
+                 budget: float | None = None) -> None:
+    """Refuse a budget that cannot be meant: pixels are in [0, 1], so a linf eps of 1 or more
+    allows any image at all (eps 8 was meant as 8/255), and an l2 eps beyond the image's diameter
+    (sqrt of its pixel count) or an l1 eps beyond it (the pixel count) likewise. ``budget`` is a
+    minimal-norm attack's ``[[attack]] budget``; on an attack with an eps of its own it is refused."""
+    if budget is not None and not getattr(attack, "minimal", False):
+        raise ConfigError(f"{where}.budget: only a minimal-norm attack (deepfool, cw) takes a budget; "
+                          f"{getattr(attack, 'name', type(attack).__name__)!r} has its own eps: set eps instead")
+    b = Budget.of(attack, budget)
+    if not b.bounded:
+        return
+    eps, norm, key = b.eps, b.norm, "budget" if budget is not None else "eps"
+    if norm == "linf" and eps >= 1:
+        guess = f"{eps:g}/255" if eps <= 255 else "8/255"
+        raise ConfigError(f"{where}.{key}: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
+                          f"did you mean {guess}?")
+    if norm in ("l2", "l1") and image_shape is not None:
+        diameter = math.prod(image_shape) ** (0.5 if norm == "l2" else 1.0)
+        if eps > diameter:
+            raise ConfigError(f"{where}.{key}: an {norm} eps of {eps:g} is beyond the {norm} diameter {diameter:.4g} of "
+                              f"[0, 1]^{'x'.join(map(str, image_shape))} images; did you mean {eps:g}/255?")

@@ -11,7 +11,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import math
 import os
 import shutil
 import warnings
@@ -22,7 +21,7 @@ import attrs
 import torch
 
 from advx.config import AttackSpec, ComponentSpec, ExperimentConfig, load_config
-from advx.data.bundle import DataBundle
+from advx.data.bundle import DataBundle, check_values
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
@@ -31,7 +30,7 @@ from advx.training.models import code_of, load_pretrained, obtain_models, resolv
 
 from advx.batching import seed_block
 
-from .budget import NORMS, Budget
+from .budget import NORMS, Budget, check_budget
 from .counting import CountingModel
 from .plan import make_plan, randomized
 from .runner import CellRunner
@@ -181,6 +180,7 @@ class Experiment:
         """Load, subset and place the data; return (bundle, test dataset indices, train subset)."""
         c, seed = self.config.data, self.config.experiment.seed
         data: DataBundle = self.components["dataset"].load()
+        check_values(data, self.components["dataset"])
         test_index = torch.arange(len(data.y_test))
         if c.test_limit is not None and c.test_limit > len(test_index):
             warnings.warn(f"data.test_limit: {c.test_limit} is more than the {len(test_index)} test samples of "
@@ -345,30 +345,6 @@ class Experiment:
         results = RunResults.from_store(store)
         results.context = {"models": context["models"], "data": context["data"]}
         return results
-
-
-def check_budget(attack: Any, where: str, image_shape: tuple[int, ...] | None = None,
-                 budget: float | None = None) -> None:
-    """Refuse a budget that cannot be meant: pixels are in [0, 1], so a linf eps of 1 or more
-    allows any image at all (eps 8 was meant as 8/255), and an l2 eps beyond the image's diameter
-    (sqrt of its pixel count) or an l1 eps beyond it (the pixel count) likewise. ``budget`` is a
-    minimal-norm attack's ``[[attack]] budget``; on an attack with an eps of its own it is refused."""
-    if budget is not None and not getattr(attack, "minimal", False):
-        raise ConfigError(f"{where}.budget: only a minimal-norm attack (deepfool, cw) takes a budget; "
-                          f"{getattr(attack, 'name', type(attack).__name__)!r} has its own eps: set eps instead")
-    b = Budget.of(attack, budget)
-    if not b.bounded:
-        return
-    eps, norm, key = b.eps, b.norm, "budget" if budget is not None else "eps"
-    if norm == "linf" and eps >= 1:
-        guess = f"{eps:g}/255" if eps <= 255 else "8/255"
-        raise ConfigError(f"{where}.{key}: {eps:g} is a linf budget on [0, 1] pixels that allows any image; "
-                          f"did you mean {guess}?")
-    if norm in ("l2", "l1") and image_shape is not None:
-        diameter = math.prod(image_shape) ** (0.5 if norm == "l2" else 1.0)
-        if eps > diameter:
-            raise ConfigError(f"{where}.{key}: an {norm} eps of {eps:g} is beyond the {norm} diameter {diameter:.4g} of "
-                              f"[0, 1]^{'x'.join(map(str, image_shape))} images; did you mean {eps:g}/255?")
 
 
 def record_model(store: RunStore, label: str, info: dict[str, Any]) -> None:
