@@ -28,7 +28,9 @@ def setup():
     return net, x, y, dev
 
 
-@pytest.mark.parametrize("eps", ["1/255", "2/255"])
+# one eps in the suite (the smaller: more samples reach the later members); both eps at the full
+# budget are held to the same rule by the last test, from the stored benchmark
+@pytest.mark.parametrize("eps", ["1/255"])
 def test_robust_accuracy_at_most_one_sample_above_the_reference(setup, eps):
     net, x, y, dev = setup
     e = float(eps.split("/")[0]) / 255
