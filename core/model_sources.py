@@ -164,7 +164,14 @@ class PythonModel:
             takes = {}
         given = {k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels))
                  if k in takes and k not in self.kwargs}
-        net = fn(**given, **self.kwargs)
+        try:
+            bound = inspect.signature(fn).bind(**given, **self.kwargs)
+        except TypeError as exc:  # wrong keyword arguments: say which, against the factory's own signature
+            raise ConfigError(f"model.kwargs: python:{self.target} cannot take {sorted(self.kwargs)} ({exc}); its "
+                              f"signature is {self.target.split(':')[-1]}{inspect.signature(fn)}") from None
+        except ValueError:  # a builtin without a signature: call it and let it say
+            bound = None
+        net = fn(*bound.args, **bound.kwargs) if bound is not None else fn(**given, **self.kwargs)
         if not isinstance(net, nn.Module):
             raise ConfigError(f"model.name: python:{self.target} returned {type(net).__name__}, not a torch nn.Module")
         return net

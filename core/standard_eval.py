@@ -143,6 +143,7 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     normalisation (``"imagenet"`` or ``{"mean": [...], "std": [...]}``), applied inside the
     model so eps is in pixels.
     """
+    import numpy as np
     import torch
     from torch import nn
 
@@ -154,8 +155,14 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     network = model if isinstance(model, nn.Module) else None
     if network is not None:
         model = remember_model(model.eval())
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        x, y = data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_array_like(t) for t in data):
+        x, y = (t if isinstance(t, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(t)) for t in data)
+        if not x.is_floating_point() and x.dtype != torch.uint8:
+            raise ConfigError(f"data: images must be float in [0, 1] or uint8, got {x.dtype}")
+        if y.is_floating_point() or y.ndim != 1:
+            raise ConfigError(f"data: labels must be one integer class index per image (shape (N,)), got "
+                              f"{y.dtype} of shape {tuple(y.shape)}")
+        y = y.long()
         width = _output_width(network, x) if network is not None else None
         if width is not None and int(y.max()) >= width:
             raise ConfigError(f"data: label {int(y.max())} is outside the network's {width} outputs")
@@ -168,6 +175,14 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     raw = eval_config(model, data, attacks=attacks, eps=eps, norm=norm, n=n, checkpoint=checkpoint,
                       normalize=normalize, seed=seed, batch_size=batch_size)
     return Experiment.load(raw).run(out, device=device, overwrite=overwrite)
+
+
+def _array_like(t: Any) -> bool:
+    """A torch tensor or a NumPy array (images and labels may come as either)."""
+    import numpy as np
+    import torch
+
+    return isinstance(t, (torch.Tensor, np.ndarray))
 
 
 def _output_width(model: Any, x: Any) -> int | None:

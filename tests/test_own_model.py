@@ -116,6 +116,12 @@ def test_python_factory_from_the_users_own_package(tmp_path, monkeypatch, traine
                              "checkpoint": str(tmp_path / "w.pt")}}, data)
     x = data.x_test[:4].float()
     assert torch.equal(logits(again, x), logits(net, x))
+    # wrong keyword arguments are named with the factory's own signature, not a TypeError (issue #46)
+    from advx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.kwargs: python:my_nets.small:build_net cannot take \['widht'\] "
+                                          r"\(.*\); its signature is build_net\(num_classes, width=16\)"):
+        advx.create("model", "python:my_nets.small:build_net", kwargs={"widht": 5}).build(10, 1)
 
 
 def test_robustbench_model_from_its_cache_layout(tmp_path):
@@ -246,6 +252,22 @@ def test_evaluate_takes_any_module_and_tensors(trained, tmp_path):
     assert clean_cell.accuracy == pytest.approx(100 * clean)
     assert worst.accuracy < clean_cell.accuracy
     assert next(model.parameters()).device.type == "cpu"  # the caller's module is used on a copy
+
+
+def test_evaluate_takes_numpy_arrays_and_names_bad_labels(trained, tmp_path):
+    """Labels as a NumPy array ended in "dictionary update sequence" (issue #46): arrays are taken as
+    tensors, and labels that are not one class index per image are named."""
+    from advx.errors import ConfigError
+
+    model, data = trained
+    x, y = data.x_test[:20].float(), data.y_test[:20]
+    ours = advx.evaluate(model, (x.numpy(), y.numpy()), attack="fgsm", eps=0.1, out=tmp_path / "np.h5")
+    ref = advx.evaluate(model, (x, y), attack="fgsm", eps=0.1, out=tmp_path / "t.h5")
+    assert [c.accuracy for c in ours.cells] == [c.accuracy for c in ref.cells]
+    with pytest.raises(ConfigError, match=r"labels must be one integer class index per image \(shape \(N,\)\), "
+                                          r"got torch.float32 of shape \(20, 10\)"):
+        advx.evaluate(model, (x, torch.nn.functional.one_hot(y, 10).float()), attack="fgsm", eps=0.1,
+                      out=tmp_path / "oh.h5")
 
 
 def test_tensors_with_nan_pixels_or_negative_labels_are_refused_when_read(trained, tmp_path):
