@@ -100,8 +100,8 @@ def load_weights(net: nn.Module, path: Path, strip_prefix: str = "", where: str 
             parts.append(f"unexpected keys {unexpected[:3]}"
                          + (f" (+{len(unexpected) - 3} more)" if len(unexpected) > 3 else ""))
         prefixes = {k.split(".", 1)[0] + "." for k in unexpected if "." in k}
-        hint = (f"; the file's keys start with {next(iter(prefixes))!r}: set strip_prefix = "
-                f"\"{next(iter(prefixes))}\"" if len(prefixes) == 1 and unexpected and len(unexpected) == len(state)
+        hint = (f"; the file's keys start with {next(iter(prefixes))!r}: pass --strip-prefix {next(iter(prefixes))} "
+                f"(or set strip_prefix = \"{next(iter(prefixes))}\" in [model])" if len(prefixes) == 1 and unexpected and len(unexpected) == len(state)
                 else "")
         raise ConfigError(f"{where}: {path} does not fit the network: {'; '.join(parts)}{hint}")
     wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]

@@ -222,7 +222,13 @@ def report(run_file: Path, out: Path | None) -> None:
     results = open_run(run_file)
     print_report(results, click.echo)
     named = run_file.resolve() if run_file.is_symlink() else run_file  # runs/quickstart.h5 links to the newest run
-    for p in write_report(results, out or run_file.with_name(named.stem + "_report"), command=_command()):
+    folder = out or run_file.with_name(named.stem + "_report")
+    try:
+        written = write_report(results, folder, command=_command())
+    except OSError as exc:  # a read-only folder, a full disk: the tables above stand, the files could not be written
+        raise AdvxError(f"{folder}: the report files could not be written ({exc.strerror or exc}); the tables are "
+                        f"printed above; choose a writable folder with --out") from None
+    for p in written:
         click.echo(f"wrote {p}")
 
 

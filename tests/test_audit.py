@@ -248,3 +248,15 @@ def test_the_report_of_a_link_is_named_after_the_run_it_points_to(run_file, tmp_
     assert not (tmp_path / "quickstart_report").exists()
     pngs = sorted((tmp_path / "quickstart-abc123_report").glob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_a_report_that_cannot_be_written_prints_the_tables_then_one_line(run_file, tmp_path):
+    """``advx report`` on a run whose report folder cannot be written (a read-only folder, a full disk;
+    here a path under a regular file) printed the tables, then a traceback (issue #46)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = CliRunner().invoke(cli, ["report", str(run_file), "--out", str(blocker / "report")])
+    assert res.exit_code == 2, res.output
+    assert "robust accuracy (%)" in res.stdout and "Traceback" not in res.output
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "the report files could not be written" in errors[0] and "--out" in errors[0]

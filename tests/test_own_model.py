@@ -303,7 +303,7 @@ BAD = [
     (["--model", "python:json:nothing"], "json has no callable 'nothing'"),
     (["--model", "digits-cnn", "--checkpoint", "renamed.pt"],
      "missing keys ['conv1.weight', 'conv1.bias']; unexpected keys ['stem.weight', 'stem.bias']"),
-    (["--model", "digits-cnn", "--checkpoint", "ddp.pt"], "set strip_prefix = \"module.\""),
+    (["--model", "digits-cnn", "--checkpoint", "ddp.pt"], "pass --strip-prefix module. (or set strip_prefix = \"module.\" in [model])"),
     (["--model", "digits-cnn", "--checkpoint", "net.pt", "--normalize", "imagenet"],
      "model.normalize.mean: 3 values for 1-channel images"),
     (["--model", "digits-cnn", "--checkpoint", "net.pt", "--normalize", "0.5/-1"], "std: every value must be positive"),
