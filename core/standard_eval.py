@@ -174,7 +174,13 @@ def evaluate(model: Any, data: Any, *, attack: str | tuple[str, ...] = "autoatta
     attacks = (attack,) if isinstance(attack, (str, dict)) else tuple(attack)
     raw = eval_config(model, data, attacks=attacks, eps=eps, norm=norm, n=n, checkpoint=checkpoint,
                       normalize=normalize, seed=seed, batch_size=batch_size)
-    return Experiment.load(raw).run(out, device=device, overwrite=overwrite)
+    experiment = Experiment.load(raw)
+    target = Path(out) if out is not None else experiment.default_output()
+    results = experiment.run(out, device=device, overwrite=overwrite)
+    import sys
+
+    print(f"advx.evaluate: results in {target} (advx report {target}; advx.open_run to read it back)", file=sys.stderr)
+    return results
 
 
 def _array_like(t: Any) -> bool:

@@ -242,10 +242,16 @@ def test_advx_eval_matches_the_same_evaluation_through_a_toml_file(files, traine
     assert resumed.returncode == 0 and resumed.stdout.splitlines()[-1] == "results: eval.h5"
 
 
-def test_evaluate_takes_any_module_and_tensors(trained, tmp_path):
+def test_evaluate_takes_any_module_and_tensors(trained, tmp_path, capsys):
     model, data = trained
     x, y = data.x_test[:40].float(), data.y_test[:40]
     results = advx.evaluate(model, (x, y), attack="pgd", eps=0.1, out=tmp_path / "r.h5")
+    # it says where it wrote, and the result prints as the report's tables, not a raw dict (issue #46)
+    assert f"results in {tmp_path / 'r.h5'}" in capsys.readouterr().err
+    shown = repr(results)
+    assert shown.startswith("robust accuracy (%) — per-sample worst case") and "accuracy (%) — oblivious attacks" in shown
+    frame = results.to_pandas()
+    assert list(frame.columns[:5]) == ["train", "defense", "attack", "mode", "budget"] and len(frame) == len(results.cells)
     clean = (logits(model, x).argmax(1) == y).float().mean().item()
     worst = results.worst_case("base", "none")
     clean_cell = next(c for c in worst.cells if c.cell.attack == "clean")

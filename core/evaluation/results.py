@@ -156,6 +156,25 @@ class RunResults:
         adv = {k: store.attrs(f"adversarials/{k}") for k in store.names("adversarials")}
         return cls(store.header(), cells, test, metrics, warnings, models, adv)
 
+    def __repr__(self) -> str:
+        """The report's tables, as ``advx report`` prints them (a notebook cell shows this)."""
+        from .report import print_report
+
+        lines: list[str] = []
+        print_report(self, lines.append)
+        return "\n".join(lines).rstrip() or f"RunResults({len(self.cells)} cells)"
+
+    def to_pandas(self) -> Any:
+        """One row per cell: train, defense, attack, mode, budget, accuracy (%), samples, finished
+        (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("RunResults.to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame([{**c.cell.spec(), "budget": cell_budget(c), "accuracy": c.accuracy,
+                              "samples": len(c.arrays.get("correct", ())), "finished": c.finished}
+                             for c in self.cells])
+
     # ------------------------------------------------------------------ lookups
     def get(self, train: str, defense: str, attack: str, mode: str | None = None) -> CellResult | None:
         for c in self.cells:
