@@ -10,24 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from .threat_models import Oblivious
-from .results import MetricTable, RunResults
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return str(v)
+from .results import MetricTable, RunResults, _fmt
 
 
 def format_table(t: MetricTable) -> str:
-    cells = [t.columns] + [[_fmt(v) for v in r] for r in t.rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(t.columns))]
-    line = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
-    out = [t.title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
-    return "\n".join(out)
+    return t.text()
 
 
 def markdown_table(t: MetricTable) -> str:
@@ -38,24 +25,16 @@ def markdown_table(t: MetricTable) -> str:
 
 def all_tables(results: RunResults) -> list[MetricTable]:
     """The headline worst-case table first (when any attack ran), then every evaluator's tables."""
-    tables = [t for ts in results.metrics.values() for t in ts]
-    tables = tables or [results.accuracy_table(m) for m in (results.modes() or [Oblivious.name])]
-    headline = results.worst_case_table()
-    return ([headline] if headline.rows else []) + tables + results.minimal_norm_tables() + results.ensemble_tables()
+    return results.tables()
 
 
 def print_report(results: RunResults, echo=print) -> None:
-    for t in all_tables(results):
-        echo(format_table(t))
-        echo("")
-    for w in report_warnings(results):
-        echo(f"warning: {w}")
+    echo(results.text())
 
 
 def report_warnings(results: RunResults) -> list[str]:
     """The run's stored warnings, then one line per cell a crash or an interrupt left unfinished."""
-    total = len(results.test.get("index", ()))
-    return list(results.warnings) + [c.unfinished_note(total) for c in results.cells if not c.finished]
+    return results.notes()
 
 
 def _slug(s: str) -> str:

@@ -9,8 +9,17 @@ import attrs
 import numpy as np
 
 from .budget import Budget
+from .threat_models import Oblivious
 from .cells import CLEAN, Cell
 from .verdict import wilson
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
 
 
 @attrs.define
@@ -27,6 +36,14 @@ class MetricTable:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+    def text(self) -> str:
+        """The table as the terminal shows it: title, header, aligned columns."""
+        cells = [self.columns] + [[_fmt(v) for v in r] for r in self.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        line = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+        out = [self.title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+        return "\n".join(out)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MetricTable":
@@ -156,13 +173,27 @@ class RunResults:
         adv = {k: store.attrs(f"adversarials/{k}") for k in store.names("adversarials")}
         return cls(store.header(), cells, test, metrics, warnings, models, adv)
 
-    def __repr__(self) -> str:
-        """The report's tables, as ``advx report`` prints them (a notebook cell shows this)."""
-        from .report import print_report
+    def tables(self) -> list[MetricTable]:
+        """The report's tables: the headline worst case first (when any attack ran), then every
+        evaluator's tables (or one accuracy table per threat model), minimal-norm and ensemble tables."""
+        tables = [t for ts in self.metrics.values() for t in ts]
+        tables = tables or [self.accuracy_table(m) for m in (self.modes() or [Oblivious.name])]
+        headline = self.worst_case_table()
+        return ([headline] if headline.rows else []) + tables + self.minimal_norm_tables() + self.ensemble_tables()
 
-        lines: list[str] = []
-        print_report(self, lines.append)
-        return "\n".join(lines).rstrip() or f"RunResults({len(self.cells)} cells)"
+    def notes(self) -> list[str]:
+        """The run's stored warnings, then one line per cell a crash or an interrupt left unfinished."""
+        total = len(self.test.get("index", ()))
+        return list(self.warnings) + [c.unfinished_note(total) for c in self.cells if not c.finished]
+
+    def text(self) -> str:
+        """Every table, then every warning, as ``advx report`` prints them."""
+        parts = [t.text() + "\n" for t in self.tables()] + [f"warning: {w}" for w in self.notes()]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        """The report's tables (what a notebook cell shows for a result)."""
+        return self.text().rstrip() or f"RunResults({len(self.cells)} cells)"
 
     def to_pandas(self) -> Any:
         """One row per cell: train, defense, attack, mode, budget, accuracy (%), samples, finished
