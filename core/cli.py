@@ -52,7 +52,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run file (default: experiment.output with the config's short hash, e.g. "
                    "runs/quickstart-1a2b3c.h5; experiment.output then links to the newest).")
-@click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
+@click.option("--overwrite", is_flag=True, help="Start the run file afresh, whatever it holds (another config, a damaged file).")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
 @click.option("--shard", default=None, metavar="R/W", help="Evaluate only shard R of W (0-based) into "
               "RUN.shards/; join the W shards with `advx merge RUN`. Not needed under torchrun.")
@@ -97,7 +97,7 @@ def run(config: Path, overrides: tuple[str, ...], device: str | None, out: Path 
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--batch-size", default=None, help="Evaluation batch size (default: auto).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run file (default: runs/eval-<hash>.h5).")
-@click.option("--overwrite", is_flag=True, help="Replace a run file written by a different config.")
+@click.option("--overwrite", is_flag=True, help="Start the run file afresh, whatever it holds (another config, a damaged file).")
 @click.option("--save-config", type=click.Path(path_type=Path), default=None,
               help="Also write the equivalent experiment TOML here (advx run FILE resumes the same run).")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="Also write report files here.")
@@ -193,8 +193,9 @@ def merge(run_file: Path, device: str | None, report_dir: Path | None) -> None:
 @cli.command()
 @click.argument("run_file", type=click.Path(path_type=Path))
 def repair(run_file: Path) -> None:
-    """Rewrite RUN_FILE after a failed write (disk full): keep every finished cell that reads back
-    whole; the next `advx run` recomputes the rest. The damaged file is kept beside it."""
+    """Rewrite a damaged RUN_FILE (a failed write, a copy cut short): keep the header and every
+    finished cell that reads back whole; the next `advx run` recomputes the rest. The damaged file
+    is kept beside it as RUN_FILE.damaged (one copy, replaced by the next repair)."""
     from advx.evaluation.store import RunStore, repair_run
 
     if not run_file.is_file():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import advx
+from advx.evaluation.store import repair_run
 from advx.toml_text import dumps
 
 from .test_store import PER_SAMPLE, _digest, run_exp
@@ -131,11 +132,12 @@ def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, t
     lines = failed.stderr.strip().splitlines()
     assert failed.returncode == 2 and len(lines) == 1, failed.stderr
     assert lines[0].startswith(f"error: writing the run file {out} failed (File too large)")
-    (tmp_path / "s.h5").write_bytes(out.read_bytes())  # the same damage, for `advx repair` below
+    out_damage = out.read_bytes()
+    (tmp_path / "s.h5").write_bytes(out_damage)  # the same damage, for `advx repair` below
     resumed = advx_run(tmp_path / "r.h5")
     assert resumed.returncode == 0, resumed.stderr
-    assert "was damaged by a failed write; kept" in resumed.stderr
-    assert list(tmp_path.glob("r.h5.damaged-*"))
+    assert "was damaged; kept" in resumed.stderr
+    assert [p.name for p in tmp_path.glob("r.h5.*")] == ["r.h5.damaged"]  # no .lock, .padded or .repaired left
     a, b = _digest(tmp_path / "ref.h5"), _digest(tmp_path / "r.h5")
     assert a.keys() == b.keys()
     for k in a:
@@ -148,6 +150,56 @@ def test_a_write_error_is_one_line_and_the_rerun_repairs_and_resumes(tmp_path, t
     with h5py.File(tmp_path / "s.h5", "r") as f:
         assert kept >= 1 and len(f["cells"]) == kept
         assert all(g.attrs["status"] == "done" for g in f["cells"].values())
+    (tmp_path / "s.h5").write_bytes(out_damage)  # damaged again and repaired again: still one damaged copy
+    repair_run(tmp_path / "s.h5")
+    assert [p.name for p in tmp_path.glob("s.h5.*")] == ["s.h5.damaged"]
+
+
+TRUNCATED_AT = (0.0005, 0.01, 0.05, 0.12, 0.25, 0.37, 0.5, 0.7, 0.9, 0.99)  # of the file's bytes
+
+
+def test_a_run_file_cut_short_anywhere_is_repaired_or_refused_in_one_line(tmp_path, tiny_config):
+    """A copy cut short (at ten points): repair keeps what reads or says in one line that nothing
+    can; every command that meets it says what to do in one line; --overwrite always starts afresh;
+    no temporary or damaged copies pile up."""
+    from advx.errors import StoreError
+    from advx.evaluation.store import RunStore
+
+    tiny_config["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    whole = run_exp(tiny_config, tmp_path / "whole.h5")
+    data = (tmp_path / "whole.h5").read_bytes()
+    for frac in TRUNCATED_AT:
+        cut = tmp_path / f"cut{frac}.h5"
+        cut.write_bytes(data[:int(len(data) * frac)])
+        try:
+            kept, dropped, backup = repair_run(cut)
+        except StoreError as exc:
+            assert "\n" not in str(exc) and "--overwrite" in str(exc), exc
+            assert cut.read_bytes() == data[:int(len(data) * frac)]  # refused: the file is left as it was
+        else:
+            assert backup.exists() and kept + dropped >= 0
+            with RunStore(cut, mode="r") as s:
+                assert s.header()["config_hash"]
+        with RunStore(cut, fresh=True) as s:  # what --overwrite opens: always a fresh, empty file
+            assert not len(s.f) and not len(s.f.attrs)
+        assert sorted(p.name for p in tmp_path.glob(f"cut{frac}.h5*")) in ([cut.name], [cut.name, f"{cut.name}.damaged"])
+    cut = tmp_path / "r.h5"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(dumps(tiny_config))
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+    for argv in (["repair", str(cut)], ["report", str(cut)], ["run", str(cfg), "--out", str(cut)]):
+        cut.write_bytes(data[:len(data) * 37 // 100])
+        r = subprocess.run([sys.executable, "-m", "advx", *argv], env=env, capture_output=True, text=True, timeout=300)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, r.stderr)
+    r = subprocess.run([sys.executable, "-m", "advx", "run", str(cfg), "--out", str(cut), "--overwrite"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, b = _digest(tmp_path / "whole.h5"), _digest(cut)
+    assert a.keys() == b.keys() and len(a) == len(whole.cells)
+    for k in a:
+        np.testing.assert_array_equal(a[k]["correct"], b[k]["correct"], err_msg=k)
+    assert sorted(p.name for p in tmp_path.glob("r.h5*")) == ["r.h5"]
 
 
 def test_sigkill_during_the_merge_loses_nothing(tmp_path, tiny_config):

@@ -281,7 +281,7 @@ class Experiment:
         pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"])  # and a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
-            main = stack.enter_context(RunStore(out)) if dist.rank == 0 and not separate else None
+            main = stack.enter_context(RunStore(out, fresh=overwrite)) if dist.rank == 0 and not separate else None
             done: list[str] = []
             if main is not None:
                 main.initialize(text, config_hash, stamp, device_name, overwrite=overwrite)
@@ -291,7 +291,7 @@ class Experiment:
             lo, hi = shard_bounds(len(data.y_test), block, dist.rank, dist.world)
             store = main
             if dist.sharded:
-                store = stack.enter_context(RunStore(shard_paths(out, dist.world)[dist.rank]))
+                store = stack.enter_context(RunStore(shard_paths(out, dist.world)[dist.rank], fresh=overwrite))
                 store.initialize(text, config_hash, stamp, device_name, overwrite=overwrite)
                 store.set_attrs("/", shard_rank=dist.rank, shard_world=dist.world, shard_lo=lo, shard_hi=hi)
             header = store if separate else main  # where the test split and model records go

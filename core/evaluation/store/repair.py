@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import h5py
@@ -45,50 +44,108 @@ class DamagedFile(OSError):
     """A run file that opens but holds an object a failed write left unreadable."""
 
 
+class Unrecoverable(StoreError):
+    """Nothing in a damaged run file can be read back: its header (the config it belongs to) is lost."""
+
+
+def damaged_copy(path: Path) -> Path:
+    """Where the damaged original is kept after a repair: one copy per run file, replaced by the
+    next repair, so retries do not pile copies up."""
+    return path.with_name(f"{path.name}.damaged")
+
+
 def repair_run(path: Path) -> tuple[int, int, Path]:
-    """Rewrite a run file truncated by a failed write, keeping every finished cell that reads back
-    whole (its per-sample ``index`` equal to the run's test index) and everything else readable.
-    Unfinished or damaged cells are left out and recomputed on the next run. The damaged file is
-    kept beside it; returns (cells kept, cells dropped, the damaged file's path)."""
+    """Rewrite a damaged run file (a failed write, a copy cut short) keeping the header and every
+    finished cell that reads back whole (its per-sample ``index`` equal to the run's test index);
+    unfinished or unreadable cells are left out and recomputed by the next run. The damaged
+    original is kept as ``<file>.damaged``; returns (cells kept, cells dropped, that path).
+
+    Raises :class:`Unrecoverable` (one line, file untouched) when not even the header reads."""
     path = Path(path)
-    backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-    shutil.copy2(path, backup)
     padded = path.with_name(path.name + ".padded")
-    shutil.copy2(path, padded)
+    fresh = path.with_name(path.name + ".repaired")
     try:
+        shutil.copy2(path, padded)
         real_eof = padded.stat().st_size  # bytes that reached the disk; anything stored past them is lost
-        with open(padded, "rb+") as fh:
-            try:
-                h5py.File(padded, "r").close()
-            except OSError as exc:
-                eof = stored_eof(exc)
-                if eof is None:
-                    raise StoreError(f"{path}: not repairable ({exc})") from None
-                fh.truncate(eof)  # zeros where the lost writes were: HDF5 can open it again
-        kept = dropped = 0
-        fresh = path.with_name(path.name + ".repaired")
-        with h5py.File(padded, "r") as src, h5py.File(fresh, "w") as dst:
-            dst.attrs.update(dict(src.attrs))
+        src = _open_padded(padded, path)
+        with src, h5py.File(fresh, "w") as dst:
+            header = _header(src)
+            if header is None:
+                raise Unrecoverable(f"{path}: nothing can be recovered (its header, the config the run belongs to, "
+                                    "is lost); re-run with --overwrite to start afresh, or delete it")
+            dst.attrs.update(header)
             test = _readable(src, "test", real_eof)
             index = src["test/index"][()] if test else None
-            for top in src:
-                if top == "cells" or not _readable(src, top, real_eof):
-                    continue
-                src.copy(src[top], dst, name=top)
-            if index is not None and "shard_lo" in src.attrs:  # one shard's file holds its own rows
-                index = index[int(src.attrs["shard_lo"]):int(src.attrs["shard_hi"])]
-            for name in src.get("cells", {}):
+            for top in _names(src):
+                if top != "cells" and _readable(src, top, real_eof):
+                    _copy(src, top, dst, top)
+            if index is not None and "shard_lo" in header:  # one shard's file holds its own rows
+                index = index[int(header["shard_lo"]):int(header["shard_hi"])]
+            kept = dropped = 0
+            for name in _names(src, "cells"):
                 g = f"cells/{name}"
-                if index is not None and _finished_and_whole(src, g, index, real_eof):
-                    dst.require_group("cells")
-                    src.copy(src[g], dst["cells"], name=name)
+                whole = index is not None and _finished_and_whole(src, g, index, real_eof)
+                if whole and _copy(src, g, dst, g):
                     kept += 1
                 else:
                     dropped += 1
+        backup = damaged_copy(path)
+        path.replace(backup)
         fresh.replace(path)
+    except StoreError:
+        raise
+    except Exception as exc:  # any other HDF5 failure while salvaging: say so in one line
+        raise Unrecoverable(f"{path}: not repairable ({str(exc).splitlines()[0][:160]}); re-run with --overwrite "
+                            "to start afresh, or delete it") from None
     finally:
         padded.unlink(missing_ok=True)
+        fresh.unlink(missing_ok=True)
     return kept, dropped, backup
+
+
+def _copy(src: h5py.File, name: str, dst: h5py.File, to: str) -> bool:
+    """Copy one group or dataset; one that fails half-way is removed again and reported False."""
+    try:
+        dst.require_group(str(Path(to).parent))
+        src.copy(src[name], dst, name=to)
+        return True
+    except Exception:
+        if to in dst:
+            del dst[to]
+        return False
+
+
+def _open_padded(padded: Path, path: Path) -> h5py.File:
+    """Open a copy of the damaged file, first padding it with zeros to the size its superblock
+    records when it was cut short (HDF5 refuses a file shorter than that)."""
+    try:
+        return h5py.File(padded, "r")
+    except OSError as exc:
+        eof = stored_eof(exc)
+        if eof is None:
+            raise Unrecoverable(f"{path}: nothing can be recovered (not an HDF5 file any more: "
+                                f"{str(exc).splitlines()[0][:120]}); re-run with --overwrite to start afresh, "
+                                "or delete it") from None
+    with open(padded, "rb+") as fh:
+        fh.truncate(eof)  # zeros where the lost writes were: HDF5 can open it again
+    return h5py.File(padded, "r")
+
+
+def _header(f: h5py.File) -> dict | None:
+    """The root attributes if they read and name an advx run (schema, config, its hash), else None."""
+    try:
+        attrs = dict(f.attrs)
+    except Exception:
+        return None
+    return attrs if {"advx_schema", "config", "config_hash"} <= set(attrs) else None
+
+
+def _names(f: h5py.File, group: str = "/") -> list[str]:
+    """The members of ``group`` that can be listed (a damaged group lists nothing)."""
+    try:
+        return list(f[group])
+    except Exception:
+        return []
 
 
 def _readable(f: h5py.File, name: str, eof: int) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from advx.errors import AdvxWarning, StoreError, StoreWriteError
 
-from .repair import DamagedFile, repair_run, stored_eof, unreadable_object
+from .repair import DamagedFile, Unrecoverable, repair_run, stored_eof, unreadable_object
 
 SCHEMA = 1
 
@@ -83,9 +83,10 @@ def _os_reason(exc: BaseException) -> str:
 class RunStore:
     """Read/write access to one run file (use as a context manager)."""
 
-    def __init__(self, path: str | Path, *, mode: str = "a") -> None:
+    def __init__(self, path: str | Path, *, mode: str = "a", fresh: bool = False) -> None:
         self.path = Path(path)
         self.mode = mode
+        self.fresh = fresh  # --overwrite: whatever the file holds (even a damaged one) is replaced
         self._lock_fh = None
         self.f: h5py.File | None = None
 
@@ -95,37 +96,54 @@ class RunStore:
             check_writable(self.path)
             _quiet_h5py_teardown()
             self._lock()
+            if self.fresh:
+                self.path.unlink(missing_ok=True)
         try:
-            if self.mode == "r" and not self.path.is_file():
-                raise StoreError(f"{self.path}: no such run file")
-            try:
-                self.f = h5py.File(self.path, self.mode, locking=False)
-                damage = unreadable_object(self.f)  # opens, but a failed write left an object past its end
-            except OSError as exc:
-                if self.mode == "r" or stored_eof(exc) is None:
-                    raise
-                damage = str(exc)
-            if damage is not None:
-                if self.f is not None:
-                    self.f.close()
-                    self.f = None
-                if self.mode == "r":
-                    raise DamagedFile(damage)
-                kept, dropped, backup = repair_run(self.path)  # a write failed last time: keep what is whole
-                warnings.warn(f"{self.path} was damaged by a failed write; kept {kept} finished cells, "
-                              f"{dropped} will be recomputed (the damaged file is kept as {backup})",
-                              AdvxWarning, stacklevel=2)
-                self.f = h5py.File(self.path, self.mode, locking=False)
-        except OSError as exc:
+            self._open()
+        except Unrecoverable:
             self._release()
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            self._release()
+            if self.f is not None:
+                with contextlib.suppress(Exception):
+                    self.f.close()
+                self.f = None
+            reason = str(exc).splitlines()[0][:160]
+            m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
+            if m:
+                reason = f"cut short: {m.group(1)} of its {m.group(2)} bytes are left"
             if self.mode == "r" and (isinstance(exc, DamagedFile) or stored_eof(exc) is not None):
-                raise StoreError(f"{self.path} is damaged (a write failed: {exc}); `advx repair {self.path}` "
-                                 f"keeps every finished cell, or re-run the same command to repair and resume") from None
-            fix = "" if self.mode == "r" else "; delete it or choose another --out"
-            raise StoreError(f"{self.path}: not a valid HDF5 run file ({exc}){fix}") from None
+                raise StoreError(f"{self.path} is damaged ({reason}); `advx repair {self.path}` keeps what "
+                                 f"can still be read, or re-run the same command to repair and resume") from None
+            fix = "" if self.mode == "r" else "; delete it or replace it with --overwrite"
+            raise StoreError(f"{self.path}: not a valid HDF5 run file ({reason}){fix}") from None
         if self.mode == "r" or len(self.f.attrs) or len(self.f):
             self._check_schema()
         return self
+
+    def _open(self) -> None:
+        """Open the file; in write mode repair one a failed write damaged (keeping what is whole)."""
+        if self.mode == "r" and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such run file")
+        try:
+            self.f = h5py.File(self.path, self.mode, locking=False)
+            damage = unreadable_object(self.f)  # opens, but a failed write left an object past its end
+        except OSError as exc:
+            if self.mode == "r" or stored_eof(exc) is None:
+                raise
+            damage = str(exc)
+        if damage is None:
+            return
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        if self.mode == "r":
+            raise DamagedFile(damage)
+        kept, dropped, backup = repair_run(self.path)  # a write failed last time: keep what is whole
+        warnings.warn(f"{self.path} was damaged; kept {kept} finished cells, {dropped} will be recomputed "
+                      f"(the damaged file is kept as {backup})", AdvxWarning, stacklevel=3)
+        self.f = h5py.File(self.path, self.mode, locking=False)
 
     def _check_schema(self) -> None:
         assert self.f is not None
