@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -187,7 +189,11 @@ def _import_robustbench() -> Any:
             and importlib.util.find_spec("pyautoattack") is not None:
         sys.modules["autoattack"] = importlib.import_module("pyautoattack")
     try:
-        return importlib.import_module("robustbench.utils")
+        with warnings.catch_warnings():  # its import's deprecation notices (pkg_resources, torch.jit) are not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module("robustbench.utils")
     except ImportError as exc:
         if getattr(exc, "name", "") == "pkg_resources":
             raise ConfigError("robustbench needs pkg_resources: pip install 'setuptools<81'") from None
@@ -222,12 +228,20 @@ class RobustBenchModel:
         if not path.is_file() and not self.download:
             raise ConfigError(f"model.name: RobustBench checkpoint {path} not found; put it there, point "
                               f"model.model_dir at its folder, or set model.download = true (needs network)")
+        fetching = not path.is_file()
         try:
             return utils.load_model(model_name=self.target, model_dir=self.model_dir, dataset=self.dataset,
                                     threat_model=self.threat_model)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"model.name: RobustBench has no {self.dataset}/{self.threat_model} model "
                               f"{self.target!r} ({exc})") from None
+        except (OSError, RuntimeError) as exc:  # requests' errors are OSErrors; a cut download fails to unpickle
+            if path.is_file() and fetching:
+                path.unlink()  # a partial download must not pass for the checkpoint next time
+            reason = re.sub(r"\s*\(Caused by.*", "", str(exc).splitlines()[0])[:160] if str(exc) else type(exc).__name__
+            what = "downloading" if fetching else "reading"
+            raise ConfigError(f"model.name: {what} RobustBench's {self.target} failed ({reason}); check the "
+                              f"network, or put the checkpoint at {path}") from None
 
 
 @attrs.frozen

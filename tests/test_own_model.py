@@ -1,7 +1,10 @@
 """Evaluate your own model: networks from torchvision, timm, RobustBench and the user's code,
 checkpoints in every format, normalisation in pixel space, and `advx eval` — all from local files."""
 
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -154,6 +157,17 @@ def test_robustbench_model_from_its_cache_layout(tmp_path):
     assert r.exit_code == 0, r.output
     with pytest.raises(advx.errors.ConfigError, match=r"Carmon2019Unlabeled.pt not found.*download = true"):
         advx.create("model", "robustbench:Carmon2019Unlabeled", model_dir=str(tmp_path / "models")).build(10, 3)
+    # download = true with no network (a closed proxy makes that certain): one line, exit 2, no partial file
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "ADVX_PROGRESS": "0"}
+    r = subprocess.run([sys.executable, "-m", "advx", "eval", "--model", "robustbench:Carmon2019Unlabeled",
+                        "--model-arg", f"model_dir={tmp_path / 'models'}", "--model-arg", "download=true",
+                        "--data", str(tmp_path / "x.npz"), "--attack", "fgsm", "--out", str(tmp_path / "c.h5")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: model.name: downloading RobustBench's Carmon2019Unlabeled failed (")
+    assert "check the network, or put the checkpoint at" in lines[0]
+    assert not (tmp_path / "models" / "cifar10" / "Linf" / "Carmon2019Unlabeled.pt").exists()
 
 
 def test_normalisation_is_inside_the_model_and_eps_stays_in_pixels(trained):
