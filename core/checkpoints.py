@@ -112,6 +112,18 @@ def load_weights(net: nn.Module, path: Path, strip_prefix: str = "", where: str 
     net.load_state_dict(state)
 
 
+def classifier_rows(net: nn.Module, path: Path, strip_prefix: str = "") -> int | None:
+    """The class count a state dict scores when it differs from ``net`` only there: every tensor
+    whose shape differs has the same trailing shape and one row count K in the file (a classifier's
+    weight and bias). None when the file fits or differs elsewhere."""
+    state = strip(read_weights(path), strip_prefix)
+    own = net.state_dict()
+    rows = {tuple(v.shape)[0] for k, v in state.items() if k in own and v.shape != own[k].shape
+            and v.ndim == own[k].ndim >= 1 and v.shape[1:] == own[k].shape[1:]}
+    differ = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    return rows.pop() if len(rows) == 1 and differ and len(differ) <= 2 else None
+
+
 class Normalized(nn.Module):
     """``model((x - mean) / std)``: the network sees normalised inputs, everything outside it —
     attacks, eps, clipping to [0, 1] — works in pixel space."""

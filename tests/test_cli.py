@@ -113,13 +113,16 @@ def test_unwritable_out_is_one_line_before_anything_trains(tmp_path, out, needle
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cache").exists()
 
 
-def test_a_broken_run_file_is_not_sent_to_overwrite(tmp_path):
-    """--overwrite cannot open a file that is not HDF5, so the hint says what works."""
+def test_a_file_that_is_not_hdf5_is_replaced_by_overwrite(tmp_path):
+    """A run file that is not HDF5 at all: the hint names --overwrite, which starts afresh."""
     (tmp_path / "r.h5").write_bytes(b"not hdf5")
     res = run("run", write(tmp_path, GOOD), "--out", str(tmp_path / "r.h5"))
-    assert res.exit_code == 2 and "delete it or choose another --out" in res.output and "--overwrite" not in res.output
+    assert res.exit_code == 2 and "delete it or replace it with --overwrite" in res.output
     res = run("report", str(tmp_path / "r.h5"))
     assert res.exit_code == 2 and "not a valid HDF5 run file" in res.output and "delete it" not in res.output
+    res = run("run", write(tmp_path, GOOD), "--out", str(tmp_path / "r.h5"), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert run("report", str(tmp_path / "r.h5")).exit_code == 0
 
 
 def test_a_changed_config_never_dead_ends(tmp_path):

@@ -419,3 +419,35 @@ def test_advx_eval_takes_the_class_count_for_a_file_that_misses_classes(tmp_path
         assert len(f["test/index"]) == 16
     bad = CliRunner().invoke(cli, [*args, "--num-classes", "3", "--out", str(tmp_path / "b.h5")])
     assert bad.exit_code == 2 and "outside num_classes = 3" in bad.output, bad.output
+
+
+def test_the_class_count_comes_from_the_checkpoint_when_the_labels_miss_classes(tmp_path):
+    """A test file whose labels cover 7 of CIFAR-10's classes: the network's own 10 outputs (its
+    classifier rows in a state dict, its output width as TorchScript) decide, with a warning; a
+    network scoring fewer classes than the labels need is refused in one line naming --num-classes."""
+    import torchvision
+    from click.testing import CliRunner
+
+    from advx.cli import cli
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r18.pt")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x7.npz", x=rng.random((8, 32, 32, 3), dtype=np.float32), y=np.array([0, 1, 2, 3, 4, 5, 6, 6]))
+    env = {**os.environ, "ADVX_PROGRESS": "0"}
+    r = subprocess.run([sys.executable, "-m", "advx", "eval", "--model", "torchvision:resnet18", "--checkpoint",
+                        str(tmp_path / "r18.pt"), "--data", str(tmp_path / "x7.npz"), "--attack", "fgsm", "--out",
+                        str(tmp_path / "e.h5")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "warning: data: the labels cover 7 classes; the network scores 10, so 10 are used" in r.stderr
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        pred = np.concatenate([g["prediction"][()] for g in f["cells"].values()])
+    assert pred.max() < 10 and len(pred)
+    small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5)).eval()
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(small, torch.zeros(1, 3, 32, 32)), tmp_path / "five.ts")
+    r = CliRunner().invoke(cli, ["eval", "--checkpoint", str(tmp_path / "five.ts"), "--data", str(tmp_path / "x7.npz"),
+                                 "--attack", "fgsm", "--out", str(tmp_path / "f.h5")])
+    assert r.exit_code == 2, r.output
+    assert "the network scores 5 classes but the data's labels go up to 6" in r.output
+    assert "--num-classes" in r.output and "Traceback" not in r.output

@@ -26,7 +26,7 @@ from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
 from advx.progress import progress
-from advx.training.models import code_of, load_pretrained, obtain_models, resolve_training, weights_key
+from advx.training.models import code_of, fit_classes, load_pretrained, obtain_models, resolve_training, weights_key
 
 from advx.batching import seed_block
 
@@ -275,6 +275,8 @@ class Experiment:
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
+        if cfg.pretrained and getattr(self.components["dataset"], "num_classes", 0) is None:  # inferred from labels
+            data = fit_classes(cfg, self.registry, data, self.components["model"])
         for a in cfg.attacks:
             check_budget(self.components["attacks"][a.label], a.component.where, tuple(data.x_test.shape[1:]),
                          a.budget)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,12 @@ import attrs
 import torch
 from torch import nn
 
-from advx.checkpoints import Normalized, file_digest, load_weights, normalization
+from advx.checkpoints import Normalized, classifier_rows, file_digest, load_weights, normalization
 from advx.config import ExperimentConfig, TrainVariant
 from advx.data.bundle import DataBundle
 from advx.data.splits import training_subset
 from advx.distributed import Dist
-from advx.errors import ConfigError
+from advx.errors import AdvxWarning, ConfigError
 from .cache import load_checkpoint, readable_checkpoint, remove_stale_temporaries, save_checkpoint
 from .loop import adapt_model, create_image_augmentation, spec_hash, train
 
@@ -138,6 +139,39 @@ def _check_classes(model: nn.Module, data: DataBundle, name: str) -> None:
     if out.ndim != 2 or out.shape[1] != data.num_classes:
         raise ConfigError(f"model: the loaded network outputs shape {tuple(out.shape)} but the data set has "
                           f"{data.num_classes} classes")
+
+
+def scored_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle, factory: Any = None) -> int | None:
+    """How many classes the pretrained network scores, read from the network itself: the output
+    width of a TorchScript archive or a loaded network, or the classifier rows of a checkpoint that
+    differs from the network built for the data's classes only there. None when it cannot be told."""
+    try:
+        net = build_model(cfg, registry, data, factory=factory)
+    except ConfigError:
+        files = cfg.model_files
+        if files.checkpoint is None:
+            return None
+        return classifier_rows(build_model(cfg, registry, data, weights=False, factory=factory),
+                               Path(files.checkpoint).expanduser(), files.strip_prefix)
+    out = _probe(net, data, cfg.model.name)
+    return int(out.shape[1]) if out.ndim == 2 else None
+
+
+def fit_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle, factory: Any = None) -> DataBundle:
+    """A test file's labels may miss classes (7 of CIFAR-10's 10 in a small sample): when the class
+    count was inferred from the labels, a pretrained network's own count wins and the bundle is
+    widened to it, with a warning; a network scoring fewer classes than the labels need is refused
+    naming ``--num-classes``."""
+    k = scored_classes(cfg, registry, data, factory)
+    if k is None or k == data.num_classes:
+        return data
+    if k < data.num_classes:
+        raise ConfigError(f"model: the network scores {k} classes but the data's labels go up to "
+                          f"{data.num_classes - 1}; check the data, or give its class count (--num-classes, "
+                          f"data.num_classes)")
+    warnings.warn(f"data: the labels cover {data.num_classes} classes; the network scores {k}, so {k} are used "
+                  f"(give --num-classes / data.num_classes to say so yourself)", AdvxWarning, stacklevel=2)
+    return attrs.evolve(data, classes=tuple(str(i) for i in range(k)))
 
 
 def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, device: torch.device,
