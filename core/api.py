@@ -12,7 +12,7 @@ from advx.evaluation.results import MetricTable
 from advx.evaluation.threat_models import ThreatModel, attacked
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
 from advx.model_sources import module_digest
-from advx.progress import progress
+from advx.progress import progress, progress_part, report_progress
 from advx.protocols import (AttackBase, AugmentationBase, Batch, InputTransformDefense, frozen_params,
                             per_sample)
 from advx.registry import hookimpl
@@ -23,7 +23,7 @@ from advx.training.adversarial import AdversarialTraining, FGSMTraining
 __all__ = [
     "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
     "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
-    "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "random_crop", "random_flip",
+    "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "progress_part", "report_progress", "random_crop", "random_flip",
     "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",
     "training_subset",
 ]

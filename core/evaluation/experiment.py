@@ -312,7 +312,7 @@ class Experiment:
                                 {k: CountingModel(m) for k, m in compiled.items()}, dev, lo, hi, block,
                                 train_index=train_index, cache_dir=cache)
             bar = progress(total=len(plan.cells), desc="cells" + (f" [rank {dist.rank}]" if dist.sharded else ""),
-                           unit="cell")
+                           unit="cell", outer=True)
             for order, planned in enumerate(plan.cells):
                 cell = planned.cell
                 bar.set_postfix_str(f"{cell.train}/{cell.defense}/{cell.attack}/{cell.mode}")

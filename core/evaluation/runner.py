@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import numpy as np
@@ -28,7 +29,7 @@ from advx.batching import auto_batch_size
 from advx.config import ExperimentConfig
 from advx.data.bundle import DataBundle, as_float
 from advx.defense import build_defended, reseed
-from advx.progress import progress
+from advx.progress import BatchProgress, progress, tracking
 from advx.streams import SampleStreams, derive_key
 
 from .cells import CLEAN, NONE, Cell
@@ -141,7 +142,10 @@ class CellRunner:
             target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
             if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
                 g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
-            out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
+            start = self.bar.n if self.bar is not None else 0
+            listen = tracking(BatchProgress(self.bar, start, len(idx))) if self.bar is not None else nullcontext()
+            with listen:  # the attack's report_progress calls move the bar within this batch
+                out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
             budget.check(attack_label, getattr(attack, "bounds", (0.0, 1.0)), x, out)  # before any number is kept
             x_adv[idx] = out.to(x_adv)
             for k, v in log.items():
@@ -149,7 +153,8 @@ class CellRunner:
                     logs[k] = np.full(e - s, getattr(attack, "skipped_log", {}).get(k, 0), dtype=v.dtype)
                 logs[k][idx.cpu().numpy()] = v
             if self.bar is not None:
-                self.bar.update(len(idx))
+                self.bar.n = start + len(idx)
+                self.bar.refresh()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
@@ -185,7 +190,10 @@ class CellRunner:
         if cell.threat is not None:
             cell.threat.prepare(self, cell)
         first = self.lo + self.store.n_done(path)
-        self.bar = None if cell.clean else progress(total=self.hi - first, desc="  samples", unit="sample")
+        c = cell.cell
+        self.bar = None if cell.clean else progress(
+            total=self.hi - first, unit="sample",
+            desc=f"cell {order + 1}/{len(self.plan.cells)} {c.train}/{c.defense}/{short(c.attack)} ({c.mode})")
         try:
             for s in range(first, self.hi, self.rows):
                 self.chunk_step(cell, path, s)
@@ -237,6 +245,11 @@ class CellRunner:
                                        "forward_rows": counter.forward_rows - rows0[0],
                                        "backward_rows": counter.backward_rows - rows0[1]})
         interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here
+
+
+def short(label: str, width: int = 32) -> str:
+    """A long attack label (``autoattack(eps=0.03,steps=30)``) cut to fit beside a bar."""
+    return label if len(label) <= width else label[:width - 3] + "..."
 
 
 def chunk_seed(seed: int, *parts: Any) -> int:

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase
+from advx.api import AttackBase, progress_part, report_progress
 from advx.streams import subset
 
 from advx import streams
@@ -121,6 +121,7 @@ class APGD(AttackBase):
         reduced_at_check = torch.ones(n, dtype=torch.bool, device=x.device)
         prev_loss = loss.clone()
         for k in range(self.steps):
+            report_progress(k, self.steps)
             with torch.no_grad():
                 z = project(x_adv + step * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
                 a = self.momentum if k > 0 else 1.0
@@ -178,6 +179,7 @@ class APGD(AttackBase):
         full = eps.view(shape).to(x.dtype) * torch.ones(len(x), *([1] * (x.ndim - 1)), device=x.device)
         step = full.clone()
         for k in range(steps):
+            report_progress(k, steps)
             with torch.no_grad():
                 flat = grad.abs().flatten(1)
                 rank = ((1 - keep) * features).clamp(0, features - 1).long()
@@ -201,13 +203,15 @@ class APGD(AttackBase):
         return best.result(), best.fooled, best.x
 
     def perturb(self, model, x, y, *, target, generator, eps):
-        x_adv, fooled = self.run_once(model, x, y, target, generator, eps)
-        for _ in range(self.restarts - 1):
+        with progress_part("", 0, self.restarts):
+            x_adv, fooled = self.run_once(model, x, y, target, generator, eps)
+        for r in range(1, self.restarts):
             todo = (~fooled).nonzero().flatten()
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            cand, ok = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
+            with progress_part(f"restart {r + 1}", r, self.restarts):
+                cand, ok = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True
         return x_adv

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx.api import progress_part
 from advx.streams import subset
 
 from .apgd import APGD
@@ -48,13 +49,17 @@ class APGDTargeted(APGD):
             logits = model(x).float()
         fooled = success(logits, y, None)
         x_adv = x.clone()
-        for t in top_other_classes(logits, y, self.targets).T:
-            for _ in range(self.restarts):
+        classes = top_other_classes(logits, y, self.targets).T
+        for i, t in enumerate(classes):
+            for r in range(self.restarts):
                 todo = (~fooled).nonzero().flatten()
                 if len(todo) == 0:
                     return x_adv
-                cand, ok = self.run_once(model, x[todo], y[todo], t[todo], subset(generator, todo), eps[todo],
-                                         any_misclassification=True)
+                part = progress_part(f"target {i + 1}/{len(classes)}", i * self.restarts + r,
+                                     len(classes) * self.restarts)
+                with part:
+                    cand, ok = self.run_once(model, x[todo], y[todo], t[todo], subset(generator, todo), eps[todo],
+                                             any_misclassification=True)
                 x_adv[todo[ok]] = cand[ok]
                 fooled[todo[ok]] = True
         return x_adv

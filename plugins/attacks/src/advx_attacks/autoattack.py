@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase
+from advx.api import AttackBase, progress_part
 from advx.streams import subset
 
 from .apgd import APGD
@@ -112,8 +112,9 @@ class AutoAttack(AttackBase):
             if len(todo) == 0:
                 break
             attack = self.member(name)
-            cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
-                                  eps=eps[todo])
+            with progress_part(name, k, len(self.members)):
+                cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
+                                      eps=eps[todo])
             cand = cand.clamp(*self.bounds)
             with torch.no_grad():
                 ok = success(model(cand).float(), y[todo], None)

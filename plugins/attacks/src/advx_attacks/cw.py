@@ -7,7 +7,7 @@ from typing import ClassVar
 import attrs
 import torch
 
-from advx.api import AttackBase
+from advx.api import AttackBase, report_progress
 
 from .ops import other_max
 
@@ -75,7 +75,8 @@ class CarliniWagnerL2(AttackBase):
         const = torch.full((n,), self.c, device=dev)
         lower, upper = torch.zeros(n, device=dev), torch.full((n,), 1e10, device=dev)
         best = _Best(x.clone(), torch.full((n,), float("inf"), device=dev), w0.clone())
-        for _ in range(self.binary_search_steps):
+        for b in range(self.binary_search_steps):
+            report_progress(b, self.binary_search_steps)
             todo = torch.arange(n, device=dev)
             if self.search_rtol > 0:  # a sample whose bracket [lower, upper] on c is narrow has found its c
                 settled = (upper < 1e9) & (lower > 0) & (upper - lower <= self.search_rtol * upper)

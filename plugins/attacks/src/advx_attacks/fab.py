@@ -10,8 +10,8 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx.api import AttackBase, progress_part, report_progress
 from advx import streams
-from advx.api import AttackBase
 from advx.streams import subset
 
 from .apgd_targeted import top_other_classes
@@ -68,7 +68,8 @@ class FAB(AttackBase):
         best = x.clone()
         best_norm = torch.full((x.shape[0],), float("inf"), device=x.device)
         xi = start.clone()
-        for _ in range(self.steps):
+        for k in range(self.steps):
+            report_progress(k, self.steps)
             w, diff = self.linearise(model, xi, y, t)
             with torch.no_grad():
                 d_i = self.boundary_projection(w, -diff, xi)
@@ -137,7 +138,7 @@ class FAB(AttackBase):
             plan = [None]  # untargeted: each step picks the closest boundary
         x_adv = x.clone()
         found = torch.full((x.shape[0],), float("inf"), device=x.device)
-        for t in plan:
+        for i, t in enumerate(plan):
             for r in range(self.restarts):
                 todo = (~done).nonzero().flatten()
                 if len(todo) == 0:
@@ -146,7 +147,9 @@ class FAB(AttackBase):
                 start = xs if r == 0 else self.random_point(xs, torch.minimum(found[todo], eps[todo]),
                                                                  subset(generator, todo))
                 g = None if goal is None else goal[todo]
-                cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g)
+                label = f"target {i + 1}/{len(plan)}" if t is not None and len(plan) > 1 else ""
+                with progress_part(label, i * self.restarts + r, len(plan) * self.restarts):
+                    cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g)
                 found[todo] = torch.minimum(found[todo], norm)
                 ok = norm <= eps[todo] * (1 + 1e-6)
                 x_adv[todo[ok]] = cand[ok]

@@ -8,8 +8,8 @@ import attrs
 import torch
 from torch import nn
 
+from advx.api import AttackBase, progress_part, report_progress
 from advx import streams
-from advx.api import AttackBase
 from advx.streams import subset
 
 from .ops import ascent_direction, linf_box, loss_and_grad, project, random_start, success
@@ -105,7 +105,8 @@ class PGD(AttackBase):
         else:
             x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds)
         best, seen, column = x_adv, [], (-1, *([1] * (x.ndim - 1)))
-        for _ in range(self.steps):
+        for k in range(self.steps):
+            report_progress(k, self.steps)
             _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
             with torch.no_grad():
                 seen.append(success(logits, y, target))
@@ -125,16 +126,18 @@ class PGD(AttackBase):
         return fooled
 
     def perturb(self, model, x, y, *, target, generator, eps):
-        x_adv, known = self.run_once(model, x, y, target, generator, eps)
+        with progress_part("", 0, self.restarts):
+            x_adv, known = self.run_once(model, x, y, target, generator, eps)
         if self.restarts == 1:
             return x_adv
         fooled = self.checked(model, x_adv, y, target, known)
-        for _ in range(self.restarts - 1):
+        for r in range(1, self.restarts):
             todo = (~fooled).nonzero().flatten()
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            cand, known = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
+            with progress_part(f"restart {r + 1}", r, self.restarts):
+                cand, known = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
             ok = self.checked(model, cand, y[todo], t, known)
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True

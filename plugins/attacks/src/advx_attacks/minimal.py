@@ -8,7 +8,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from advx.api import AttackBase
+from advx.api import AttackBase, report_progress
 
 from .ops import TINY, flat_norm
 
@@ -58,7 +58,8 @@ class DeepFool(AttackBase):
         cls = torch.cat([y[:, None], others], 1)  # n x k
         r_tot = torch.zeros_like(x)
         active = logits0.argmax(1) == y
-        for _ in range(self.steps):
+        for k in range(self.steps):
+            report_progress(k, self.steps)
             idx = active.nonzero().flatten()
             if len(idx) == 0:
                 break

@@ -10,8 +10,8 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
+from advx.api import AttackBase, report_progress
 from advx import streams
-from advx.api import AttackBase
 from advx.streams import subset
 
 from .ops import flat_norm, other_max, project_l1
@@ -208,6 +208,7 @@ class Square(AttackBase):
             rows = (best > 0).nonzero().flatten()
             state = self.compact(rows, x, lo, hi, eps, y, target, x_best, best, generator)
             for i in range(self.queries):
+                report_progress(i, self.queries)
                 if len(rows) == 0:
                     break
                 xs, los, his, es, ys, ts, xb, mb, gen = state
