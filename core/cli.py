@@ -256,9 +256,10 @@ def reproduce(paper: str, tiny: bool, overrides: tuple[str, ...], device: str | 
 @click.argument("run_file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def audit(run_file: Path, as_json: bool) -> None:
-    """The six indicators a reviewer checks in RUN_FILE (silent failures, unfinished cells,
+    """The seven indicators a reviewer checks in RUN_FILE (silent failures, unfinished cells,
     minimal-norm attacks in robust accuracy, transfer beating adaptive, randomized defences
-    without EOT, the worst-case gap), each with its verdict; exit 1 when one fails."""
+    without EOT, AutoAttack's own checks, the worst-case gap), each with its verdict; exit 1 when
+    one fails."""
     import attrs
 
     from advx import open_run

@@ -1,7 +1,7 @@
 """``advx audit RUN.h5``: the indicators a reviewer checks before believing a robustness number,
 each computed from the stored per-sample arrays and given a verdict by a written rule.
 
-The six indicators and their rules (Carlini et al., "On Evaluating Adversarial Robustness", 2019;
+The seven indicators and their rules (Carlini et al., "On Evaluating Adversarial Robustness", 2019;
 Croce & Hein, ICML 2020, Section 5; Tramèr et al., "On Adaptive Attacks to Adversarial Example
 Defenses", NeurIPS 2020):
 
@@ -21,6 +21,12 @@ Defenses", NeurIPS 2020):
   two identical passes (the clean cell's stored ``unstable``), that no attack differentiated with
   EOT (every cell's stored ``eot``: draws averaged per gradient, 1 when the threat model does not
   differentiate the pipeline). FAIL on any.
+- ``AutoAttack's checks``: the reference implementation's own warnings, from stored facts — a
+  pipeline whose outputs are probabilities instead of logits (the clean cell's
+  ``probability_outputs``), one whose outputs change between two identical calls (``unstable``),
+  and an ensemble whose gradient-free member (Square) broke more than 0.2 % of the samples the
+  gradient members before it left robust (the ``broken_by`` record). A note naming each, never a
+  failure, as in the reference: each says the numbers may overstate robustness, and why.
 - ``worst-case gap``: how far the per-sample worst case lies below the best single attack (the
   weakest cell). A note, never a failure: advx reports the worst case; a gap beyond sampling noise
   (more than 2 standard errors of a proportion) says no single attack would have sufficed.
@@ -36,7 +42,7 @@ import numpy as np
 from .budget import ATOL, RTOL
 from .cells import CLEAN
 from .results import CellResult, RunResults, at_rows, cell_budget
-from .sanity import mcnemar_z
+from .sanity import mcnemar_z, square_breaks
 
 OK, FAIL, NOTE, NA = "ok", "FAIL", "note", "n/a"
 FLOATS = ("loss", "linf", "l2", "l1")
@@ -197,6 +203,29 @@ def randomized_without_eot(results: RunResults) -> Indicator:
                      "adaptively with EOT", tuple(f"{t}/{d}" for t, d in unstable))
 
 
+def reference_checks(results: RunResults) -> Indicator:
+    findings: list[str] = []
+    cells: list[str] = []
+    for c in results.cells:
+        if c.cell.mode != CLEAN:
+            continue
+        where = f"{c.cell.train}/{c.cell.defense}"
+        if c.info.get("probability_outputs"):
+            findings.append(f"{where}: outputs are probabilities, not logits (gradients vanish on a saturated softmax)")
+            cells.append(where)
+        if c.info.get("unstable"):
+            findings.append(f"{where}: outputs change between two identical calls (randomness, or dropout left on)")
+            cells.append(where)
+    for c, member, broken in square_breaks(results):
+        findings.append(f"{_label(c)}: {member} broke {broken} samples the gradient members before it left robust "
+                        "(gradient masking?)")
+        cells.append(_label(c))
+    if not findings:
+        return Indicator("AutoAttack's checks", OK, "logits, not probabilities; outputs repeat between identical "
+                         "calls; no gradient-free member broke what the gradient members left")
+    return Indicator("AutoAttack's checks", NOTE, "; ".join(findings), tuple(dict.fromkeys(cells)))
+
+
 def worst_case_gap(results: RunResults) -> Indicator:
     lines, cells, beyond = [], [], False
     for t in results.labels("train"):
@@ -221,11 +250,12 @@ def worst_case_gap(results: RunResults) -> Indicator:
     return Indicator("worst-case gap", NOTE if beyond else OK, head + ": " + "; ".join(lines), tuple(cells))
 
 
-CHECKS = (silent, incomplete, unconstrained, transfer_beats_adaptive, randomized_without_eot, worst_case_gap)
+CHECKS = (silent, incomplete, unconstrained, transfer_beats_adaptive, randomized_without_eot, reference_checks,
+          worst_case_gap)
 
 
 def audit(results: RunResults) -> list[Indicator]:
-    """The six indicators of a run, in the order a reviewer reads them."""
+    """The seven indicators of a run, in the order a reviewer reads them."""
     return [check(results) for check in CHECKS]
 
 

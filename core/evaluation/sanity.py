@@ -56,12 +56,19 @@ class SanityLog:
         x, y = x[:64], y[:64]
         facts: dict[str, Any] = {}
         with torch.no_grad(), autocast:
-            p1, p2 = model(x).argmax(1), model(x).argmax(1)
-        facts["unstable"] = bool((p1 != p2).any())
+            o1, o2 = model(x).float(), model(x).float()
+        facts["unstable"] = outputs_change(o1, o2)
+        facts["probability_outputs"] = probabilities(o1)
         d = cell.defense
         if (d.randomized or facts["unstable"]) and eot <= 1:
-            self.warn(f"{label} predictions change from run to run (randomized defence): attack it adaptively "
+            why = "randomized defence" if d.randomized else "a randomized step, or a layer left in training mode " \
+                                                             "such as dropout"
+            self.warn(f"{label} outputs change between two identical calls ({why}): attack it adaptively "
                       "with EOT (evaluate.modes = ['adaptive'], eot > 1)")
+        if facts["probability_outputs"]:
+            self.warn(f"{label} the outputs are probabilities (every row in [0, 1], summing to 1), not logits: "
+                      "cross-entropy and DLR attacks lose their gradient on a saturated softmax and overstate "
+                      "robustness; return the logits (drop the final softmax)")
         missing = [m for m in (Adaptive.name, BlackBox.name) if m not in modes]
         if missing and any(getattr(t, "optimizes_input", False) for t in d.chain):
             self.warn(f"{label} the defence optimises its input at inference time, which AutoAttack's checks "
@@ -131,6 +138,11 @@ class SanityLog:
                       f"robust, above {o.cell.mode} {100 * o_ok.mean():.1f}% on the same {len(a_ok)} samples "
                       f"({_noise(z)}): the {c.cell.mode} attack failed where the {o.cell.mode} one succeeded — "
                       f"strengthen it (more steps, EOT draws, BPDA); the worst case counts both")
+        for c, member, broken in square_breaks(results):
+            self.warn(f"[{c.cell.train}/{c.cell.defense}] {c.cell.attack} ({c.cell.mode}): its gradient-free "
+                      f"member {member} broke {broken} samples ({100 * broken / len(c.arrays['correct']):.1f}%) "
+                      "that the gradient members before it left robust; AutoAttack's own check calls such an evaluation "
+                      "unreliable (gradient masking): run Square with more queries, or an adaptive attack")
         for t in results.labels("train"):
             for d in results.labels("defense"):
                 white = [c for c in results.cells if (c.cell.train, c.cell.defense) == (t, d)
@@ -148,6 +160,47 @@ class SanityLog:
                                   f"against {wb.mean() * 100:.1f}% for every gradient attack together ({only_wb} samples "
                                   f"broken only by it, McNemar z = {z:.1f}): gradient masking — the gradient-based "
                                   "numbers of this defence overstate its robustness")
+
+
+def outputs_change(a: torch.Tensor, b: torch.Tensor, alpha: float = 1e-4) -> bool:
+    """Two identical calls disagree: a prediction moved, or the L2-normalised outputs differ by
+    more than ``alpha`` (the reference AutoAttack's ``check_randomized``)."""
+    if (a.argmax(1) != b.argmax(1)).any():
+        return True
+    na = a / (a.flatten(1).norm(dim=1).view(-1, *[1] * (a.ndim - 1)) + 1e-10)
+    nb = b / (b.flatten(1).norm(dim=1).view(-1, *[1] * (b.ndim - 1)) + 1e-10)
+    return bool((na - nb).flatten(1).norm(dim=1).max() > alpha)
+
+
+def probabilities(out: torch.Tensor, alpha: float = 1e-5) -> bool:
+    """Outputs that look like a softmax: in [0, 1] and every row summing to 1 (the reference
+    AutoAttack's ``check_range_output``)."""
+    return bool(out.max() < 1 + alpha and out.min() > -alpha and ((out.sum(-1) - 1).abs() < alpha).all())
+
+
+#: members of an ensemble that use no gradient; the reference warns when they break what the others left
+GRADIENT_FREE_MEMBERS = ("square",)
+#: the reference's tolerance: a gradient-free member breaking more than this fraction is flagged
+SQUARE_ALPHA = 0.002
+
+
+def square_breaks(results: Any) -> list[tuple[Any, str, int]]:
+    """(cell, member, samples) for each finished ensemble cell whose gradient-free member broke
+    more than 0.2 % of its samples, all left robust by the gradient members before it (the reference AutoAttack's
+    ``check_square_sr``), read from the stored ``broken_by`` record."""
+    found = []
+    for c in results.cells:
+        members = c.info.get("members")
+        if isinstance(members, str):
+            members = json.loads(members)
+        if not members or "broken_by" not in c.arrays or not c.finished:
+            continue
+        codes = np.asarray(c.arrays["broken_by"]).astype(int)
+        for k, m in enumerate(members):
+            broken = int((codes == k).sum())
+            if str(m) in GRADIENT_FREE_MEMBERS and broken > SQUARE_ALPHA * max(len(codes), 1):
+                found.append((c, str(m), broken))
+    return found
 
 
 #: attack parameters where a larger value must not make the attack weaker
