@@ -1,4 +1,4 @@
-"""`advx audit`: each of the six indicators passes on a sound run and fails on the defect it names."""
+"""`advx audit`: each of the seven indicators passes on a sound run and fails on the defect it names."""
 
 import copy
 
@@ -36,11 +36,11 @@ def by_name(indicators):
     return {i.name: i for i in indicators}
 
 
-def test_a_run_gets_all_six_indicators_and_fails_the_eot_rule(run_file):
+def test_a_run_gets_all_seven_indicators_and_fails_the_eot_rule(run_file):
     results = advx.open_run(run_file)
     found = by_name(audit(results))
     assert list(found) == ["silent", "incomplete", "unconstrained", "transfer beats adaptive",
-                           "randomized without EOT", "worst-case gap"]
+                           "randomized without EOT", "AutoAttack's checks", "worst-case gap"]
     assert found["silent"].verdict == OK and found["incomplete"].verdict == OK
     assert found["unconstrained"].verdict == OK and any("DeepFool" in c for c in found["unconstrained"].cells)
     # every cell stores its own attack's result: an adaptive cell above its oblivious one (FGSM
@@ -53,6 +53,8 @@ def test_a_run_gets_all_six_indicators_and_fails_the_eot_rule(run_file):
     eot = found["randomized without EOT"]
     assert eot.verdict == FAIL and eot.cells == ("base/guo",) and "eot 1" in eot.detail
     assert found["worst-case gap"].verdict in (OK, "note") and "worst case" in found["worst-case gap"].detail
+    # logits, repeatable outputs (the crops' evaluation draws are keyed by the image), no ensemble
+    assert found["AutoAttack's checks"].verdict == OK and not found["AutoAttack's checks"].cells
 
 
 def test_the_command_prints_the_table_and_exits_1_on_a_failure(run_file, tmp_path):

@@ -58,8 +58,8 @@ class DeepFool(AttackBase):
         cls = torch.cat([y[:, None], others], 1)  # n x k
         r_tot = torch.zeros_like(x)
         active = logits0.argmax(1) == y
-        for k in range(self.steps):
-            report_progress(k, self.steps)
+        for step in range(self.steps):
+            report_progress(step, self.steps)
             idx = active.nonzero().flatten()
             if len(idx) == 0:
                 break
