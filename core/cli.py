@@ -17,6 +17,15 @@ from advx.interrupt import Terminated, stop_cleanly
 class _Group(click.Group):
     """Turns AdvxError into one clear line and exit code 2 (``--debug`` re-raises)."""
 
+    def main(self, args=None, *rest, **kwargs):
+        from advx.invocation import set_command
+
+        set_command(list(sys.argv[1:] if args is None else args))  # the run file records what made it
+        try:
+            return super().main(args, *rest, **kwargs)
+        finally:
+            set_command(None)  # a later Python call in this process is not this command
+
     def invoke(self, ctx: click.Context):
         try:
             with stop_cleanly():
@@ -173,10 +182,9 @@ def _show(results, output: Path, report_dir: Path | None) -> None:
 
 def _command() -> str:
     """The command line as typed (recorded in summary.json beside the tables it produced)."""
-    import shlex
-    import sys
+    from advx.invocation import invocation
 
-    return " ".join(["advx", *map(shlex.quote, sys.argv[1:])])
+    return invocation()
 
 
 @cli.command()
@@ -234,20 +242,32 @@ def report(run_file: Path, out: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("paper")
+@click.argument("paper", required=False)
+@click.option("--list", "list_", is_flag=True, help="Every paper with its configs, and exit.")
+@click.option("--stand-ins", is_flag=True, help="Run the paper's CPU stand-ins (the configs behind the plugin "
+              "README's tables) instead of its own setting.")
 @click.option("--tiny", is_flag=True, help="A smoke test: 16 test images and one epoch per model.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of every config.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Overrides experiment.device (default auto: a GPU when there is one).")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True,
               help="Run files and report folders, one per config.")
-def reproduce(paper: str, tiny: bool, overrides: tuple[str, ...], device: str | None, out_dir: Path) -> None:
+def reproduce(paper: str | None, list_: bool, stand_ins: bool, tiny: bool, overrides: tuple[str, ...],
+              device: str | None, out_dir: Path) -> None:
     """Run PAPER's experiments at the paper's own setting (000-004 or a plugin name, e.g.
-    counteract): every example config whose data is present, each resumable, with a report.
+    counteract): every example config whose data is present, each resumable, with a report;
+    --stand-ins runs the CPU stand-ins behind the plugin README's tables, --list shows them all.
     Exits 2 when no config could run (each skip says what data is missing)."""
-    from advx.reproduce import reproduce as run_paper
+    from advx.reproduce import listing, reproduce as run_paper
 
-    outcome = run_paper(paper, tiny=tiny, overrides=list(overrides), device=device, out_dir=out_dir, echo=click.echo)
+    if list_:
+        for line in listing():
+            click.echo(line)
+        return
+    if paper is None:
+        raise AdvxError("advx reproduce needs a paper (000-004 or a plugin name); --list shows them")
+    outcome = run_paper(paper, tiny=tiny, overrides=list(overrides), device=device, out_dir=out_dir, echo=click.echo,
+                        stand_ins=stand_ins)
     if not any(v == "done" for v in outcome.values()):
         raise AdvxError(f"paper {paper}: no config could run (its data is missing; see the lines above)")
 

@@ -29,7 +29,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 class Paper:
     title: str
     plugin: str
-    configs: tuple[str, ...]  # example names, in the order they run
+    configs: tuple[str, ...]  # the paper's own setting (example names), in the order they run
+    stand_ins: tuple[str, ...] = ()  # the CPU stand-ins whose runs made the plugin README's tables
 
 
 PAPERS = {
@@ -38,9 +39,22 @@ PAPERS = {
     "001": Paper("adversarial attack and defense based on data mixup", "mixup", ("mixup_at_mnist",)),
     "002": Paper("BatchOut feature augmentation", "batchout", ("batchout_mnist", "batchout_cifar")),
     "003": Paper("fixer modules on a frozen model", "fixer",
-                 ("fixer_hist", "fixer_pcam", "fixer_pathmnist", "fixer_cifar10")),
-    "004": Paper("counteracting adversarial perturbations at inference", "counteract", ("counteract_cifar10",)),
+                 ("fixer_hist", "fixer_pcam", "fixer_pathmnist", "fixer_cifar10"),
+                 ("fixer_fmnist", "fixer_fmnist_drn")),
+    "004": Paper("counteracting adversarial perturbations at inference", "counteract", ("counteract_cifar10",),
+                 ("counteract_fmnist", "counteract_fmnist_table3")),
 }
+
+
+def listing() -> list[str]:
+    """Every paper with its configs, the paper's own setting and the CPU stand-ins apart (``--list``)."""
+    lines = []
+    for key, paper in PAPERS.items():
+        lines.append(f"{key} ({paper.plugin}): {paper.title}")
+        lines.append(f"    paper's setting: {', '.join(f'examples/{c}.toml' for c in paper.configs)}")
+        if paper.stand_ins:
+            lines.append(f"    CPU stand-ins (--stand-ins): {', '.join(f'examples/{c}.toml' for c in paper.stand_ins)}")
+    return lines
 
 
 def find_paper(name: str) -> tuple[str, Paper]:
@@ -61,8 +75,10 @@ def tiny_overrides(config: Path) -> list[str]:
 
 
 def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = None, device: str | None = None,
-              out_dir: Path = Path("runs/reproduce"), echo: Callable[[str], Any] = print) -> dict[str, str]:
-    """Run every config of paper ``name``; return {config: "done" | "skipped: why"}."""
+              out_dir: Path = Path("runs/reproduce"), echo: Callable[[str], Any] = print,
+              stand_ins: bool = False) -> dict[str, str]:
+    """Run every config of paper ``name`` (its CPU stand-ins instead with ``stand_ins``); return
+    {config: "done" | "skipped: why"}."""
     from advx import load_experiment
     from advx.evaluation.report import write_report
 
@@ -70,13 +86,19 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
     if not EXAMPLES.is_dir():
         raise ConfigError(f"{EXAMPLES}: the examples folder is not here; run advx reproduce from a clone of the "
                           f"repository")
-    echo(f"paper {key}: {paper.title} ({paper.plugin}); {len(paper.configs)} config(s){', tiny' if tiny else ''}")
+    configs = paper.stand_ins if stand_ins else paper.configs
+    if not configs:
+        raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to run (advx reproduce {key})")
+    kind = "CPU stand-in" if stand_ins else "config"
+    echo(f"paper {key}: {paper.title} ({paper.plugin}); {len(configs)} {kind}(s){', tiny' if tiny else ''}"
+         + ("" if stand_ins or not paper.stand_ins else
+            f"; its CPU stand-ins ({', '.join(paper.stand_ins)}) run with --stand-ins"))
     outcome = {}
-    for i, stem in enumerate(paper.configs, 1):
+    for i, stem in enumerate(configs, 1):
         path = EXAMPLES / f"{stem}.toml"
         sets = (tiny_overrides(path) if tiny else []) + list(overrides or [])
         tag = f"{stem}-tiny" if tiny else stem
-        echo(f"[{i}/{len(paper.configs)}] {path.name}{' ' + ' '.join('--set ' + s for s in sets) if sets else ''}")
+        echo(f"[{i}/{len(configs)}] {path.name}{' ' + ' '.join('--set ' + s for s in sets) if sets else ''}")
         start = time.perf_counter()
         try:
             results = load_experiment(path, sets).run(out_dir / f"{tag}.h5", device=device)

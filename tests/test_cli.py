@@ -113,6 +113,21 @@ def test_unwritable_out_is_one_line_before_anything_trains(tmp_path, out, needle
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "cache").exists()
 
 
+def test_summary_json_names_the_command_that_made_the_run(tmp_path):
+    """Not the `advx report` that read it back: that one is `report_command`."""
+    import json
+
+    cfg = write(tmp_path, GOOD)
+    assert run("run", cfg, "--out", str(tmp_path / "r.h5")).exit_code == 0
+    assert run("report", str(tmp_path / "r.h5"), "--out", str(tmp_path / "rep")).exit_code == 0
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert s["command"] == f"advx run {cfg} --out {tmp_path / 'r.h5'}"
+    assert s["report_command"] == f"advx report {tmp_path / 'r.h5'} --out {tmp_path / 'rep'}"
+    import advx  # the Python API records the process's own command line, not the last CLI call's
+    advx.load_experiment(cfg).run(tmp_path / "p.h5")
+    assert advx.open_run(tmp_path / "p.h5").header["command"].startswith("python ")
+
+
 def test_a_file_that_is_not_hdf5_is_replaced_by_overwrite(tmp_path):
     """A run file that is not HDF5 at all: the hint names --overwrite, which starts afresh."""
     (tmp_path / "r.h5").write_bytes(b"not hdf5")

@@ -1,6 +1,7 @@
 """`advx reproduce PAPER`: a paper's own configs, tried at tiny size on files the test writes."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -12,8 +13,44 @@ from .test_data import make_mnist
 
 def test_every_paper_names_configs_that_exist():
     for paper in PAPERS.values():
-        for stem in paper.configs:
+        for stem in paper.configs + paper.stand_ins:
             assert (EXAMPLES / f"{stem}.toml").is_file(), stem
+
+
+def test_the_readme_plugin_table_lists_exactly_each_papers_configs_and_stand_ins():
+    import re
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    for key, paper in PAPERS.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `plugins/{paper.plugin}` | {key}"))
+        named = [Path(n).stem for n in re.findall(r"`(?:examples/)?([\w]+\.toml)`", row.split("|")[4])]
+        assert named == list(paper.configs + paper.stand_ins), (key, named)
+        assert ("CPU stand-ins" in row) == bool(paper.stand_ins)
+
+
+def test_list_shows_every_paper_and_stand_ins_run_instead_of_the_paper_setting(tmp_path, monkeypatch):
+    import advx
+    from advx.errors import DatasetNotFoundError
+
+    def no_data(path, sets):  # which configs would run, without running them
+        raise DatasetNotFoundError(f"(test) {Path(path).name} not run")
+
+    monkeypatch.setattr(advx, "load_experiment", no_data)
+    res = CliRunner().invoke(cli, ["reproduce", "--list"])
+    assert res.exit_code == 0
+    for key, paper in PAPERS.items():
+        assert f"{key} ({paper.plugin})" in res.output
+        for stem in paper.configs + paper.stand_ins:
+            assert f"examples/{stem}.toml" in res.output
+    res = CliRunner().invoke(cli, ["reproduce", "004", "--stand-ins", "--tiny", "--out-dir", str(tmp_path / "out")])
+    assert "2 CPU stand-in(s), tiny" in res.output and "(test) counteract_fmnist_table3.toml not run" in res.output
+    assert "counteract_cifar10" not in res.output and res.exit_code == 2
+    res = CliRunner().invoke(cli, ["reproduce", "004", "--tiny", "--out-dir", str(tmp_path / "out")])
+    assert "its CPU stand-ins (counteract_fmnist, counteract_fmnist_table3) run with --stand-ins" in res.output
+    res = CliRunner().invoke(cli, ["reproduce", "mixup", "--stand-ins"])
+    assert res.exit_code == 2 and "has no CPU stand-in" in res.output
+    res = CliRunner().invoke(cli, ["reproduce"])
+    assert res.exit_code == 2 and "--list shows them" in res.output
 
 
 def test_tiny_shrinks_every_model_the_config_trains():
@@ -29,7 +66,8 @@ def test_a_paper_runs_at_tiny_size_with_its_report(tmp_path):
     assert res.exit_code == 0, res.output
     assert "paper 001: adversarial attack and defense based on data mixup (mixup); 1 config(s), tiny" in res.output
     summary = json.loads((tmp_path / "out" / "mixup_at_mnist-tiny_report" / "summary.json").read_text())
-    assert summary["command"] == "advx reproduce mixup --tiny" and summary["sizes"]["test"] == 16
+    assert summary["command"].startswith("advx reproduce mixup --tiny --set data.root=")  # what made the run
+    assert summary["report_command"] == "advx reproduce mixup --tiny" and summary["sizes"]["test"] == 16
     assert summary["config"]["model"]["train"]["epochs"] == 1 and summary["tables"]
     # self-describing: the training set's size, the machine, and where the time went
     assert 0 < summary["sizes"]["train"] <= 60 and "cores" in summary["machine"]

@@ -25,6 +25,7 @@ from advx.data.bundle import DataBundle, check_values
 from advx.data.splits import fold_ids, stratified_split, stratified_subset
 from advx.distributed import Dist, existing_shards, shard_bounds, shard_paths
 from advx.errors import AdvxError, AdvxWarning, ConfigError, StoreError
+from advx.invocation import invocation
 from advx.progress import progress
 from advx.training.models import code_of, fit_classes, load_pretrained, obtain_models, resolve_training, weights_key
 
@@ -302,7 +303,7 @@ class Experiment:
                 header.write_array("test/label", data.y_test.cpu().numpy())
                 header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
             if header is not None and "machine" not in header.attrs("/"):  # a resume keeps the first start's
-                header.set_attrs("/", machine=machine(), train_size=int(len(train_index)))
+                header.set_attrs("/", machine=machine(), train_size=int(len(train_index)), command=invocation())
             record = None if header is None else functools.partial(record_model, header)
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
                                    pretrained=pretrained, components=self.components)

@@ -59,12 +59,13 @@ def run_seconds(results: RunResults) -> dict[str, float]:
 
 def summary(results: RunResults, command: str | None = None, *, tables: list[MetricTable] | None = None,
             warnings: list[str] | None = None) -> dict[str, Any]:
-    """Everything a README table is generated from: the tables, warnings, the exact command and
-    the run's identity (config hash, versions, device, date). ``tables``/``warnings``: already
+    """Everything a README table is generated from: the tables, warnings, the exact command that
+    made the run (stored in it; ``command`` when the run predates that) and the one that wrote
+    this report (``report_command``), and the run's identity (config hash, versions, device, date). ``tables``/``warnings``: already
     computed by the caller (write_report), so they are not computed twice."""
     h = results.header
     cfg = h["config"]
-    return {"command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
+    return {"command": h.get("command") or command, "report_command": command, "config_hash": h["config_hash"], "device": h["device"], "created": h["created"],
             "versions": h["versions"], "experiment": cfg.get("experiment", {}).get("name"),
             # self-describing: what ran, on how much, from which seed (the resolved config, not the file)
             "config": cfg, "seed": cfg.get("experiment", {}).get("seed"),

@@ -6,7 +6,8 @@ Schema (``advx report`` and plain h5py readers rely on it; see docs in README "R
 
 ``/`` attrs
     ``advx_schema`` (int), ``config`` (canonical JSON of the TOML), ``config_hash``,
-    ``versions`` (JSON: advx, torch, every plugin), ``device``, ``created``.
+    ``versions`` (JSON: advx, torch, every plugin), ``device``, ``created``; ``machine``,
+    ``train_size`` and ``command`` (the command line that started the run).
 ``/test``
     ``index`` (int64, position in the dataset's test split), ``label``, ``fold`` (k-split id).
 ``/models/<train label>`` attrs

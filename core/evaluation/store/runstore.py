@@ -252,8 +252,8 @@ class RunStore:
         a = self.f.attrs
         return {"config": json.loads(a["config"]), "config_hash": a["config_hash"],
                 "versions": json.loads(a["versions"]), "device": a["device"], "created": a["created"],
-                # runs made before 2026-12-05 lack these two
-                "machine": a.get("machine"),
+                # runs made before 2026-12-05 lack these two, before 2026-12-07 the command
+                "machine": a.get("machine"), "command": a.get("command"),
                 "train_size": int(a["train_size"]) if "train_size" in a else None}
 
     # ------------------------------------------------------------------ generic groups

@@ -80,7 +80,7 @@ def adopt_header(main: RunStore, shard_file: Path) -> None:
         if "advx_schema" not in main.f.attrs:
             main.f.attrs.update({k: shard.f.attrs[k] for k in ("advx_schema", "config", "config_hash", "versions",
                                                               "device", "created")})
-            main.f.attrs.update({k: shard.f.attrs[k] for k in ("machine", "train_size") if k in shard.f.attrs})
+            main.f.attrs.update({k: shard.f.attrs[k] for k in ("machine", "train_size", "command") if k in shard.f.attrs})
         for name in shard.names("test"):
             if not main.has(f"test/{name}"):
                 main.write_array(f"test/{name}", shard.read(f"test/{name}"))
