@@ -79,8 +79,8 @@ def lighten(raw):
         model["name"] = LIGHT[model["name"]]
         for k in ("mean", "std"):
             model.pop(k, None)
-    small = {"imagefolder": 32, "pcam": 32, "pathmnist": 28}.get(raw.get("data", {}).get("name"))
-    if small:  # histopathology patches: 128 px in the examples
+    small = {"imagefolder": 16, "pcam": 32, "pathmnist": 28}.get(raw.get("data", {}).get("name"))
+    if small:  # histopathology patches: 128 px in the examples (16 px here: fixer_hist trains six ResNet-9s)
         raw["data"]["size"] = small
         model["size"] = small
 
