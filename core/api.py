@@ -5,6 +5,7 @@ Components subclass or return these; the protocols they satisfy are in :mod:`adv
 shows one complete plugin. Import from here rather than from advx's inner modules, which may move.
 """
 
+from advx.attack_context import may_stop_when_fooled
 from advx.data.augment import ImageAugmentation, cutout, random_crop, random_flip, random_solarize
 from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import training_subset
@@ -23,7 +24,7 @@ from advx.training.adversarial import AdversarialTraining, FGSMTraining
 __all__ = [
     "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
     "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
-    "load_checkpoint", "module_digest", "one_hot", "per_sample", "progress", "progress_part", "report_progress", "random_crop", "random_flip",
+    "load_checkpoint", "may_stop_when_fooled", "module_digest", "one_hot", "per_sample", "progress", "progress_part", "report_progress", "random_crop", "random_flip",
     "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",
     "training_subset",
 ]

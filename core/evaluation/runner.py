@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advx import interrupt, streams
+from advx.attack_context import final_points
 from advx.batching import auto_batch_size
 from advx.config import ExperimentConfig
 from advx.data.bundle import DataBundle, as_float
@@ -37,7 +38,7 @@ from .counting import CountingModel
 from .plan import Plan, PlannedCell
 from .sanity import SanityLog
 from .store import RunStore
-from .threat_models import Crafted, Oblivious
+from .threat_models import Crafted, Oblivious, Transfer
 
 
 class CellRunner:
@@ -104,7 +105,8 @@ class CellRunner:
             e = min(s + self.rows, self.hi)
             mask = self.clean_correct(train, NONE, s, e)
             t0 = time.perf_counter()
-            x_adv, logs, fw, bw = self.craft(undefended, self.models[train], s, e, mask, None)
+            x_adv, logs, fw, bw = self.craft(undefended, self.models[train], s, e, mask, None,
+                                             final=self.scored_where_crafted())
             self.store.append(path, {"x_adv": x_adv.cpu().numpy().astype(np.float32), **logs}, chunk=self.chunk,
                               extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw, "backwards": bw,
                                            "crafted": e - s})
@@ -115,7 +117,7 @@ class CellRunner:
         return torch.from_numpy(rows.pop("x_adv")).to(self.device), rows, passes[0], passes[1]
 
     def craft(self, cell: PlannedCell, target_model: nn.Module, s: int, e: int, attack_mask: torch.Tensor,
-              purpose: str | None) -> Crafted:
+              purpose: str | None, final: bool = False) -> Crafted:
         """Attack ``target_model`` on the rows of [s, e) that ``attack_mask`` marks (the others keep
         their clean input), in batches of ``batch_for`` rows that span seed blocks: every draw comes
         from the sample's own stream (``advx.streams``, keyed by run seed, model, attack and row), so
@@ -144,7 +146,7 @@ class CellRunner:
                 g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
             start = self.bar.n if self.bar is not None else 0
             listen = tracking(BatchProgress(self.bar, start, len(idx))) if self.bar is not None else nullcontext()
-            with listen:  # the attack's report_progress calls move the bar within this batch
+            with listen, final_points(final):  # the bar moves within the batch; final: fooled samples may stop
                 out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
             budget.check(attack_label, getattr(attack, "bounds", (0.0, 1.0)), x, out)  # before any number is kept
             x_adv[idx] = out.to(x_adv)
@@ -159,6 +161,19 @@ class CellRunner:
             torch.cuda.synchronize()
         fw, bw = counter.take()
         return x_adv, logs, fw, bw
+
+    def scored_where_crafted(self) -> bool:
+        """The cached (oblivious) points are scored on the model they were crafted on only: no
+        defence but ``none`` and no transfer cell reuses them (``advx eval``'s standard evaluation)."""
+        return all(d == NONE for _, d in self.plan.defenses) and Transfer.name not in self.cfg.evaluate.modes
+
+    def deterministic(self, train: str, defense: str) -> bool:
+        """The pipeline gives one output per input: no randomized defence, and its clean cell's
+        check saw no change between two identical calls."""
+        if self.plan.defense(train, defense).randomized():
+            return False
+        path = f"cells/{Cell(train, defense, CLEAN, CLEAN).key()}"
+        return not (self.store.has(path) and self.store.attrs(path).get("unstable"))
 
     def clean_correct(self, train: str, defense: str, s: int, e: int) -> torch.Tensor:
         """Which rows of [s, e) the pipeline (train, defense) classifies correctly without attack:

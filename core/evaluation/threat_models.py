@@ -115,8 +115,9 @@ class Adaptive(ThreatModel):
                        runner.defense_context)
 
     def adversarials(self, runner, cell, s, e, clean_ok):
+        final = runner.deterministic(cell.cell.train, cell.cell.defense)  # scored on the pipeline it attacks
         with attacked(runner.pipeline(cell)) as target:
-            return runner.craft(cell, target, s, e, clean_ok, "eot")
+            return runner.craft(cell, target, s, e, clean_ok, "eot", final=final)
 
 
 @attrs.frozen
@@ -162,7 +163,8 @@ class BlackBox(ThreatModel):
         return Oblivious.name if not defended and Oblivious.name in modes else self.name
 
     def adversarials(self, runner, cell, s, e, clean_ok):
-        return runner.craft(cell, runner.pipeline(cell), s, e, clean_ok, "queries")
+        final = runner.deterministic(cell.cell.train, cell.cell.defense)
+        return runner.craft(cell, runner.pipeline(cell), s, e, clean_ok, "queries", final=final)
 
 
 THREAT_MODELS = [Oblivious, Adaptive, Transfer, BlackBox]

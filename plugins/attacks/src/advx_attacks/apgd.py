@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, progress_part, report_progress
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress
 from advx.streams import subset
 
 from advx import streams
@@ -55,6 +55,10 @@ class Best:
         self.x = torch.where(better.view(shape), x_adv, self.x)
         self.grad = torch.where(better.view(shape), grad, self.grad)
         self.loss = torch.where(better, loss, self.loss)
+
+    def subset(self, keep: torch.Tensor) -> "Best":
+        """The record of the rows ``keep`` marks (the samples still attacked)."""
+        return Best(self.fooled[keep], self.adv[keep], self.x[keep], self.loss[keep], self.grad[keep])
 
     def result(self) -> torch.Tensor:
         """Fooled samples: the latest adversarial point found; the others: the highest-loss point."""
@@ -120,8 +124,27 @@ class APGD(AttackBase):
         last_check, loss_best_at_check = 0, best.loss.clone()
         reduced_at_check = torch.ones(n, dtype=torch.bool, device=x.device)
         prev_loss = loss.clone()
+        # exact savings (advx.api.may_stop_when_fooled): a fooled sample leaves the batch with its
+        # first fooling point; every per-sample state below is indexed by the rows still running
+        stop = may_stop_when_fooled() and self.eot == 1
+        out_x, out_fooled, rows = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device), None
+        if stop:
+            rows = torch.arange(n, device=x.device)
         for k in range(self.steps):
             report_progress(k, self.steps)
+            if stop and bool(best.fooled.any()):
+                left = ~best.fooled
+                out_x[rows[best.fooled]] = best.adv[best.fooled]
+                out_fooled[rows[best.fooled]] = True
+                rows, x, y, eps = rows[left], x[left], y[left], eps[left]
+                target = None if target is None else target[left]
+                goal = None if any_misclassification else target
+                best = best.subset(left)
+                x_adv, x_prev, grad, step = x_adv[left], x_prev[left], grad[left], step[left]
+                increases, loss_best_at_check = increases[left], loss_best_at_check[left]
+                reduced_at_check, prev_loss = reduced_at_check[left], prev_loss[left]
+                if len(rows) == 0:
+                    return out_x, out_fooled
             with torch.no_grad():
                 z = project(x_adv + step * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
                 a = self.momentum if k > 0 else 1.0
@@ -147,7 +170,10 @@ class APGD(AttackBase):
                     loss_best_at_check = best.loss.clone()
                     increases.zero_()
                     last_check = k + 1
-        return best.result(), best.fooled
+        if rows is None:
+            return best.result(), best.fooled
+        out_x[rows], out_fooled[rows] = best.result(), best.fooled
+        return out_x, out_fooled
 
     def run_once_l1(self, model, x, y, target, generator, eps, *, any_misclassification: bool = False):
         """l1-APGD from a random start: with ``l1_schedule`` three stages at 3·eps, 2·eps and eps
