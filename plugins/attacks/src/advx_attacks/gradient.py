@@ -8,7 +8,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.api import AttackBase, progress_part, report_progress
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress
 from advx import streams
 from advx.streams import subset
 
@@ -105,6 +105,8 @@ class PGD(AttackBase):
         else:
             x_adv = project(random_start(x, eps, self.norm, generator), x, eps, self.norm, self.bounds)
         best, seen, column = x_adv, [], (-1, *([1] * (x.ndim - 1)))
+        if may_stop_when_fooled():  # exact savings: the evaluator scores these points on this model
+            return self.run_until_fooled(model, x, y, target, eps, alpha, box, x_adv)
         for k in range(self.steps):
             report_progress(k, self.steps)
             _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
@@ -115,6 +117,30 @@ class PGD(AttackBase):
                 x_adv = x_adv.clamp_(*box) if box is not None else project(x_adv, x, eps, self.norm, self.bounds)
         fooled = torch.stack(seen).any(0)  # one reduction after the loop, not an or per step
         return torch.where(fooled.view(column), best, x_adv), fooled
+
+    def run_until_fooled(self, model, x, y, target, eps, alpha, box, x_adv):
+        """``run_once`` where a sample leaves the batch at the first point seen to fool the model
+        (advx.api.may_stop_when_fooled): the same samples end fooled, at fewer passes; the others
+        run every step and return their last iterate, as in ``run_once``."""
+        out, fooled = x_adv.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        rows = torch.arange(len(x), device=x.device)
+        for k in range(self.steps):
+            report_progress(k, self.steps)
+            _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
+            with torch.no_grad():
+                now = success(logits, y, target)
+                if bool(now.any()):
+                    out[rows[now]], fooled[rows[now]] = x_adv[now], True
+                    left = ~now
+                    rows, x, y, eps, alpha, x_adv, grad = (t[left] for t in (rows, x, y, eps, alpha, x_adv, grad))
+                    target = None if target is None else target[left]
+                    box = None if box is None else (box[0][left], box[1][left])
+                    if len(rows) == 0:
+                        return out, fooled
+                x_adv = torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm))
+                x_adv = x_adv.clamp_(*box) if box is not None else project(x_adv, x, eps, self.norm, self.bounds)
+        out[rows] = x_adv
+        return out, fooled
 
     def checked(self, model, x_adv, y, target, known):
         """Which samples ``x_adv`` fools: ``known`` ones without a pass, the rest by one forward."""
