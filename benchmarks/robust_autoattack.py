@@ -48,7 +48,9 @@ def robust_network(args: argparse.Namespace):
     res = advx.load_experiment(config(args)).run(args.cache / "robust_fmnist.h5")
     net = res.context["models"]["base"].eval()
     data = res.context["data"]
-    x, y = data.x_test.float().cpu(), data.y_test.cpu()
+    from advx.api import as_float
+
+    x, y = as_float(data.x_test).cpu(), data.y_test.cpu()  # uint8 pixels to [0, 1]
     fgsm = next(c for c in res.cells if c.cell.attack != "clean")
     info = {"trained_s": round(time.perf_counter() - t0, 1), "cached": bool(res.models["base"].get("cached")),
             "clean": round(res.get("base", "none", "clean").accuracy, 2), "fgsm": round(fgsm.accuracy, 2)}
@@ -59,7 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="test images")
     ap.add_argument("--eps", type=float, default=0.1)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=2, help="reference and advx timed this many times, interleaved")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--queries", type=int, default=5000)
