@@ -74,7 +74,11 @@ class APGD(AttackBase):
     Step size starts at 2·eps and halves at a checkpoint when fewer than ρ = 0.75 of the steps
     since the last one increased the loss (condition 1) or when the step was not reduced and the
     best loss did not improve (condition 2); it then restarts from the best point. Momentum 0.75
-    (the first step has none). ``restarts`` re-attack only samples still robust.
+    (the first step has none). ``restarts`` re-attack only samples still robust. Where the
+    evaluator scores the points on the model attacked (``advx.api.may_stop_when_fooled``: no
+    defence, deterministic; ``advx eval``'s setting) a fooled sample leaves the batch with its first
+    fooling point: the same robust set at fewer passes (issue #48's exact savings); elsewhere every
+    sample runs every step and keeps its latest fooling point, as the reference does.
     Arguments: eps (8/255), steps (100), norm ('linf'|'l2'), loss ('ce'|'dlr'|'margin'), restarts (1),
     rho (0.75), momentum (0.75), random_start (true), eot (1: gradient averaged over that many
     passes, for randomized models). Cost: (steps + 1) x eot forward passes and steps x eot
