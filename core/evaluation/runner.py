@@ -170,7 +170,7 @@ class CellRunner:
     def deterministic(self, train: str, defense: str) -> bool:
         """The pipeline gives one output per input: no randomized defence, and its clean cell's
         check saw no change between two identical calls."""
-        if self.plan.defense(train, defense).randomized():
+        if self.plan.defense(train, defense).randomized:
             return False
         path = f"cells/{Cell(train, defense, CLEAN, CLEAN).key()}"
         return not (self.store.has(path) and self.store.attrs(path).get("unstable"))
