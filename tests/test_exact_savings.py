@@ -20,3 +20,23 @@ def test_the_evaluator_stops_early_only_where_points_are_scored_on_the_model_att
     attacked = int(plain.get("base", "none", "clean").arrays["correct"].sum())
     assert int(b.info["backward_rows"]) == 30 * attacked  # every sample, every step
     assert int(a.info["backward_rows"]) < 0.8 * int(b.info["backward_rows"])
+
+
+def test_an_adaptive_cell_on_a_deterministic_pipeline_stops_early_and_finds_the_same_samples(tmp_path):
+    """A deterministic, differentiable defence (identity): its adaptive APGD cell attacks the
+    pipeline it is scored on, so it stops on fooled samples; the oblivious points, reused by that
+    defence, run every sample for every step. Both attack the same function with the same
+    per-sample streams: the same samples robust."""
+    from advx.config import load_config
+
+    from .test_threat_model_objects import Identity, config, registry
+
+    cfg = config(modes=["oblivious", "adaptive"])
+    cfg["attack"] = [{"name": "apgd", "eps": 0.1, "steps": 30, "label": "APGD"}]
+    cfg["experiment"]["cache_dir"] = str(tmp_path / "cache")
+    res = advx.Experiment(load_config(cfg), registry(defenses=[Identity])).run(tmp_path / "r.h5")
+    adaptive, oblivious = res.get("base", "id", "APGD", "adaptive"), res.get("base", "none", "APGD", "oblivious")
+    attacked = int(res.get("base", "none", "clean").arrays["correct"].sum())
+    assert (adaptive.arrays["correct"] == oblivious.arrays["correct"]).all()
+    assert int(oblivious.info["backward_rows"]) == 30 * attacked  # reused by a defence: every step
+    assert int(adaptive.info["backward_rows"]) < 0.8 * 30 * attacked
