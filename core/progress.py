@@ -58,6 +58,9 @@ class _Silent:
 
     n = 0
 
+    def __init__(self, iterable: Any = ()) -> None:
+        self._iterable = iterable
+
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *a, **k: None
 
@@ -77,9 +80,7 @@ def progress(*, outer: bool = False, **kwargs: Any) -> Any:
     is written at a time, and the inner bar names what the outer one would have."""
     kind = mode()
     if kind == "off" or (outer and kind == "plain"):
-        silent = _Silent()
-        silent._iterable = kwargs.get("iterable", ())
-        return silent
+        return _Silent(kwargs.get("iterable", ()))
     if kind == "widget":
         from tqdm.notebook import tqdm as widget_tqdm
 

@@ -276,12 +276,14 @@ class Experiment:
         if dist.sharded:
             device_name += f" x {dist.world} ranks"
         data, test_index, train_index = self.prepare_data(dev)  # bad data fails before a run file exists
+        built = None
         if cfg.pretrained and getattr(self.components["dataset"], "num_classes", 0) is None:  # inferred from labels
-            data = fit_classes(cfg, self.registry, data, self.components["model"])
+            data, built = fit_classes(cfg, self.registry, data, self.components["model"])
         for a in cfg.attacks:
             check_budget(self.components["attacks"][a.label], a.component.where, tuple(data.x_test.shape[1:]),
                          a.budget)
-        pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"])  # and a bad checkpoint
+        pretrained = load_pretrained(cfg, self.registry, data, dev, self.components["model"],
+                                     built=built)  # and a bad checkpoint
         with contextlib.ExitStack() as stack:
             separate = dist.sharded and not dist.group  # one shard of a job run as separate processes
             main = stack.enter_context(RunStore(out, fresh=overwrite)) if dist.rank == 0 and not separate else None

@@ -4,7 +4,6 @@ sensitivity on training images (paper 000, Table 2)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import attrs
@@ -44,9 +43,9 @@ class WorstCase:
     def breakdown(results: RunResults) -> list[MetricTable]:
         rows, members = [], None
         for c in results.cells:
-            if "broken_by" not in c.arrays or "members" not in c.info:
+            if "broken_by" not in c.arrays or not c.members:
                 continue
-            names = json.loads(c.info["members"]) if isinstance(c.info["members"], str) else list(c.info["members"])
+            names = c.members
             if members is not None and names != members:
                 continue
             members = names

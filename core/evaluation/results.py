@@ -65,6 +65,15 @@ class CellResult:
     def finished(self) -> bool:
         return self.info.get("status") == "done"
 
+    @property
+    def members(self) -> list[str]:
+        """An ensemble's member names, the meaning of its ``broken_by`` codes ([] for one attack;
+        stored as a JSON string or an array)."""
+        members = self.info.get("members")
+        if isinstance(members, str):
+            members = json.loads(members)
+        return [str(m) for m in members] if members is not None and len(members) else []
+
     def unfinished_note(self, total: int) -> str:
         """How the report names a cell a crash or an interrupt left half-done."""
         c = self.cell
@@ -347,12 +356,9 @@ class RunResults:
         member list."""
         groups: dict[tuple[str, ...], list[CellResult]] = {}
         for c in self.cells:
-            members = c.info.get("members")
-            if isinstance(members, str):
-                members = json.loads(members)
-            if members is None or len(members) == 0 or "broken_by" not in c.arrays or not c.finished:
+            if not c.members or "broken_by" not in c.arrays or not c.finished:
                 continue
-            groups.setdefault(tuple(str(m) for m in members), []).append(c)
+            groups.setdefault(tuple(c.members), []).append(c)
         tables = []
         for members, cells in groups.items():
             rows = []

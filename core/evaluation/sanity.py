@@ -190,16 +190,13 @@ def square_breaks(results: Any) -> list[tuple[Any, str, int]]:
     ``check_square_sr``), read from the stored ``broken_by`` record."""
     found = []
     for c in results.cells:
-        members = c.info.get("members")
-        if isinstance(members, str):
-            members = json.loads(members)
-        if not members or "broken_by" not in c.arrays or not c.finished:
+        if not c.members or "broken_by" not in c.arrays or not c.finished:
             continue
         codes = np.asarray(c.arrays["broken_by"]).astype(int)
-        for k, m in enumerate(members):
+        for k, m in enumerate(c.members):
             broken = int((codes == k).sum())
-            if str(m) in GRADIENT_FREE_MEMBERS and broken > SQUARE_ALPHA * max(len(codes), 1):
-                found.append((c, str(m), broken))
+            if m in GRADIENT_FREE_MEMBERS and broken > SQUARE_ALPHA * max(len(codes), 1):
+                found.append((c, m, broken))
     return found
 
 

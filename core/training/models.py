@@ -141,48 +141,53 @@ def _check_classes(model: nn.Module, data: DataBundle, name: str) -> None:
                           f"{data.num_classes} classes")
 
 
-def scored_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle, factory: Any = None) -> int | None:
+def scored_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle,
+                   factory: Any = None) -> tuple[int | None, nn.Module | None]:
     """How many classes the pretrained network scores, read from the network itself: the output
     width of a TorchScript archive or a loaded network, or the classifier rows of a checkpoint that
-    differs from the network built for the data's classes only there. None when it cannot be told."""
+    differs from the network built for the data's classes only there (None when it cannot be told);
+    and the network when it loaded as built (reused by :func:`load_pretrained`)."""
     try:
         net = build_model(cfg, registry, data, factory=factory)
     except ConfigError:
         files = cfg.model_files
         if files.checkpoint is None:
-            return None
+            return None, None
         return classifier_rows(build_model(cfg, registry, data, weights=False, factory=factory),
-                               Path(files.checkpoint).expanduser(), files.strip_prefix)
+                               Path(files.checkpoint).expanduser(), files.strip_prefix), None
     out = _probe(net, data, cfg.model.name)
-    return int(out.shape[1]) if out.ndim == 2 else None
+    return (int(out.shape[1]) if out.ndim == 2 else None), net
 
 
-def fit_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle, factory: Any = None) -> DataBundle:
+def fit_classes(cfg: ExperimentConfig, registry: Any, data: DataBundle,
+                factory: Any = None) -> tuple[DataBundle, nn.Module | None]:
     """A test file's labels may miss classes (7 of CIFAR-10's 10 in a small sample): when the class
     count was inferred from the labels, a pretrained network's own count wins and the bundle is
     widened to it, with a warning; a network scoring fewer classes than the labels need is refused
-    naming ``--num-classes``."""
-    k = scored_classes(cfg, registry, data, factory)
+    naming ``--num-classes``. Returns the bundle and the network when it was already built and
+    loaded (so :func:`load_pretrained` does not read the checkpoint twice)."""
+    k, net = scored_classes(cfg, registry, data, factory)
     if k is None or k == data.num_classes:
-        return data
+        return data, net
     if k < data.num_classes:
         raise ConfigError(f"model: the network scores {k} classes but the data's labels go up to "
                           f"{data.num_classes - 1}; check the data, or give its class count (--num-classes, "
                           f"data.num_classes)")
     warnings.warn(f"data: the labels cover {data.num_classes} classes; the network scores {k}, so {k} are used "
                   f"(give --num-classes / data.num_classes to say so yourself)", AdvxWarning, stacklevel=2)
-    return attrs.evolve(data, classes=tuple(str(i) for i in range(k)))
+    return attrs.evolve(data, classes=tuple(str(i) for i in range(k))), net
 
 
 def load_pretrained(cfg: ExperimentConfig, registry: Any, data: DataBundle, device: torch.device,
-                    factory: Any = None) -> nn.Module | None:
+                    factory: Any = None, built: nn.Module | None = None) -> nn.Module | None:
     """The base network when it arrives trained, built and checked against the data set, else
     None (a network to train is built once to check its source). Called before a run file
-    exists, so a bad checkpoint, factory or source leaves nothing behind."""
+    exists, so a bad checkpoint, factory or source leaves nothing behind. ``built``: the network
+    :func:`fit_classes` already built and loaded."""
     if not cfg.pretrained:
         _probe(build_model(cfg, registry, data, weights=False, factory=factory), data, cfg.model.name)
         return None
-    model = build_model(cfg, registry, data, factory=factory).to(device).eval()
+    model = (built if built is not None else build_model(cfg, registry, data, factory=factory)).to(device).eval()
     _check_classes(model, data, cfg.model.name)
     return model
 

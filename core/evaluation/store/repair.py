@@ -13,10 +13,16 @@ import numpy as np
 from advx.errors import StoreError
 
 
+def truncation(exc: BaseException) -> tuple[int, int] | None:
+    """HDF5's "truncated file: eof = A, ..., stored_eof = B": (bytes left, the size the file should have)."""
+    m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def stored_eof(exc: BaseException) -> int | None:
-    """HDF5's "truncated file: eof = A, ..., stored_eof = B": the size the file should have."""
-    m = re.search(r"truncated file.*stored_eof = (\d+)", str(exc))
-    return int(m.group(1)) if m else None
+    """The size a truncated file should have (see :func:`truncation`)."""
+    cut = truncation(exc)
+    return cut[1] if cut else None
 
 
 def unreadable_object(f: h5py.File) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from advx.errors import AdvxWarning, StoreError, StoreWriteError
 
-from .repair import DamagedFile, Unrecoverable, repair_run, stored_eof, unreadable_object
+from .repair import DamagedFile, Unrecoverable, repair_run, stored_eof, truncation, unreadable_object
 
 SCHEMA = 1
 
@@ -109,11 +109,9 @@ class RunStore:
                 with contextlib.suppress(Exception):
                     self.f.close()
                 self.f = None
-            reason = str(exc).splitlines()[0][:160]
-            m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
-            if m:
-                reason = f"cut short: {m.group(1)} of its {m.group(2)} bytes are left"
-            if self.mode == "r" and (isinstance(exc, DamagedFile) or stored_eof(exc) is not None):
+            cut = truncation(exc)
+            reason = f"cut short: {cut[0]} of its {cut[1]} bytes are left" if cut else str(exc).splitlines()[0][:160]
+            if self.mode == "r" and (isinstance(exc, DamagedFile) or cut is not None):
                 raise StoreError(f"{self.path} is damaged ({reason}); `advx repair {self.path}` keeps what "
                                  f"can still be read, or re-run the same command to repair and resume") from None
             fix = "" if self.mode == "r" else "; delete it or replace it with --overwrite"

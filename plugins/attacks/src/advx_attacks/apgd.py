@@ -131,9 +131,9 @@ class APGD(AttackBase):
         # exact savings (advx.api.may_stop_when_fooled): a fooled sample leaves the batch with its
         # first fooling point; every per-sample state below is indexed by the rows still running
         stop = may_stop_when_fooled() and self.eot == 1
-        out_x, out_fooled, rows = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device), None
+        rows = torch.arange(n, device=x.device) if stop else None
         if stop:
-            rows = torch.arange(n, device=x.device)
+            out_x, out_fooled = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
         for k in range(self.steps):
             report_progress(k, self.steps)
             if stop and bool(best.fooled.any()):
