@@ -11,6 +11,7 @@ from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import training_subset
 from advx.evaluation.results import MetricTable
 from advx.evaluation.threat_models import ThreatModel, attacked
+from advx.ledger import sample_rows, tally
 from advx.losses import focal_loss, one_hot, soft_cross_entropy
 from advx.model_sources import module_digest
 from advx.progress import progress, progress_part, report_progress
@@ -25,6 +26,6 @@ __all__ = [
     "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
     "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
     "load_checkpoint", "may_stop_when_fooled", "module_digest", "one_hot", "per_sample", "progress", "progress_part", "report_progress", "random_crop", "random_flip",
-    "random_solarize", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",
-    "training_subset",
+    "random_solarize", "sample_rows", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",
+    "tally", "training_subset",
 ]

@@ -1,9 +1,12 @@
-"""Count forward and backward passes through a model (an attack's cost, per cell)."""
+"""Count forward and backward passes through a model (an attack's cost, per cell), and charge
+each pass's rows to the samples they carried (:mod:`advx.ledger`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from advx import ledger
 
 
 class CountingModel(nn.Module):
@@ -29,8 +32,11 @@ class CountingModel(nn.Module):
         out = self.model(x)
         self.forwards += 1
         self.forward_rows += len(x)
+        charge_backward = ledger.charge_forward(len(x))  # per sample, where a tally is open
         if out.requires_grad:
             out.register_hook(self._backward)
+            if charge_backward is not None:
+                out.register_hook(lambda grad: charge_backward())
         return out
 
     def take(self) -> tuple[int, int]:

@@ -152,6 +152,23 @@ def at_rows(c: CellResult, index: np.ndarray, key: str = "correct") -> np.ndarra
     return c.arrays[key][[pos[int(i)] for i in index]]
 
 
+def member_passes(arrays: dict[str, np.ndarray], attacked: np.ndarray, members: int) -> list[float | None]:
+    """Mean forward + backward passes per attacked image for each member, then for the whole
+    crafting, from the per-sample ledger (``member_forwards``, ``craft_forwards``, ...); None
+    where the run file has no ledger."""
+    n = max(int(attacked.sum()), 1)
+    if "member_forwards" not in arrays:
+        per_member: list[float | None] = [None] * members
+    else:
+        spent = np.asarray(arrays["member_forwards"])[attacked] + np.asarray(arrays["member_backwards"])[attacked]
+        per_member = [round(float(spent[:, k].sum()) / n, 1) for k in range(members)]
+    total = None
+    if "craft_forwards" in arrays:
+        total = round(float((np.asarray(arrays["craft_forwards"])[attacked]
+                             + np.asarray(arrays["craft_backwards"])[attacked]).sum()) / n, 1)
+    return [*per_member, total]
+
+
 @attrs.define
 class RunResults:
     header: dict[str, Any]
@@ -368,16 +385,18 @@ class RunResults:
                 after = [round(100 * float(((bb == -1) | (bb > k)).sum()) / n, 2) for k in range(len(members))]
                 rows.append([c.cell.train, c.cell.defense, c.cell.attack, c.cell.mode,
                              round(100 * float((bb != -2).sum()) / n, 2), *after, round(c.accuracy, 2),
-                             int(c.info.get("forwards", 0)), int(c.info.get("backwards", 0)),
-                             int(c.info.get("forward_rows", 0)), int(c.info.get("backward_rows", 0))])
+                             *member_passes(c.arrays, bb != -2, len(members)),
+                             int(c.info.get("forwards", 0)), int(c.info.get("backwards", 0))])
             tables.append(MetricTable(
                 f"robust accuracy (%) after each member — {', '.join(members)}",
                 ["train", "defense", "attack", "mode", "clean", *[f"after {m}" for m in members], "cell",
-                 "forwards", "backwards", "forward rows", "backward rows"], rows,
+                 *[f"passes/image {m}" for m in members], "passes/image", "forwards", "backwards"], rows,
                 note="each member attacks only the samples no earlier one broke; 'cell' is the stored result, "
-                     "evaluated on the deployed pipeline; "
-                     "forwards/backwards: batched passes the cell made; rows: the samples those passes carried "
-                     "through the cell's model (0 in run files written before rows were counted)"))
+                     "evaluated on the deployed pipeline; passes/image: forward + backward passes of one image "
+                     "through the model, per sample attacked (correct on clean input), from the per-sample ledger "
+                     "(each member's verdict pass included; the last column: the whole crafting, the ensemble's "
+                     "clean pass too; empty in run files written before the ledger); forwards/backwards: "
+                     "batched passes the cell made"))
         return tables
 
     def accuracy_table(self, mode: str) -> MetricTable:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advx import interrupt, streams
+from advx import interrupt, ledger, streams
 from advx.attack_context import final_points
 from advx.batching import auto_batch_size
 from advx.config import ExperimentConfig
@@ -49,6 +49,8 @@ class CellRunner:
                  train_index: torch.Tensor, cache_dir: Any) -> None:
         self.cfg, self.plan, self.store, self.data, self.models, self.device = cfg, plan, store, data, models, device
         self.lo, self.hi = lo, hi  # the sample range this process evaluates (all of it unless sharded)
+        # rows through the model while crafting, and those no sample's ledger owned (reset per chunk)
+        self.craft_rows, self.unattributed = [0, 0], [0, 0]
         self.test_index = test_index.to(device)
         self.x = as_float(data.x_test)
         self.y = data.y_test
@@ -133,6 +135,7 @@ class CellRunner:
         if purpose is not None:
             reseed(target_model, chunk_seed(seed, cell.cell.key(), purpose))
         counter.take()
+        rows0 = (counter.forward_rows, counter.backward_rows)
         x_adv = self.x[s:e].clone()
         todo = attack_mask.nonzero().flatten()
         logs: dict[str, np.ndarray] = {}
@@ -141,18 +144,24 @@ class CellRunner:
             rows = idx + s  # rows of the test set: the streams' keys
             g = SampleStreams.for_rows(base, rows)
             x, y = self.x[rows], self.y[rows]
-            target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
-            if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
-                g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
             start = self.bar.n if self.bar is not None else 0
             listen = tracking(BatchProgress(self.bar, start, len(idx))) if self.bar is not None else nullcontext()
-            with listen, final_points(final):  # the bar moves within the batch; final: fooled samples may stop
-                out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
+            with ledger.tally(len(idx)) as spent:  # every pass's rows, charged to the samples they carried
+                target = pick_targets(spec.target, self.models[train], x, y, self.data.num_classes, g)
+                if not getattr(attack, "per_sample_streams", False):  # a plugin drawing from torch.Generator
+                    g = torch.Generator().manual_seed(chunk_seed(seed, train, attack_label, int(rows[0])))
+                with listen, final_points(final):  # the bar moves within the batch; final: fooled samples may stop
+                    out, log = run_attack(attack, target_model, x, y, target, len(idx), g, self.autocast)
             budget.check(attack_label, getattr(attack, "bounds", (0.0, 1.0)), x, out)  # before any number is kept
             x_adv[idx] = out.to(x_adv)
+            log = {**log, "craft_forwards": spent.forward.numpy().astype(np.int32),
+                   "craft_backwards": spent.backward.numpy().astype(np.int32)}
+            self.unattributed[0] += spent.unattributed["forward"]
+            self.unattributed[1] += spent.unattributed["backward"]
             for k, v in log.items():
                 if k not in logs:
-                    logs[k] = np.full(e - s, getattr(attack, "skipped_log", {}).get(k, 0), dtype=v.dtype)
+                    logs[k] = np.full((e - s, *v.shape[1:]), getattr(attack, "skipped_log", {}).get(k, 0),
+                                      dtype=v.dtype)
                 logs[k][idx.cpu().numpy()] = v
             if self.bar is not None:
                 self.bar.n = start + len(idx)
@@ -160,6 +169,8 @@ class CellRunner:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         fw, bw = counter.take()
+        self.craft_rows[0] += counter.forward_rows - rows0[0]
+        self.craft_rows[1] += counter.backward_rows - rows0[1]
         return x_adv, logs, fw, bw
 
     def scored_where_crafted(self) -> bool:
@@ -234,6 +245,7 @@ class CellRunner:
         model = self.pipeline(cell)
         # a sample the pipeline gets wrong on clean input is broken already: never attacked, never robust
         clean_ok = None if cell.clean else self.clean_correct(train, defense, s, e)
+        self.craft_rows, self.unattributed = [0, 0], [0, 0]
         if cell.threat is None:
             x_adv = x
             if s == self.lo:  # before the reseed: the checks' draws never move the numbers
@@ -258,7 +270,12 @@ class CellRunner:
                           extra_attrs={"seconds": time.perf_counter() - t0, "forwards": fw + efw,
                                        "backwards": bw + ebw,
                                        "forward_rows": counter.forward_rows - rows0[0],
-                                       "backward_rows": counter.backward_rows - rows0[1]})
+                                       "backward_rows": counter.backward_rows - rows0[1],
+                                       # the per-sample ledger (craft_forwards, ...) adds up to these
+                                       "craft_forward_rows": self.craft_rows[0],
+                                       "craft_backward_rows": self.craft_rows[1],
+                                       "unattributed_forward_rows": self.unattributed[0],
+                                       "unattributed_backward_rows": self.unattributed[1]})
         interrupt.check()  # a stop whose exception was swallowed (weakref callback) ends here
 
 

@@ -13,7 +13,9 @@ from advx.errors import StoreError
 from .runstore import RunStore
 
 
-_SUMMED = ("seconds", "forwards", "backwards", "crafted")
+#: per-cell counters a merge adds up over the ranks (the others are the same on every rank)
+_SUMMED = ("seconds", "forwards", "backwards", "crafted", "forward_rows", "backward_rows", "craft_forward_rows",
+           "craft_backward_rows", "unattributed_forward_rows", "unattributed_backward_rows")
 
 
 def _shard_empty(shard: RunStore) -> bool:

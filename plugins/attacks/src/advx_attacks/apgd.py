@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows
 from advx.streams import subset
 
 from advx import streams
@@ -134,46 +134,48 @@ class APGD(AttackBase):
         rows = torch.arange(n, device=x.device) if stop else None
         if stop:
             out_x, out_fooled = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
-        for k in range(self.steps):
-            report_progress(k, self.steps)
-            if stop and bool(best.fooled.any()):
-                left = ~best.fooled
-                out_x[rows[best.fooled]] = best.adv[best.fooled]
-                out_fooled[rows[best.fooled]] = True
-                rows, x, y, eps = rows[left], x[left], y[left], eps[left]
-                target = None if target is None else target[left]
-                goal = None if any_misclassification else target
-                best = best.subset(left)
-                x_adv, x_prev, grad, step = x_adv[left], x_prev[left], grad[left], step[left]
-                increases, loss_best_at_check = increases[left], loss_best_at_check[left]
-                reduced_at_check, prev_loss = reduced_at_check[left], prev_loss[left]
-                if len(rows) == 0:
-                    return out_x, out_fooled
-            with torch.no_grad():
-                z = project(x_adv + step * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
-                a = self.momentum if k > 0 else 1.0
-                x_new = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_prev), x, eps, self.norm, self.bounds)
-                x_prev, x_adv = x_adv, x_new
-            last = k == self.steps - 1  # no step uses the last point's gradient: a forward pass sees it
-            loss, logits, g = loss_and_grad(model, x_adv, y, target, self.loss, self.eot, backward=not last)
-            grad = grad if last else g
-            with torch.no_grad():  # masks through torch.where: no host-device sync inside the loop
-                best.update(x_adv, loss, grad, success(logits, y, goal))
-                increases += (loss > prev_loss).float()
-                prev_loss = loss
-                if k + 1 in checks:
-                    span = k + 1 - last_check
-                    cond1 = increases < self.rho * span
-                    cond2 = ~reduced_at_check & (best.loss <= loss_best_at_check)
-                    reduce = cond1 | cond2
-                    r = reduce.view(shape)
-                    step = torch.where(r, step / 2, step)
-                    x_adv, grad = torch.where(r, best.x, x_adv), torch.where(r, best.grad, grad)
-                    x_prev = torch.where(r, best.x, x_prev)
-                    reduced_at_check = reduce
-                    loss_best_at_check = best.loss.clone()
-                    increases.zero_()
-                    last_check = k + 1
+        with sample_rows(torch.arange(n)) as frame:
+            for k in range(self.steps):
+                report_progress(k, self.steps)
+                if stop and bool(best.fooled.any()):
+                    left = ~best.fooled
+                    out_x[rows[best.fooled]] = best.adv[best.fooled]
+                    out_fooled[rows[best.fooled]] = True
+                    rows, x, y, eps = rows[left], x[left], y[left], eps[left]
+                    target = None if target is None else target[left]
+                    goal = None if any_misclassification else target
+                    best = best.subset(left)
+                    x_adv, x_prev, grad, step = x_adv[left], x_prev[left], grad[left], step[left]
+                    increases, loss_best_at_check = increases[left], loss_best_at_check[left]
+                    reduced_at_check, prev_loss = reduced_at_check[left], prev_loss[left]
+                    if len(rows) == 0:
+                        return out_x, out_fooled
+                    frame.set(rows)  # the ledger: the batch now carries these samples
+                with torch.no_grad():
+                    z = project(x_adv + step * ascent_direction(grad, self.norm), x, eps, self.norm, self.bounds)
+                    a = self.momentum if k > 0 else 1.0
+                    x_new = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_prev), x, eps, self.norm, self.bounds)
+                    x_prev, x_adv = x_adv, x_new
+                last = k == self.steps - 1  # no step uses the last point's gradient: a forward pass sees it
+                loss, logits, g = loss_and_grad(model, x_adv, y, target, self.loss, self.eot, backward=not last)
+                grad = grad if last else g
+                with torch.no_grad():  # masks through torch.where: no host-device sync inside the loop
+                    best.update(x_adv, loss, grad, success(logits, y, goal))
+                    increases += (loss > prev_loss).float()
+                    prev_loss = loss
+                    if k + 1 in checks:
+                        span = k + 1 - last_check
+                        cond1 = increases < self.rho * span
+                        cond2 = ~reduced_at_check & (best.loss <= loss_best_at_check)
+                        reduce = cond1 | cond2
+                        r = reduce.view(shape)
+                        step = torch.where(r, step / 2, step)
+                        x_adv, grad = torch.where(r, best.x, x_adv), torch.where(r, best.grad, grad)
+                        x_prev = torch.where(r, best.x, x_prev)
+                        reduced_at_check = reduce
+                        loss_best_at_check = best.loss.clone()
+                        increases.zero_()
+                        last_check = k + 1
         if rows is None:
             return best.result(), best.fooled
         out_x[rows], out_fooled[rows] = best.result(), best.fooled
@@ -240,7 +242,7 @@ class APGD(AttackBase):
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            with progress_part(f"restart {r + 1}", r, self.restarts):
+            with progress_part(f"restart {r + 1}", r, self.restarts), sample_rows(todo):
                 cand, ok = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import progress_part
+from advx.api import progress_part, sample_rows
 from advx.streams import subset
 
 from .apgd import APGD
@@ -57,7 +57,7 @@ class APGDTargeted(APGD):
                     return x_adv
                 part = progress_part(f"target {i + 1}/{len(classes)}", i * self.restarts + r,
                                      len(classes) * self.restarts)
-                with part:
+                with part, sample_rows(todo):
                     cand, ok = self.run_once(model, x[todo], y[todo], t[todo], subset(generator, todo), eps[todo],
                                              any_misclassification=True)
                 x_adv[todo[ok]] = cand[ok]

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, progress_part
+from advx.api import AttackBase, progress_part, sample_rows, tally
 from advx.streams import subset
 
 from .apgd import APGD
@@ -57,7 +57,9 @@ class AutoAttack(AttackBase):
     every gradient member's iteration count; the defaults are AutoAttack's, and a run that
     shrinks ``steps`` or ``queries`` is no longer the standard evaluation — say so beside it.
     The per-sample record (``attack_with_log``) says which member broke each sample
-    (``broken_by``: member index, −1 survived, −2 misclassified without perturbation).
+    (``broken_by``: member index, −1 survived, −2 misclassified without perturbation) and the
+    passes each member spent on it, its verdict pass included (``member_forwards``,
+    ``member_backwards``: N x members; counted on the evaluator's counting model, else 0).
     Untargeted only. Example: ``advx.create("attack", "autoattack", eps="8/255")(model, x, y)``.
     """
 
@@ -106,23 +108,30 @@ class AutoAttack(AttackBase):
         with torch.no_grad():
             robust = ~success(model(x).float(), y, None)
         broken_by = torch.where(robust, SURVIVED, MISCLASSIFIED).to(torch.int16)
+        # the ledger: passes (one image through the model) each member spent on each sample,
+        # its verdict pass included
+        spent = {kind: torch.zeros(len(x), len(self.members), dtype=torch.int32) for kind in ("forward", "backward")}
         x_adv = x.clone()
         for k, name in enumerate(self.members):
             todo = robust.nonzero().flatten()
             if len(todo) == 0:
                 break
             attack = self.member(name)
-            with progress_part(name, k, len(self.members)):
-                cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
-                                      eps=eps[todo])
-            cand = cand.clamp(*self.bounds)
-            with torch.no_grad():
-                ok = success(model(cand).float(), y[todo], None)
+            with sample_rows(todo), tally(len(todo)) as member:
+                with progress_part(name, k, len(self.members)):
+                    cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
+                                          eps=eps[todo])
+                cand = cand.clamp(*self.bounds)
+                with torch.no_grad():
+                    ok = success(model(cand).float(), y[todo], None)
+            for kind in spent:
+                spent[kind][todo.cpu(), k] = getattr(member, kind).to(torch.int32)
             keep = torch.ones_like(ok) if self.version == "rand" else ok  # rand: the final point, fooled or not
             x_adv[todo[keep]] = cand[keep]
             robust[todo[ok]] = False
             broken_by[todo[ok]] = k
-        return x_adv, {"broken_by": broken_by}
+        return x_adv, {"broken_by": broken_by, "member_forwards": spent["forward"],
+                       "member_backwards": spent["backward"]}
 
     def perturb(self, model, x, y, *, target, generator, eps):
         return self.perturb_logged(model, x, y, target=target, generator=generator, eps=eps)[0]

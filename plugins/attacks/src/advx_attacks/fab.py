@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, progress_part, report_progress
+from advx.api import AttackBase, progress_part, report_progress, sample_rows
 from advx import streams
 from advx.streams import subset
 
@@ -95,10 +95,11 @@ class FAB(AttackBase):
             (w,) = torch.autograd.grad(diff.sum(), xg)
             return w.flatten(1), diff.detach()
         n = len(xi)
-        with torch.no_grad():
+        with torch.no_grad(), sample_rows(torch.zeros(1, dtype=torch.long)):  # the probe: charged to sample 0
             classes = model(xi[:1]).shape[1]
         copies = xg.repeat_interleave(classes, 0)          # copy k of sample i differentiates logit k
-        logits = model(copies).float().view(n, classes, classes)
+        with sample_rows(torch.arange(n).repeat_interleave(classes)):
+            logits = model(copies).float().view(n, classes, classes)
         own = logits.diagonal(dim1=1, dim2=2)               # N x C: logit k of copy k
         (grads,) = torch.autograd.grad(own.sum(), copies)
         with torch.no_grad():
@@ -148,7 +149,7 @@ class FAB(AttackBase):
                                                                  subset(generator, todo))
                 g = None if goal is None else goal[todo]
                 label = f"target {i + 1}/{len(plan)}" if t is not None and len(plan) > 1 else ""
-                with progress_part(label, i * self.restarts + r, len(plan) * self.restarts):
+                with progress_part(label, i * self.restarts + r, len(plan) * self.restarts), sample_rows(todo):
                     cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g)
                 found[todo] = torch.minimum(found[todo], norm)
                 ok = norm <= eps[todo] * (1 + 1e-6)

@@ -8,7 +8,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows
 from advx import streams
 from advx.streams import subset
 
@@ -124,21 +124,23 @@ class PGD(AttackBase):
         run every step and return their last iterate, as in ``run_once``."""
         out, fooled = x_adv.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
         rows = torch.arange(len(x), device=x.device)
-        for k in range(self.steps):
-            report_progress(k, self.steps)
-            _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
-            with torch.no_grad():
-                now = success(logits, y, target)
-                if bool(now.any()):
-                    out[rows[now]], fooled[rows[now]] = x_adv[now], True
-                    left = ~now
-                    rows, x, y, eps, alpha, x_adv, grad = (t[left] for t in (rows, x, y, eps, alpha, x_adv, grad))
-                    target = None if target is None else target[left]
-                    box = None if box is None else (box[0][left], box[1][left])
-                    if len(rows) == 0:
-                        return out, fooled
-                x_adv = torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm))
-                x_adv = x_adv.clamp_(*box) if box is not None else project(x_adv, x, eps, self.norm, self.bounds)
+        with sample_rows(rows) as frame:
+            for k in range(self.steps):
+                report_progress(k, self.steps)
+                _, logits, grad = loss_and_grad(model, x_adv, y, target, self.loss, per_sample=False)
+                with torch.no_grad():
+                    now = success(logits, y, target)
+                    if bool(now.any()):
+                        out[rows[now]], fooled[rows[now]] = x_adv[now], True
+                        left = ~now
+                        rows, x, y, eps, alpha, x_adv, grad = (t[left] for t in (rows, x, y, eps, alpha, x_adv, grad))
+                        target = None if target is None else target[left]
+                        box = None if box is None else (box[0][left], box[1][left])
+                        if len(rows) == 0:
+                            return out, fooled
+                        frame.set(rows)  # the ledger: the batch now carries these samples
+                    x_adv = torch.addcmul(x_adv, alpha, ascent_direction(grad, self.norm))
+                    x_adv = x_adv.clamp_(*box) if box is not None else project(x_adv, x, eps, self.norm, self.bounds)
         out[rows] = x_adv
         return out, fooled
 
@@ -148,7 +150,8 @@ class PGD(AttackBase):
         rest = (~known).nonzero().flatten()
         if len(rest):
             with torch.no_grad():
-                fooled[rest] = success(model(x_adv[rest]), y[rest], None if target is None else target[rest])
+                with sample_rows(rest):
+                    fooled[rest] = success(model(x_adv[rest]), y[rest], None if target is None else target[rest])
         return fooled
 
     def perturb(self, model, x, y, *, target, generator, eps):
@@ -162,9 +165,9 @@ class PGD(AttackBase):
             if len(todo) == 0:
                 break
             t = None if target is None else target[todo]
-            with progress_part(f"restart {r + 1}", r, self.restarts):
+            with progress_part(f"restart {r + 1}", r, self.restarts), sample_rows(todo):
                 cand, known = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
-            ok = self.checked(model, cand, y[todo], t, known)
+                ok = self.checked(model, cand, y[todo], t, known)
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True
         return x_adv

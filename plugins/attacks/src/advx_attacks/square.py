@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, report_progress
+from advx.api import AttackBase, report_progress, sample_rows
 from advx import streams
 from advx.streams import subset
 
@@ -218,7 +218,8 @@ class Square(AttackBase):
                     s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
                 s = min(s, h, w)
                 cand = propose(xs, xb, es, s, gen, los, his)
-                m = margin(model(cand), ys, ts)
+                with sample_rows(rows):  # the ledger: the batch carries the samples still searched
+                    m = margin(model(cand), ys, ts)
                 better = m < mb
                 xb = torch.where(better.view(-1, 1, 1, 1), cand, xb)
                 mb = torch.where(better, m, mb)
