@@ -41,6 +41,26 @@ def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
     return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
+def binomial_upper(k: int, n: int, level: float = 0.95) -> float:
+    """One-sided exact (Clopper–Pearson) upper bound, in percent, on a proportion seen ``k`` times
+    in ``n``: the largest p with P(X <= k | n, p) >= 1 − level. Used where a small sample must bound
+    a rate from above (fast AutoAttack's check: how much robust accuracy it may overstate)."""
+    if n <= 0:
+        raise ValueError("a bound needs at least one sample")
+    if k >= n:
+        return 100.0
+
+    def cdf(p: float) -> float:
+        return sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                           + i * math.log(p) + (n - i) * math.log1p(-p)) for i in range(k + 1))
+
+    lo, hi = k / n, 1.0
+    for _ in range(60):  # bisection: cdf falls as p grows
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 1 - level else (lo, mid)
+    return 100 * hi
+
+
 def unpaired_difference(p1: float, n1: int, p2: float, n2: int, z: float = Z95) -> tuple[float, float, float]:
     """(difference, low, high) of two accuracies in percent, independent samples (Wald)."""
     a, b = p1 / 100, p2 / 100
