@@ -6,6 +6,7 @@ shows one complete plugin. Import from here rather than from advx's inner module
 """
 
 from advx.attack_context import may_stop_when_fooled
+from advx.contract import API_VERSION
 from advx.data.augment import ImageAugmentation, cutout, random_crop, random_flip, random_solarize
 from advx.data.bundle import DataBundle, as_float
 from advx.data.splits import training_subset
@@ -23,7 +24,7 @@ from advx.training import TrainContext, frozen_copy, load_checkpoint, save_check
 from advx.training.adversarial import AdversarialTraining, FGSMTraining
 
 __all__ = [
-    "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
+    "API_VERSION", "AdversarialTraining", "AttackBase", "AugmentationBase", "Batch", "DataBundle", "FGSMTraining",
     "ImageAugmentation", "InputTransformDefense", "MetricTable", "TrainContext", "as_float", "cutout", "focal_loss", "frozen_copy", "frozen_params", "hookimpl",
     "load_checkpoint", "may_stop_when_fooled", "module_digest", "one_hot", "per_sample", "progress", "progress_part", "report_progress", "random_crop", "random_flip",
     "random_solarize", "sample_rows", "save_checkpoint", "soft_cross_entropy", "streams", "ThreatModel", "attacked",

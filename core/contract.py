@@ -4,6 +4,35 @@ without importing torch."""
 
 from __future__ import annotations
 
+import re
+
+#: The plugin API's version: MAJOR changes when a plugin written for the last one may break
+#: (a method the core calls, an argument it passes, a name ``advx.api`` exports), MINOR when
+#: something is added. A plugin states the range it supports as ``ADVX_API = ">=1.0,<2"`` in
+#: its entry-point module; the registry refuses, in one line, a plugin whose range excludes this.
+API_VERSION = "1.0"
+
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
+
+
+def api_supported(spec: str, version: str = API_VERSION) -> bool:
+    """Whether ``version`` lies in ``spec`` (comma-separated clauses such as ">=1.0,<2").
+    Raises ValueError for a malformed range."""
+    def key(v: str) -> tuple[int, ...]:
+        parts = [int(p) for p in v.split(".")]
+        return tuple(parts + [0] * (3 - len(parts)))
+
+    have = key(version)
+    ok = True
+    for clause in str(spec).split(","):
+        m = _CLAUSE.match(clause)
+        if m is None:
+            raise ValueError(f"{spec!r} is not a version range (e.g. \">=1.0,<2\")")
+        op, want = m.group(1), key(m.group(2))
+        ok &= {">=": have >= want, "<=": have <= want, "==": have == want, "!=": have != want,
+               ">": have > want, "<": have < want}[op]
+    return ok
+
 #: The contract in one place, per kind: the methods a component must define ("required": each
 #: group needs one of its names) and every other attribute or method the core reads or calls
 #: ("optional": read with a default when absent). The registry's checks derive from it, and

@@ -60,9 +60,13 @@ def cache_dir() -> Path:
 def build(registry: Any) -> dict[str, Any]:
     """The catalog of a loaded registry (JSON-ready)."""
     kinds = {kind: {name: registry.entry(kind, name) for name in registry.names(kind)} for kind in KIND_HOOKS}
+    # "distribution:name": the plain name's record where it is the same class, else its own
+    qualified = {kind: {q: (str(registry.get(kind, q).name) if registry.get(kind, q) is registry.get(kind, q.split(":")[1])
+                            else registry.entry(kind, q)) for q in registry.qualified_names(kind)}
+                 for kind in KIND_HOOKS}
     plugin_commands = [n for n, _ in registry.pm.list_name_plugin()
                        if not n.startswith("advx.") and hasattr(registry.pm.get_plugin(n), "advx_register_commands")]
-    return {"kinds": kinds, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
+    return {"kinds": kinds, "qualified": qualified, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
 
 
 def load(fresh: bool = False) -> dict[str, Any]:
@@ -90,12 +94,15 @@ def load(fresh: bool = False) -> dict[str, Any]:
 
 def entry(catalog: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     """One component's record, or the registry's own unknown-component error."""
-    from .resolve import normalize_kind, unknown_component
+    from .resolve import normalize_kind, skipped_plugins, unknown_component
 
     table = catalog["kinds"][normalize_kind(kind)]
     if name in table:
         return table[name]
-    raise unknown_component(kind, name, list(table))
+    q = catalog.get("qualified", {}).get(normalize_kind(kind), {}).get(name)
+    if q is not None:
+        return table[q] if isinstance(q, str) else q
+    raise unknown_component(kind, name, list(table), skipped=skipped_plugins(catalog["plugins"]))
 
 
 def describe(catalog: dict[str, Any], kind: str, name: str) -> str:

@@ -9,6 +9,7 @@ import warnings
 
 import pluggy
 
+from advx.contract import API_VERSION, api_supported
 from advx.errors import AdvxWarning
 
 from . import hookspecs
@@ -82,10 +83,32 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
                 pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
                 warn_once(f"plugin {ep.name!r} is skipped: {why}", exc)
                 continue
+            refused = api_refusal(module)
+            if refused:
+                dist = ep.dist
+                pm.failures[ep.name] = (refused, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
+                warn_once(f"plugin {ep.name!r} is skipped: {refused}")
+                continue
             pm.register(module, name=ep.name)
             pm.distributions[ep.name] = ep.dist
     pm.check_pending()
     return pm
+
+
+def api_refusal(module) -> str | None:
+    """Why a plugin module cannot load under this advx's plugin API (``ADVX_API``, its declared
+    range, excludes ``advx.contract.API_VERSION`` or is malformed), else None."""
+    spec = getattr(module, "ADVX_API", None)
+    if spec is None:
+        return None
+    where = f" ({getattr(module, '__file__', module.__name__)})"
+    try:
+        if api_supported(spec):
+            return None
+    except ValueError as exc:
+        return f"ADVX_API = {spec!r}: {exc}{where}"
+    return f"it supports advx plugin API {spec}; this advx offers {API_VERSION}: install a release of the plugin " \
+           f"made for it{where}"
 
 
 def plugin_distribution(pm: AdvxPluginManager, plugin) -> tuple[str, str]:

@@ -46,14 +46,36 @@ def flags_line(flags: dict[str, bool]) -> list[str]:
 
 
 def unknown_component(kind: str, name: str, installed: list[str], where: str | None = None,
-                      sources: list[str] | tuple[str, ...] = ()) -> UnknownComponentError:
-    """The one unknown-name error (the registry's and the catalog's): a suggestion and what is installed."""
+                      sources: list[str] | tuple[str, ...] = (), skipped: list[str] = ()) -> UnknownComponentError:
+    """The one unknown-name error (the registry's and the catalog's): a suggestion, what is
+    installed, and the plugins that failed to load (the name may have been theirs)."""
     at = f" at {where}" if where else ""
     hint = difflib.get_close_matches(str(name), installed, n=1)
     did = f"; did you mean {hint[0]!r}?" if hint else ""
     also = f"; or from a source: {', '.join(f'{s}:...' for s in sources)}" if sources else ""
+    failed = f"; plugins that did not load (it may be theirs): {'; '.join(skipped)} (advx plugins)" if skipped else ""
     return UnknownComponentError(f"unknown {normalize_kind(kind).replace('_', ' ')} {name!r}{at}{did} installed: "
-                                 f"{', '.join(installed) or '(none)'}{also}")
+                                 f"{', '.join(installed) or '(none)'}{also}{failed}")
+
+
+def skipped_plugins(rows: list[dict[str, Any]]) -> list[str]:
+    """``advx plugins``' rows of plugins that provide nothing because they failed, in short."""
+    return [f"{r['distribution']} ({r['problem'][:160]})" for r in rows if r.get("problem") and not r["provides"]]
+
+
+def hook_location(impl: Any) -> str:
+    """``file:line`` of a hook implementation (where its author looks)."""
+    code = getattr(impl.function, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(impl.function)
+
+
+def component_location(obj: Any) -> str:
+    """``file:line`` of the class a plugin registered (or of the class of an instance it returned)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    try:
+        return f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return getattr(cls, "__module__", "?")
 
 
 def describe_entry(kind: str, name: str, e: dict[str, Any]) -> str:
@@ -113,6 +135,7 @@ class Registry:
         self._by_kind: dict[str, dict[str, type]] = {}
         self._origin: dict[tuple[str, str], str] = {}
         self._provided: dict[str, dict[str, list[str]]] = {}  # plugin -> kind -> names it registered
+        self._qualified: dict[str, dict[str, type]] = {}  # kind -> "distribution:name" -> class
         # plugin name -> why it was dropped (failed imports first)
         self.problems: dict[str, str] = {name: f[0] for name, f in getattr(self.pm, "failures", {}).items()}
         self._collect()
@@ -125,37 +148,67 @@ class Registry:
 
     def _collect(self) -> None:
         tables: dict[str, dict[str, type]] = {kind: {} for kind in KIND_HOOKS}
-        impls = {kind: {id(i.plugin): i for i in getattr(self.pm.hook, hook).get_hookimpls()}
-                 for kind, hook in KIND_HOOKS.items()}
+        impls: dict[str, dict[int, list]] = {kind: {} for kind in KIND_HOOKS}
+        for kind, hook in KIND_HOOKS.items():
+            for i in getattr(self.pm.hook, hook).get_hookimpls():
+                impls[kind].setdefault(id(i.plugin), []).append(i)
         source_impls = {id(i.plugin): i for i in self.pm.hook.advx_register_sources.get_hookimpls()}
         self._sources: dict[str, dict[str, type]] = {}  # kind -> prefix -> class (``prefix:target`` names)
         for plugin_name, plugin in self._ordered_plugins():
-            dist = "{} {}".format(*plugin_distribution(self.pm, plugin))
+            dist_name, version = plugin_distribution(self.pm, plugin)
+            dist = f"{dist_name} {version}"
+            qualifiers = {dist_name, dist_name.replace("-", "_"), plugin_name}
             for kind in KIND_HOOKS:
-                impl = impls[kind].get(id(plugin))
-                try:
-                    offered = list(impl.function() or []) if impl else []
-                except Exception as exc:  # a broken hook must not take the others down
-                    self._drop(plugin_name, dist, f"its {KIND_HOOKS[kind]} hook raised {type(exc).__name__}: {exc}"
-                                                  f"{where_raised(exc)}", exc)
-                    continue
-                for cls in offered:
+                found = impls[kind].get(id(plugin), [])
+                for extra in found[1:]:  # pluggy's specname= lets one module implement a hook twice
+                    self._drop(plugin_name, dist, f"a second {KIND_HOOKS[kind]} hook ({hook_location(extra)}) beside "
+                                                  f"the one at {hook_location(found[0])} is ignored: return every "
+                                                  f"{kind} from one hook")
+                for cls in self._offered(plugin_name, dist, kind, found[0] if found else None):
+                    where = component_location(cls)
                     try:
-                        self._check(kind, cls, dist)
+                        self._check(kind, cls, dist, where)
                     except PluginError as exc:
                         self._drop(plugin_name, dist, str(exc))
                         continue
+                    for q in qualifiers:  # ``dist:name`` picks this one even where another owns ``name``
+                        self._qualified.setdefault(kind, {})[f"{q}:{cls.name}"] = cls
+                        self._origin[(kind, f"{q}:{cls.name}")] = dist
                     taken = tables[kind].get(cls.name)
                     if taken is not None:
                         origin = self._origin.get((kind, cls.name), dist)
                         self._drop(plugin_name, dist, f"duplicate {kind} name {cls.name!r}: {cls.__qualname__} from "
-                                                      f"{dist} is dropped; {taken.__qualname__} from {origin} keeps it")
+                                                      f"{dist} ({where}) is dropped; {taken.__qualname__} from "
+                                                      f"{origin} keeps it; pick either by its distribution: "
+                                                      f"'{origin.split()[0]}:{cls.name}' or '{dist_name}:{cls.name}'")
                         continue
                     tables[kind][cls.name] = cls
                     self._origin[(kind, cls.name)] = dist
                     self._provided.setdefault(plugin_name, {}).setdefault(kind, []).append(cls.name)
             self._collect_sources(plugin_name, dist, source_impls.get(id(plugin)))
         self._by_kind = {kind: dict(sorted(t.items())) for kind, t in tables.items()}
+
+    def _offered(self, plugin_name: str, dist: str, kind: str, impl: Any) -> list[Any]:
+        """What one kind's hook returned, or [] (with the fault dropped at the hook's own line)."""
+        if impl is None:
+            return []
+        hook = KIND_HOOKS[kind]
+        try:
+            offered = impl.function()
+        except Exception as exc:  # a broken hook must not take the others down
+            self._drop(plugin_name, dist, f"its {hook} hook raised {type(exc).__name__}: {exc}{where_raised(exc)}",
+                       exc)
+            return []
+        if offered is None:
+            return []
+        if not isinstance(offered, (list, tuple)):
+            shown = offered.__qualname__ if isinstance(offered, type) else type(offered).__name__
+            self._drop(plugin_name, dist, f"its {hook} hook ({hook_location(impl)}) returned {shown}; "
+                                          f"return a list of component classes, e.g. [{shown}]"
+                       if isinstance(offered, type) else
+                       f"its {hook} hook ({hook_location(impl)}) returned a {shown}; return a list of component classes")
+            return []
+        return list(offered)
 
     def _collect_sources(self, plugin_name: str, dist: str, impl: Any) -> None:
         """A plugin's ``prefix:target`` sources; the first plugin to offer a prefix keeps it."""
@@ -180,21 +233,23 @@ class Registry:
         warn_once(f"plugin {plugin_name!r} ({dist}): {why}", exc)
 
     @staticmethod
-    def _check(kind: str, cls: Any, dist: str) -> None:
+    def _check(kind: str, cls: Any, dist: str, where: str) -> None:
         if not (isinstance(cls, type) and attrs.has(cls)):
-            raise PluginError(f"{dist} registered {cls!r} as a {kind}: components must be attrs classes")
+            shown = f"an instance of {type(cls).__qualname__}" if not isinstance(cls, type) else cls.__qualname__
+            raise PluginError(f"{dist} registered {shown} as a {kind} ({where}): components must be attrs classes "
+                              "(decorate with @attrs.frozen; return the class, not an instance)")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise PluginError(
-                f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r}: "
+                f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r} ({where}): "
                 "use lower-case letters, digits and single '-', '_' or '.' separators")
         # defined by the class or a base other than ``object`` (every class inherits a __call__ from type)
         own = lambda m: any(callable(vars(b).get(m)) for b in cls.__mro__[:-1])  # noqa: E731
         missing = [" or ".join(group) for group in CONTRACT[kind]["required"] if not any(own(m) for m in group)]
         if missing:
             raise PluginError(
-                f"{dist} registered {cls.__qualname__} ({name!r}) as a {kind} but it lacks {', '.join(missing)}; "
-                "see advx.protocols")
+                f"{dist} registered {cls.__qualname__} ({name!r}) as a {kind} but it lacks {', '.join(missing)} "
+                f"({where}); see advx.protocols")
 
     def names(self, kind: str) -> list[str]:
         return list(self._by_kind[normalize_kind(kind)])
@@ -202,22 +257,31 @@ class Registry:
     def origin(self, kind: str, name: str) -> str:
         return self._origin[(normalize_kind(kind), name)]
 
+    def qualified_names(self, kind: str) -> list[str]:
+        """Every ``distribution:name`` (and ``entry-point:name``) that selects a component of ``kind``,
+        including one whose plain name another distribution owns."""
+        return sorted(self._qualified.get(normalize_kind(kind), {}))
+
     def get(self, kind: str, name: str, where: str | None = None) -> type:
         kind = normalize_kind(kind)
         table = self._by_kind[kind]
         if name in table:
             return table[name]
+        qualified = self._qualified.get(kind, {})
+        if name in qualified:
+            return qualified[name]
         sources = self._sources.get(kind, {})
         source = str(name).partition(":")[0] if ":" in str(name) else None
         if source in sources:
             return sources[source]
         public = [s for s in sources if s != "memory"]  # memory: objects handed to advx.evaluate
-        raise unknown_component(kind, name, list(table), where, public)
+        raise unknown_component(kind, name, list(table), where, public, skipped_plugins(self.plugins()))
 
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, where: str | None = None) -> Any:
         cls = self.get(kind, name, where)
         params = dict(params or {})
-        if name not in self._by_kind[normalize_kind(kind)]:  # "source:target": the target is a parameter
+        if name not in self._by_kind[normalize_kind(kind)] and name not in self._qualified.get(normalize_kind(kind), {}):
+            # "source:target": the target is a parameter
             params["target"] = str(name).partition(":")[2]
         return instantiate(cls, params, where or f"{normalize_kind(kind)} {name!r}")
 

@@ -264,15 +264,21 @@ def test_an_advx_named_plugin_that_clashes_with_pgd_loses_only_that_component(tm
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     code = ("from advx.registry import Registry\nr = Registry()\nprint(sorted(r.names('attack')))\n"
             "print(r.origin('attack', 'pgd'), '|', r.origin('attack', 'mine'))\n"
-            "print(type(r.create('attack', 'pgd', {'steps': 3})).__module__)")
+            "print(type(r.create('attack', 'pgd', {'steps': 3})).__module__)\n"
+            "import advx\nprint(type(advx.create('attack', 'advx-clash:pgd')).__module__, "
+            "type(advx.create('attack', 'advx_clash:pgd')).__module__, type(r.create('attack', 'advx-attacks:pgd')).__module__)\n"
+            "print(r.describe('attack', 'advx-clash:pgd').splitlines()[0])")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    names, origins, module = res.stdout.splitlines()
+    names, origins, module, qualified, described = res.stdout.splitlines()
+    assert qualified == "advx_clash advx_clash advx_attacks.gradient"  # the dropped one, by its distribution
+    assert described.startswith("attack 'advx-clash:pgd'  (advx_clash.Fake, from advx-clash 0.1)")
     assert {"pgd", "apgd", "apgd-t", "autoattack", "cw", "deepfool", "fab", "fgsm", "square", "mine"} <= set(eval(names))
     assert origins.startswith("advx-attacks ") and origins.endswith("advx-clash 0.1")
     assert module == "advx_attacks.gradient"
     warned = [line for line in res.stderr.splitlines() if "advx_clash" in line]
     assert len(warned) == 1 and "advx-clash 0.1" in warned[0] and "advx-attacks" in warned[0], res.stderr
+    assert "pick either by its distribution: 'advx-attacks:pgd' or 'advx-clash:pgd'" in warned[0]
 
 
 def test_a_plugin_that_fails_to_import_is_named_with_its_file_and_line(tmp_path):

@@ -13,6 +13,9 @@ from .cw import CarliniWagnerL2
 from .minimal import DeepFool
 from .square import Square
 
+#: the advx plugin API range this plugin is written for (advx.api.API_VERSION)
+ADVX_API = ">=1.0,<2"
+
 ATTACKS = [GaussianNoise, FGSM, BIM, PGD, APGD, CarliniWagnerL2, DeepFool, APGDTargeted, FAB, Square, AutoAttack]
 
 

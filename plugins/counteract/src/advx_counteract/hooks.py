@@ -8,6 +8,9 @@ from .counteract import Counteract
 from .distribution import DistributionClassifier
 from .randomized import DEFENSES
 
+#: the advx plugin API range this plugin is written for (advx.api.API_VERSION)
+ADVX_API = ">=1.0,<2"
+
 
 @hookimpl
 def advx_register_inference_defenses() -> list[type]:

@@ -7,6 +7,9 @@ from advx.api import hookimpl
 from .adversarial import InterpolatedAdversarialTraining, PartialPGD
 from .mixing import ManifoldMixup, Mixup, SoftLabels
 
+#: the advx plugin API range this plugin is written for (advx.api.API_VERSION)
+ADVX_API = ">=1.0,<2"
+
 
 @hookimpl
 def advx_register_training_augmentations() -> list[type]:

@@ -11,6 +11,9 @@ from advx.api import hookimpl
 
 from . import resnets, small
 
+#: the advx plugin API range this plugin is written for (advx.api.API_VERSION)
+ADVX_API = ">=1.0,<2"
+
 _size = attrs.field(default=32, validator=attrs.validators.ge(8))
 _mean = attrs.field(default=resnets.CIFAR_MEAN, converter=tuple)
 _std = attrs.field(default=resnets.CIFAR_STD, converter=tuple)
