@@ -300,23 +300,52 @@ def plugin() -> None:
     """Tools for plugin authors."""
 
 
+def _kind_flags(f):
+    """--attack --defense --augmentation --model --dataset: any mix of component kinds."""
+    from advx.scaffold import KINDS
+
+    for kind in reversed(KINDS):
+        f = click.option(f"--{kind}", "kinds", flag_value=kind, multiple=True,
+                         help=f"A working {kind} to start from.")(f)
+    return f
+
+
 @plugin.command(name="new")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["attack", "defense", "augmentation"]), default="attack", show_default=True,
-              help="The component the package starts with.")
+@_kind_flags
+@click.option("--kind", "kind_opts", multiple=True, type=click.Choice(["attack", "defense", "augmentation", "model",
+                                                                       "dataset"]),
+              help="Same as the flags (repeatable).")
 @click.option("--dir", "where", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder the package is created in.")
-def plugin_new(name: str, kind: str, where: Path) -> None:
-    """Create the package advx-NAME: pyproject with the advx entry point, one working component
-    of KIND, a contract test and a README."""
+def plugin_new(name: str, kinds: tuple[str, ...], kind_opts: tuple[str, ...], where: Path) -> None:
+    """Create the package advx-NAME: pyproject with the advx entry point and a test extra, one
+    working component of each kind asked for (an attack when none is), tests that load it through
+    its entry point and check the contract, and a README. Example:
+    advx plugin new kit --attack --defense --augmentation"""
     from advx.scaffold import new_plugin
 
-    root = new_plugin(name, kind, where)
+    root = new_plugin(name, [*kinds, *kind_opts], where)
     click.echo(f"created {root}")
     for p in sorted(root.rglob("*")):
         if p.is_file():
             click.echo(f"  {p.relative_to(root)}")
-    click.echo(f"next: pip install -e {root} && python -m pytest {root / 'tests'}")
+    click.echo(f'next: cd {root} && pip install -e ".[test]" && python -m pytest tests')
+
+
+@plugin.command(name="add")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@_kind_flags
+def plugin_add(folder: Path, kinds: tuple[str, ...]) -> None:
+    """Add a working component of each kind asked for to the package in FOLDER (made by
+    advx plugin new): its module, its test and its hook. Example: advx plugin add advx-kit --model"""
+    from advx.scaffold import add_kind
+
+    if not kinds:
+        raise AdvxError("advx plugin add needs at least one kind: --attack, --defense, --augmentation, --model or "
+                        "--dataset")
+    for p in add_kind(folder, list(kinds)):
+        click.echo(f"wrote {p}")
 
 
 @cli.command()

@@ -1,7 +1,10 @@
-"""``advx plugin new NAME``: a working plugin package to start from — pyproject with the ``advx``
-entry point, a hooks module with one component of the chosen kind (its flags and docstring
-slots filled in), a test that runs ``advx.testing``'s contract checks, and a README saying how
-to install and use it. The generated code passes its own test before the author changes a line.
+"""``advx plugin new NAME --attack --defense ...``: a working plugin package to start from —
+pyproject with the ``advx`` entry point and a ``test`` extra, one module per component kind (its
+flags and docstring slots filled in), a hooks module registering them under the plugin API range
+it was written for, tests that load the plugin through its entry point and run ``advx.testing``'s
+contract checks, and a README saying how to install and test it. ``advx plugin add FOLDER
+--model`` adds a kind to a package made this way. The generated code passes its own tests before
+the author changes a line.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 
 from advx.errors import AdvxError
 
-KINDS = ("attack", "defense", "augmentation")
+KINDS = ("attack", "defense", "augmentation", "model", "dataset")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
 _PYPROJECT = '''[build-system]
@@ -22,7 +25,10 @@ build-backend = "setuptools.build_meta"
 name = "{dist}"
 version = "0.0.1"
 description = "advx plugin: {what}"
-dependencies = ["advx"]
+dependencies = ["advx>={advx_version}"]
+
+[project.optional-dependencies]
+test = ["pytest>=7"]
 
 [project.entry-points.advx]
 {entry} = "{module}.hooks"
@@ -31,14 +37,14 @@ dependencies = ["advx"]
 where = ["src"]
 '''
 
-_ATTACK = '''"""{dist}: the {kind} ``{name}``. Replace the body of ``perturb`` with your method, and cite
-the paper and section it follows here."""
+_ATTACK = '''"""{dist}: the attack ``{name}``. Replace the body of ``perturb`` with your method,
+and cite the paper and section it follows here."""
 
 from typing import ClassVar
 
 import attrs
 
-from advx.api import AttackBase, hookimpl, streams
+from advx.api import AttackBase, streams
 
 
 @attrs.frozen
@@ -59,21 +65,16 @@ class {cls}(AttackBase):
         # weights, copies the inputs and clamps the result to the pixel bounds
         sign = (streams.uniform(generator, x.shape, x) < 0.5).to(x) * 2 - 1
         return x + eps * sign
-
-
-@hookimpl
-def advx_register_attacks():
-    return [{cls}]
 '''
 
-_DEFENSE = '''"""{dist}: the {kind} ``{name}``. Replace ``transform`` with your method, and cite the paper
-and section it follows here."""
+_DEFENSE = '''"""{dist}: the inference defence ``{name}``. Replace ``transform`` with your method, and
+cite the paper and section it follows here."""
 
 from typing import ClassVar
 
 import attrs
 
-from advx.api import InputTransformDefense, hookimpl, streams
+from advx.api import InputTransformDefense, streams
 
 
 @attrs.frozen
@@ -93,24 +94,20 @@ class {cls}(InputTransformDefense):
 
     def transform(self, x, model, generator, context):
         return (x + self.sigma * streams.normal(generator, x.shape, x)).clamp(0, 1)
-
-
-@hookimpl
-def advx_register_inference_defenses():
-    return [{cls}]
 '''
 
-_AUGMENTATION = '''"""{dist}: the training recipe ``{name}``. Every hook (setup, augment, loss, teardown) is
-optional; replace ``augment`` with your method, and cite the paper and section it follows here."""
+_AUGMENTATION = '''"""{dist}: the training recipe ``{name}``. Every hook (setup, augment, loss, teardown)
+is optional; replace ``augment`` with your method, and cite the paper and section it follows here."""
 
 from typing import ClassVar
 
 import attrs
+import torch
 
-from advx.api import AugmentationBase, Batch, hookimpl
+from advx.api import AugmentationBase, Batch
 
 
-@attrs.define
+@attrs.frozen
 class {cls}(AugmentationBase):
     """Flips every other training image left-right (a baseline to replace).
 
@@ -120,85 +117,238 @@ class {cls}(AugmentationBase):
     probability: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)])
 
     def augment(self, batch: Batch, ctx) -> Batch:
-        import torch
-
         flip = torch.rand(len(batch.x), generator=ctx.generator) < self.probability
         x = batch.x.clone()
         x[flip] = x[flip].flip(-1)
         return Batch(x, batch.y, batch.index)
+'''
+
+_MODEL = '''"""{dist}: the model ``{name}``. Replace ``build`` with your architecture, and cite the
+paper and section it follows here."""
+
+from typing import ClassVar
+
+import attrs
+from torch import nn
+
+
+@attrs.frozen
+class {cls}:
+    """A two-layer perceptron on any image size (a baseline to replace).
+
+    Arguments: width (64)."""
+
+    name: ClassVar[str] = "{name}"
+    width: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+
+    def build(self, num_classes: int, in_channels: int) -> nn.Module:
+        # called once per trained model; the core sizes the classifier from the data
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(self.width), nn.ReLU(), nn.Linear(self.width, num_classes))
+'''
+
+_DATASET = '''"""{dist}: the dataset ``{name}``. Replace ``load`` with your data (and a ``download``
+flag if it comes from the network), and cite where it comes from here."""
+
+from typing import ClassVar
+
+import attrs
+import torch
+
+from advx.api import DataBundle
+
+
+@attrs.frozen
+class {cls}:
+    """Two classes of 8 x 8 noise images, one with vertical stripes (a baseline to replace).
+
+    Arguments: n (400 images), seed (0)."""
+
+    name: ClassVar[str] = "{name}"
+    n: int = attrs.field(default=400, validator=attrs.validators.ge(20))
+    seed: int = 0
+
+    def load(self) -> DataBundle:
+        g = torch.Generator().manual_seed(self.seed)
+        y = torch.randint(0, 2, (self.n,), generator=g)
+        x = torch.rand(self.n, 1, 8, 8, generator=g) * 0.3
+        x[y == 1, :, :, ::2] += 0.6
+        return DataBundle.split(x.clamp(0, 1), y, ("plain", "striped"), test_fraction=0.25, seed=self.seed)
+'''
+
+_HOOKS = '''"""{dist}: registers the plugin's components with advx (``advx plugin add`` appends here)."""
+
+from advx.api import hookimpl
+
+#: the advx plugin API range this plugin is written for (advx.api.API_VERSION); advx refuses to
+#: load it, in one line, when its own version falls outside
+ADVX_API = "{api_range}"
+'''
+
+_HOOK = '''
+
+from .{kind} import {cls}  # noqa: E402
 
 
 @hookimpl
-def advx_register_training_augmentations():
+def {hook}():
     return [{cls}]
 '''
 
-_TEST = '''"""The contract checks advx runs on every component (advx.testing), on this plugin's."""
+_CONFTEST = '''"""advx's fixtures for plugin tests: advx_digits (a small trained CNN and its data),
+advx_images, advx_train_context."""
 
-from {module}.hooks import {cls}
+pytest_plugins = ["advx.pytest_fixtures"]
+'''
+
+_TEST = '''"""The {kind} ``{name}``: loaded through the plugin's entry point as advx loads it, then
+advx.testing's contract checks."""
 
 from advx import testing
-from advx.api import as_float
 
 
-def test_{func}_honours_the_contract():
-    model, data = testing.digits_model(epochs=1)  # a small CNN on scikit-learn's digits, cached per process
+def test_{kind}_registers_through_the_entry_point():
+    testing.check_plugin("{dist}", "{registry_kind}", "{name}")
+
+
+def test_{kind}_honours_the_contract({fixtures}):
+    from {module}.{kind} import {cls}
+
 {body}
 '''
 
 _TEST_BODY = {
-    "attack": "    testing.check_attack({cls}(), model, as_float(data.x_test[:16]), data.y_test[:16])",
-    "defense": "    testing.check_defense({cls}(), model, as_float(data.x_test[:16]), data.num_classes)",
-    "augmentation": "    testing.check_augmentation({cls}(), testing.make_context(model, data), testing.make_batch(data))",
+    "attack": ("advx_digits, advx_images", "    testing.check_attack({cls}(), advx_digits[0], *advx_images)"),
+    "defense": ("advx_digits, advx_images",
+                "    testing.check_defense({cls}(), advx_digits[0], advx_images[0], advx_digits[1].num_classes)"),
+    "augmentation": ("advx_digits", "    model, data = advx_digits\n"
+                                    "    testing.check_augmentation({cls}(), testing.make_context(model, data), "
+                                    "testing.make_batch(data))"),
+    "model": ("", "    testing.check_model({cls}(), num_classes=10, in_channels=1)"),
+    "dataset": ("", "    testing.check_dataset({cls}())"),
 }
 
 _README = '''# {dist}
 
-An advx plugin: the {kind} `{name}`.
+An advx plugin: {what}.
 
-    pip install -e .          # then: advx list {list_kind}   shows {name}
-    python -m pytest tests    # advx.testing's contract checks
+    pip install -e ".[test]"    # then: advx list attack (and the others) shows them
+    python -m pytest tests      # loads the plugin through its entry point, then advx's contract checks
 
-Use it in an experiment file:
-
-    {table}
-    name = "{name}"
-
-or from Python: `advx.create("{list_kind}", "{name}")`. `advx describe {list_kind} {name}` prints
-its parameters and flags.
+{usage}
+`advx describe KIND NAME` prints a component's parameters and flags; where another plugin uses
+the same name, `{dist}:NAME` picks this one. `advx plugin add . --model` adds another kind.
+This package declares the advx plugin API range it supports (`ADVX_API` in `hooks.py`); advx
+refuses to load it, in one line, outside that range.
 '''
 
-_TEMPLATES = {"attack": (_ATTACK, "check_attack", "attack", "[[attack]]"),
-              "defense": (_DEFENSE, "check_defense", "inference_defense", "[[defense]]"),
-              "augmentation": (_AUGMENTATION, "check_augmentation", "training_augmentation",
-                               "[[model.train.augment]]")}
+#: kind -> (template, registry kind, hook, TOML table, class suffix)
+_KINDS = {"attack": (_ATTACK, "attack", "advx_register_attacks", "[[attack]]", "Attack"),
+          "defense": (_DEFENSE, "inference_defense", "advx_register_inference_defenses", "[[defense]]", "Defense"),
+          "augmentation": (_AUGMENTATION, "training_augmentation", "advx_register_training_augmentations",
+                           "[[model.train.augment]]", "Augmentation"),
+          "model": (_MODEL, "model", "advx_register_models", "[model]", "Model"),
+          "dataset": (_DATASET, "dataset", "advx_register_datasets", "[data]", "Dataset")}
 
 
-def new_plugin(name: str, kind: str = "attack", where: Path = Path(".")) -> Path:
-    """Write the package ``advx-NAME`` under ``where`` and return its folder."""
+def _names(name: str) -> tuple[str, str, str]:
+    """(distribution, module, class stem) of the plugin ``name``."""
+    return f"advx-{name}", "advx_" + name.replace("-", "_"), "".join(p.capitalize() for p in re.split(r"[-_]", name))
+
+
+def _kind_files(root: Path, name: str, kind: str) -> dict[Path, str]:
+    """The component module and the test one kind adds to the package at ``root``."""
+    dist, module, stem = _names(name)
+    template, registry_kind, _, _, suffix = _KINDS[kind]
+    fields = dict(dist=dist, module=module, cls=stem + suffix, name=name, kind=kind, registry_kind=registry_kind)
+    fixtures, body = _TEST_BODY[kind]
+    return {root / "src" / module / f"{kind}.py": template.format(**fields),
+            root / "tests" / f"test_{kind}.py": _TEST.format(**fields, fixtures=fixtures, body=body.format(**fields))}
+
+
+def _hook(name: str, kind: str) -> str:
+    _, _, stem = _names(name)
+    return _HOOK.format(kind=kind, cls=stem + _KINDS[kind][4], hook=_KINDS[kind][2])
+
+
+def _readme(name: str, kinds: list[str]) -> str:
+    dist, _, _ = _names(name)
+    usage = ["Use it in an experiment file:", ""]
+    for k in kinds:
+        usage += [f"    {_KINDS[k][3]}", f'    name = "{name}"']
+    usage += ["", "or from Python: " + ", ".join(f'`advx.create("{_KINDS[k][1]}", "{name}")`' for k in kinds) + "."]
+    return _README.format(dist=dist, what=", ".join(f"the {k} `{name}`" for k in kinds), usage="\n".join(usage))
+
+
+def _check_kinds(kinds: list[str]) -> list[str]:
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise AdvxError(f"unknown kind {', '.join(bad)}: choose from {', '.join(KINDS)}")
+    return list(dict.fromkeys(kinds)) or ["attack"]
+
+
+def new_plugin(name: str, kinds: list[str] | str = ("attack",), where: Path = Path(".")) -> Path:
+    """Write the package ``advx-NAME`` with one component of each of ``kinds`` under ``where`` and
+    return its folder."""
     if not _NAME.match(name):
         raise AdvxError(f"plugin name {name!r}: use lower-case letters and digits, words joined by '-' or '_' "
                         "(e.g. my-attack)")
-    if kind not in KINDS:
-        raise AdvxError(f"--kind {kind!r}: choose one of {', '.join(KINDS)}")
-    dist = f"advx-{name}"
-    module = "advx_" + name.replace("-", "_")
-    cls = "".join(part.capitalize() for part in re.split(r"[-_]", name))
+    kinds = _check_kinds([kinds] if isinstance(kinds, str) else list(kinds))
+    dist, module, _ = _names(name)
     root = where / dist
     if root.exists():
-        raise AdvxError(f"{root} already exists; pick another name or folder")
-    body, check, list_kind, table = _TEMPLATES[kind]
-    fields = dict(dist=dist, module=module, cls=cls, name=name, kind=kind, entry=module, check=check,
-                  func=module, list_kind=list_kind, table=table, what=f"the {kind} {name}")
+        raise AdvxError(f"{root} already exists; pick another name or folder (advx plugin add adds a kind to it)")
+    from advx import __version__
+    from advx.contract import API_VERSION
+
+    major = int(API_VERSION.split(".")[0])
     files = {
-        "pyproject.toml": _PYPROJECT.format(**fields),
-        f"src/{module}/__init__.py": f'"""{dist}: an advx plugin."""\n',
-        f"src/{module}/hooks.py": body.format(**fields),
-        f"tests/test_{module}.py": _TEST.format(**fields, body=_TEST_BODY[kind].format(**fields)),
-        "README.md": _README.format(**fields),
+        root / "pyproject.toml": _PYPROJECT.format(dist=dist, module=module, entry=module,
+                                                   what=", ".join(kinds) + f" {name}",
+                                                   advx_version=".".join(__version__.split(".")[:2])),
+        root / "src" / module / "__init__.py": f'"""{dist}: an advx plugin."""\n',
+        root / "src" / module / "hooks.py": _HOOKS.format(dist=dist, api_range=f">={API_VERSION},<{major + 1}")
+        + "".join(_hook(name, k) for k in kinds),
+        root / "tests" / "conftest.py": _CONFTEST,
+        root / "README.md": _readme(name, kinds),
     }
-    for rel, text in files.items():
-        path = root / rel
+    for k in kinds:
+        files.update(_kind_files(root, name, k))
+    for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+def add_kind(root: Path, kinds: list[str]) -> list[Path]:
+    """Add a component of each of ``kinds`` to the package at ``root`` (made by ``new_plugin``):
+    its module, its test and its hook in ``hooks.py``. Returns the files written."""
+    import tomllib
+
+    kinds = _check_kinds(kinds)
+    try:
+        dist = tomllib.loads((root / "pyproject.toml").read_text())["project"]["name"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise AdvxError(f"{root}: no readable pyproject.toml with [project] name ({exc})") from exc
+    if not dist.startswith("advx-"):
+        raise AdvxError(f"{root}: {dist!r} was not made by advx plugin new (its name does not start with advx-)")
+    name = dist.removeprefix("advx-")
+    _, module, _ = _names(name)
+    hooks = root / "src" / module / "hooks.py"
+    if not hooks.is_file():
+        raise AdvxError(f"{root}: no {hooks.relative_to(root)}; was it made by advx plugin new?")
+    text = hooks.read_text()
+    written = []
+    for k in kinds:
+        if f"def {_KINDS[k][2]}(" in text:
+            raise AdvxError(f"{hooks} already has {_KINDS[k][2]}: add your class to the list it returns")
+        files = _kind_files(root, name, k)
+        clash = [p for p in files if p.exists()]
+        if clash:
+            raise AdvxError(f"{clash[0]} already exists")
+        for path, body in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+            written.append(path)
+        text += _hook(name, k)
+    hooks.write_text(text)
+    return [*written, hooks]

@@ -1,6 +1,7 @@
 """Helpers for testing advx components — ours and third-party plugins'.
 
-``check_attack`` / ``check_defense`` / ``check_augmentation`` assert the protocol contracts;
+``check_attack`` / ``check_defense`` / ``check_augmentation`` / ``check_model`` / ``check_dataset``
+assert the protocol contracts; ``check_plugin`` loads an installed plugin through its entry point;
 ``digits_model()`` trains (once per process) a small CNN on scikit-learn's digits;
 ``LinearModel`` is an analytic classifier whose minimal adversarial distances are known.
 """
@@ -99,31 +100,120 @@ def make_batch(data: Any, n: int = 32) -> Batch:
     return Batch(as_float(data.x_train[:n]), one_hot(data.y_train[:n], data.num_classes), torch.arange(n))
 
 
+class ContractError(AssertionError):
+    """A component broke the contract the core relies on; the message says which rule and how."""
+
+
+def _require(ok: Any, message: str) -> None:
+    if not bool(ok):
+        raise ContractError(message)
+
+
 def check_attack(attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Assert the Attack contract and return the adversarial batch."""
+    """Assert the Attack contract, as the evaluator calls an attack: the plain call, a targeted one
+    (when ``supports_target``) and a per-sample ``eps``; return the adversarial batch. Each broken
+    rule raises :class:`ContractError` naming the attack and the rule."""
+    name = getattr(attack, "name", type(attack).__name__)
     x_before = x.clone()
     model.train()
     flags = [p.requires_grad for p in model.parameters()]
     grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
     x_adv = attack(model, x, y, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(x, x_before), "attack mutated its input"
-    assert model.training, "attack did not restore train mode"
-    assert [p.requires_grad for p in model.parameters()] == flags, "attack changed requires_grad"
-    assert all((g is None and p.grad is None) or (g is not None and p.grad is not None and torch.equal(g, p.grad))
-               for g, p in zip(grads, model.parameters())), "attack changed parameter gradients"
-    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
-    assert torch.isfinite(x_adv).all(), "attack produced NaN/inf"
-    lo, hi = attack.bounds
-    assert x_adv.min() >= lo - 1e-6 and x_adv.max() <= hi + 1e-6, "attack left the pixel bounds"
-    eps = getattr(attack, "eps", None)
-    if eps is not None and not getattr(attack, "minimal", False):
-        delta = (x_adv - x).flatten(1)
-        norm = delta.abs().amax(1) if getattr(attack, "norm", "linf") == "linf" else delta.norm(dim=1)
-        assert (norm <= eps + 1e-5).all(), f"attack left its eps-ball: {norm.max():.5f} > {eps}"
-    again = attack(model, x, y, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(again, x_adv, atol=1e-5), "attack is not reproducible with a seeded generator"
+    _require(isinstance(x_adv, torch.Tensor), f"attack {name!r} returned {type(x_adv).__name__}, not a tensor")
+    _require(torch.equal(x, x_before), f"attack {name!r} mutated its input (work on a copy)")
+    _require(model.training, f"attack {name!r} did not restore the model's train mode")
+    _require([p.requires_grad for p in model.parameters()] == flags, f"attack {name!r} changed requires_grad")
+    _require(all((g is None and p.grad is None) or (g is not None and p.grad is not None and torch.equal(g, p.grad))
+                 for g, p in zip(grads, model.parameters())), f"attack {name!r} changed the parameters' gradients")
     model.eval()
+    within_budget(attack, name, x, x_adv, getattr(attack, "eps", None), "the plain call")
+    again = attack(model, x, y, generator=torch.Generator().manual_seed(0))
+    _require(torch.allclose(again, x_adv, atol=1e-5), f"attack {name!r} is not reproducible with a seeded generator")
+    eps = getattr(attack, "eps", None)
+    if isinstance(eps, (int, float)) and not getattr(attack, "minimal", False):
+        per_sample_eps = torch.linspace(0, float(eps), len(x))  # the evaluator may pass one budget per sample
+        out = attack(model, x, y, generator=torch.Generator().manual_seed(0), eps=per_sample_eps)
+        within_budget(attack, name, x, out, per_sample_eps, "a per-sample eps (linspace(0, eps))")
+    if getattr(attack, "supports_target", True):
+        with torch.no_grad():
+            classes = model(x[:1]).shape[1]
+        target = (y + 1) % classes
+        out = attack(model, x, y, target=target, generator=torch.Generator().manual_seed(0))
+        within_budget(attack, name, x, out, eps, "target= (supports_target is True; set it False if untargeted)")
     return x_adv
+
+
+def within_budget(attack: Any, name: str, x: torch.Tensor, x_adv: torch.Tensor, eps: Any, call: str) -> None:
+    """The output checks the evaluator makes on every batch: shape, dtype, finite, in the pixel
+    bounds and inside the eps-ball of the attack's ``norm``."""
+    _require(x_adv.shape == x.shape, f"attack {name!r} ({call}) returned shape {tuple(x_adv.shape)} for input "
+                                     f"{tuple(x.shape)}")
+    _require(x_adv.dtype == x.dtype, f"attack {name!r} ({call}) returned {x_adv.dtype} for {x.dtype} input")
+    _require(torch.isfinite(x_adv).all(), f"attack {name!r} ({call}) produced NaN or inf")
+    lo, hi = getattr(attack, "bounds", (0.0, 1.0))
+    _require(x_adv.min() >= lo - 1e-6 and x_adv.max() <= hi + 1e-6, f"attack {name!r} ({call}) left the pixel "
+                                                                       f"bounds [{lo}, {hi}]")
+    if eps is None or getattr(attack, "minimal", False):
+        return
+    delta = (x_adv - x).flatten(1)
+    norm = getattr(attack, "norm", "linf")
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1) if norm == "l2" else delta.abs().sum(1)
+    limit = torch.as_tensor(eps, dtype=size.dtype).expand_as(size)
+    _require((size <= limit + 1e-5).all(), f"attack {name!r} ({call}) left its {norm} ball: "
+                                           f"{float((size - limit).max()):.5f} over (declare norm = ... if it is "
+                                           "another distance)")
+
+
+def check_model(factory: Any, num_classes: int = 10, in_channels: int = 1, size: int = 8) -> nn.Module:
+    """Assert the Model contract: ``build(num_classes, in_channels)`` gives a module whose logits
+    are N x num_classes and differentiable in the input."""
+    name = getattr(factory, "name", type(factory).__name__)
+    net = factory.build(num_classes=num_classes, in_channels=in_channels)
+    _require(isinstance(net, nn.Module), f"model {name!r}: build() returned {type(net).__name__}, not an nn.Module")
+    x = torch.rand(4, in_channels, size, size, requires_grad=True)
+    out = net.eval()(x)
+    _require(out.shape == (4, num_classes), f"model {name!r}: logits of shape {tuple(out.shape)}, want (4, {num_classes})")
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    _require(torch.isfinite(grad).all() and grad.abs().sum() > 0, f"model {name!r}: no input gradient")
+    return net
+
+
+def check_dataset(dataset: Any) -> Any:
+    """Assert the Dataset contract: ``load()`` gives a DataBundle of NCHW images and integer labels
+    in range, a test split, and class names for every class."""
+    name = getattr(dataset, "name", type(dataset).__name__)
+    data = dataset.load()
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        _require(x.ndim == 4 and len(x) == len(y) and len(y) > 0, f"dataset {name!r}: {split} images must be "
+                                                                   f"N x C x H x W with one label each")
+        _require(not y.is_floating_point() and int(y.min()) >= 0 and int(y.max()) < data.num_classes,
+                 f"dataset {name!r}: {split} labels must be integers in [0, {data.num_classes})")
+    return data
+
+
+def check_plugin(distribution: str, kind: str, name: str) -> type:
+    """Load the installed ``distribution`` through its ``advx`` entry point, as every advx command
+    does, and return the class it registers as ``kind`` ``name``. Fails, with the registry's own
+    message, when the plugin does not import, its API range excludes this advx, a hook returns
+    the wrong thing, a component breaks the protocol or its name is taken by another
+    distribution: what a plugin's own unit tests cannot see."""
+    import importlib.metadata as md
+
+    from advx.registry import Registry, make_plugin_manager
+
+    eps = [ep.name for ep in md.entry_points(group="advx") if ep.dist is not None
+           and ep.dist.metadata["Name"].lower().replace("_", "-") == distribution.lower().replace("_", "-")]
+    _require(eps, f"{distribution} has no installed 'advx' entry point: pip install -e . (from the package folder)")
+    registry = Registry(make_plugin_manager())
+    for ep in eps:
+        why = registry.problems.get(ep)
+        _require(why is None, f"{distribution} ({ep}): {why}")
+    qualified = f"{distribution}:{name}"
+    _require(qualified in registry.qualified_names(kind), f"{distribution} registers no {kind} named {name!r}")
+    cls = registry.get(kind, qualified)
+    _require(registry.get(kind, name) is cls, f"{distribution}'s {kind} {name!r} is not the one the name selects")
+    return cls
 
 
 def check_defense(defense: Any, model: nn.Module, x: torch.Tensor, num_classes: int,

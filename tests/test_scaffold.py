@@ -2,6 +2,7 @@
 checks before the author changes a line."""
 
 import importlib
+import importlib.util
 import sys
 import tomllib
 
@@ -11,28 +12,41 @@ from click.testing import CliRunner
 from advx.cli import cli
 
 
-@pytest.mark.parametrize("kind", ["attack", "defense", "augmentation"])
-def test_the_scaffold_is_a_working_plugin(tmp_path, kind, monkeypatch):
+@pytest.mark.parametrize("kind", ["attack", "defense", "augmentation", "model", "dataset"])
+def test_each_kind_scaffolds_a_component_that_passes_its_contract_check(tmp_path, kind, monkeypatch):
     name = f"my-{kind}"
-    res = CliRunner().invoke(cli, ["plugin", "new", name, "--kind", kind, "--dir", str(tmp_path)])
+    res = CliRunner().invoke(cli, ["plugin", "new", name, f"--{kind}", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
     root = tmp_path / f"advx-{name}"
     module = f"advx_my_{kind}"
     meta = tomllib.loads((root / "pyproject.toml").read_text())
     assert meta["project"]["name"] == f"advx-{name}"
     assert meta["project"]["entry-points"]["advx"] == {module: f"{module}.hooks"}
-    assert f"pip install -e {root}" in res.output
+    assert meta["project"]["optional-dependencies"]["test"] == ["pytest>=7"]
+    assert 'pip install -e ".[test]"' in res.output
 
-    # the generated test, run as the author would run it (its imports resolve from src/)
+    # the generated contract test, run in-process (its imports resolve from src/); the entry-point
+    # test needs the package installed: test_the_scaffold_installs_in_a_fresh_venv_and_its_tests_pass
     monkeypatch.syspath_prepend(str(root / "src"))
-    monkeypatch.syspath_prepend(str(root / "tests"))
     hooks = importlib.import_module(f"{module}.hooks")
+    assert hooks.ADVX_API == ">=1.0,<2"
     hook = next(getattr(hooks, h) for h in dir(hooks) if h.startswith("advx_register_"))
     (cls,) = hook()
     assert cls.name == name
-    test = importlib.import_module(f"test_{module}")
-    getattr(test, f"test_{module}_honours_the_contract")()
-    for m in [m for m in sys.modules if m.startswith(module) or m == f"test_{module}"]:
+    from advx import testing
+    from advx.api import as_float
+
+    fixtures = {"advx_digits": lambda: testing.digits_model(epochs=1)}
+    spec = importlib.util.spec_from_file_location(f"scaffold_test_{kind}", root / "tests" / f"test_{kind}.py")
+    test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test)
+    contract = getattr(test, f"test_{kind}_honours_the_contract")
+    args = {}
+    for arg in contract.__code__.co_varnames[:contract.__code__.co_argcount]:
+        model, data = fixtures["advx_digits"]()
+        args[arg] = (model, data) if arg == "advx_digits" else (as_float(data.x_test[:16]), data.y_test[:16])
+    contract(**args)
+    for m in [m for m in sys.modules if m.startswith(module)]:
         del sys.modules[m]
 
 
@@ -44,22 +58,39 @@ def test_bad_names_and_existing_folders_exit_2(tmp_path):
     assert res.exit_code == 2 and "already exists" in res.output
 
 
-def test_the_scaffold_installs_and_its_own_tests_pass(tmp_path):
-    """`advx plugin new my-thing` as a user runs it: pip installs the package, advx lists its
-    attack, and the package's generated tests pass as written."""
+def test_the_scaffold_installs_in_a_fresh_venv_and_its_tests_pass(tmp_path):
+    """`advx plugin new kit --attack --defense --augmentation`, `advx plugin add` a model, then the
+    README's own install and test lines, verbatim, in a fresh virtual environment: the tests load
+    the plugin through its entry point (check_plugin) and run the contract checks. The venv sees
+    this machine's packages (--system-site-packages: torch and advx as requirements.txt installed
+    them; no wheel is downloaded to rebuild them) and installs the plugin and its test extra."""
     import os
+    import re
     import subprocess
 
-    res = CliRunner().invoke(cli, ["plugin", "new", "my-thing", "--dir", str(tmp_path)])
+    res = CliRunner().invoke(cli, ["plugin", "new", "kit", "--attack", "--defense", "--augmentation",
+                                   "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    pkg, site = tmp_path / "advx-my-thing", tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(pkg)], check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "ADVX_PROGRESS": "0"}
-    listed = subprocess.run([sys.executable, "-m", "advx.cli", "list", "attack"], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert listed.returncode == 0 and "my-thing" in listed.stdout, listed.stderr
-    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                          str(pkg / "tests")], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert own.returncode == 0 and "1 passed" in own.stdout, own.stdout[-2000:] + own.stderr[-2000:]
+    pkg = tmp_path / "advx-kit"
+    assert CliRunner().invoke(cli, ["plugin", "add", str(pkg), "--model"]).exit_code == 0
+    readme = (pkg / "README.md").read_text()
+    install, test = re.findall(r"^    (pip install .*?|python -m pytest .*?)\s+#", readme, re.M)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
+           "ADVX_PROGRESS": "0", "ADVX_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""}
+    env.pop("PYTEST_ADDOPTS", None)
+    for line in (install, test):
+        done = subprocess.run(line, shell=True, cwd=pkg, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (line, done.stdout[-3000:], done.stderr[-3000:])
+    assert re.search(r"\b8 passed\b", done.stdout), done.stdout[-2000:]  # 4 kinds x (entry point, contract)
+
+
+def test_plugin_add_refuses_a_kind_already_there_and_a_foreign_folder(tmp_path):
+    assert CliRunner().invoke(cli, ["plugin", "new", "kit", "--attack", "--dir", str(tmp_path)]).exit_code == 0
+    res = CliRunner().invoke(cli, ["plugin", "add", str(tmp_path / "advx-kit"), "--attack"])
+    assert res.exit_code == 2 and "already has advx_register_attacks" in res.output
+    res = CliRunner().invoke(cli, ["plugin", "add", str(tmp_path), "--model"])
+    assert res.exit_code == 2 and "pyproject.toml" in res.output
+    res = CliRunner().invoke(cli, ["plugin", "add", str(tmp_path / "advx-kit")])
+    assert res.exit_code == 2 and "needs at least one kind" in res.output
