@@ -24,12 +24,15 @@ Attack
     :class:`AttackBase` and write ``perturb(model, x, y, *, target, generator, eps)`` (``eps``
     arrives as N x 1 x 1 x 1): the base class copies the input, freezes parameters, clamps the
     result to the pixel ``bounds`` and detaches it. It does **not** project onto the eps-ball:
-    ``perturb`` keeps its own threat model (``advx_attacks.ops.project`` does it). Class flags the
-    evaluator reads: ``gradient_free`` (runs in the black-box threat model), ``supports_target``,
+    ``perturb`` keeps its own threat model (for linf, ``torch.min(torch.max(x_adv, x - eps), x + eps)``).
+    Class flags the evaluator reads: ``gradient_free`` (runs in the black-box threat model), ``supports_target``,
     ``minimal`` (a minimal-norm attack: it may leave any ball; without an eps it is its own
     "unbounded" worst-case group, and with one, or with ``budget`` in its ``[[attack]]`` table, a
     point beyond the budget counts as no success there), ``eot`` (gradients averaged over that
-    many queries of a randomized pipeline: each query takes new draws).
+    many queries of a randomized pipeline: each query takes new draws). An attack that keeps
+    per-sample records overrides ``perturb_logged(model, x, y, *, target, generator, eps)`` to
+    return them beside the batch (length-N tensors the evaluator stores; ``skipped_log`` gives the
+    value for samples it does not attack, ``members`` an ensemble's member names in order).
 TrainingAugmentation
     Hooks the trainer calls, each optional (subclass :class:`AugmentationBase`, which supplies
     no-ops; a class with none of them is refused at registration):
@@ -75,14 +78,16 @@ Dataset
 Evaluator
     ``evaluate(results) -> list[MetricTable]`` over an :class:`advx.evaluation.results.RunResults`.
 
-What the core calls and reads on each kind is one table, ``CONTRACT`` (``advx.contract``): the
-registry's conformance checks derive from it, and a test fails when the core reads a name the
-table does not declare.
+What the core calls and reads on each kind is stated once, in :mod:`advx.contract`
+(``SIGNATURES``, ``ATTRIBUTES``, ``REQUIRED``): the registry's conformance checks derive from it,
+``advx describe`` shows an attack's ``norm`` from it, and tests fail when this text, the base
+classes, the registry's tutorial, the hook specifications or the README disagree with it, or
+when the core reads a name it does not declare.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -92,48 +97,6 @@ Bounds = tuple[float, float]
 
 from advx.contract import CONTRACT, DECLARED  # noqa: E402,F401  (the table; torch-free for the catalog)
 from advx.defense import InputTransformDefense  # noqa: E402,F401  (lives beside DefendedClassifier, which its wrap builds)
-
-
-@runtime_checkable
-class ModelFactory(Protocol):
-    name: ClassVar[str]
-
-    def build(self, num_classes: int, in_channels: int) -> nn.Module: ...
-
-
-@runtime_checkable
-class Dataset(Protocol):
-    name: ClassVar[str]
-
-    def load(self) -> Any: ...
-
-
-@runtime_checkable
-class Attack(Protocol):
-    name: ClassVar[str]
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                 target: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 eps: float | torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class TrainingAugmentation(Protocol):
-    name: ClassVar[str]
-
-
-@runtime_checkable
-class InferenceDefense(Protocol):
-    name: ClassVar[str]
-
-    def wrap(self, model: nn.Module, context: dict[str, Any] | None = None) -> nn.Module: ...
-
-
-@runtime_checkable
-class Evaluator(Protocol):
-    name: ClassVar[str]
-
-    def evaluate(self, results: Any) -> list[Any]: ...
 
 
 # --------------------------------------------------------------------------- attacks
@@ -242,6 +205,9 @@ class AugmentationBase:
     """No-op hooks; subclass and override the ones the technique needs."""
 
     name: ClassVar[str] = "augmentation-base"
+
+    def adapt_model(self, model: nn.Module, info: dict[str, Any]) -> nn.Module | None:
+        return None
 
     def setup(self, ctx: Any) -> None:
         return None

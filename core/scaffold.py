@@ -96,8 +96,9 @@ class {cls}(InputTransformDefense):
         return (x + self.sigma * streams.normal(generator, x.shape, x)).clamp(0, 1)
 '''
 
-_AUGMENTATION = '''"""{dist}: the training recipe ``{name}``. Every hook (setup, augment, loss, teardown)
-is optional; replace ``augment`` with your method, and cite the paper and section it follows here."""
+_AUGMENTATION = '''"""{dist}: the training recipe ``{name}``. Every hook (adapt_model, setup,
+augment, loss, teardown) is optional; replace ``augment`` with your method, and cite the paper
+and section it follows here."""
 
 from typing import ClassVar
 

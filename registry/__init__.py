@@ -150,16 +150,17 @@ block verbatim through a whole experiment: ``tests/test_tutorial.py``)::
 Test a component with :mod:`advx.testing` (``check_attack``, ``check_defense``,
 ``check_augmentation`` with ``make_context``/``make_batch``).
 
-Hooks (each returns a list of classes; all results are collected)
-=================================================================
+Hooks (each returns a list of classes; every plugin's list is read)
+===================================================================
 ``advx_register_models``
     model factories: attrs class with ``build(num_classes, in_channels) -> nn.Module``.
 ``advx_register_datasets``
     datasets: attrs class with ``load() -> advx.data.DataBundle``.
 ``advx_register_attacks``
-    attacks: ``__call__(model, x, y, *, target=None) -> x_adv`` (subclass ``AttackBase``).
+    attacks: ``__call__(model, x, y, *, target=None, generator=None, eps=None) -> x_adv`` (subclass ``AttackBase``).
 ``advx_register_training_augmentations``
-    training augmentations: any of ``setup``, ``augment``, ``loss``, ``teardown``.
+    training augmentations: any of ``adapt_model``, ``setup``, ``augment``, ``loss``, ``teardown``
+    (an image augmentation, ``advx.api.ImageAugmentation``: ``augment_images``).
 ``advx_register_inference_defenses``
     inference defences: ``wrap(model, context) -> nn.Module`` (subclass ``InputTransformDefense``
     for an input transform; a whole-model defence writes ``wrap`` itself).

@@ -1,10 +1,12 @@
 """Hook specifications: one ``advx_register_<kind>`` hook per component kind.
 
 Every hook takes no arguments and returns a list of component classes (attrs classes
-with a ``name: ClassVar[str]``). All results are collected. A name is unique within its kind:
+with a ``name: ClassVar[str]``). Every plugin's list is read; advx reads one implementation of
+each hook per plugin module (a second one, pluggy's ``specname=``, is reported, not called). A
+name is unique within its kind:
 when two plugins offer one name, the one that registered first (built-ins, then the first-party
-distributions, then the rest) keeps it, and the later one's clashing component alone is dropped
-with one warning naming both distributions.
+distributions, then the rest) keeps it, and the later one's clashing component is reachable only
+as ``distribution:name``, with one warning naming both distributions.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ hookimpl = pluggy.HookimplMarker("advx")
 def advx_register_models() -> list[type]:
     """Return model factory classes: ``build(num_classes, in_channels) -> nn.Module``.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -27,7 +29,7 @@ def advx_register_models() -> list[type]:
 def advx_register_datasets() -> list[type]:
     """Return dataset classes: ``load() -> DataBundle`` of [0, 1] NCHW tensors.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -38,7 +40,7 @@ def advx_register_attacks() -> list[type]:
     attribute the core reads (``eps``, ``norm``, ``bounds``, flags), is ``advx.protocols`` and the
     ``advx.contract.CONTRACT`` table.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -48,7 +50,7 @@ def advx_register_training_augmentations() -> list[type]:
     ``adapt_model`` (each optional), or ``augment_images`` for an image augmentation; see
     ``advx.protocols`` and ``advx.contract.CONTRACT``.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -58,7 +60,7 @@ def advx_register_inference_defenses() -> list[type]:
     ``transform(x, model, generator, context) -> x'`` (the core wraps it); see ``advx.protocols``
     and ``advx.contract.CONTRACT``.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -66,7 +68,7 @@ def advx_register_inference_defenses() -> list[type]:
 def advx_register_evaluators() -> list[type]:
     """Return evaluator classes: ``evaluate(results) -> list[MetricTable]``.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 
@@ -77,7 +79,7 @@ def advx_register_threat_models() -> list[type]:
     it must never trail; see ``advx.evaluation.threat_models``. advx's own are oblivious, adaptive,
     transfer and black-box; ``evaluate.modes`` names them.
 
-    All results are collected (no first-result-wins).
+    Every plugin's list is read (no first-result-wins).
     """
 
 

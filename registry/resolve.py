@@ -41,6 +41,16 @@ def declared_flags(cls: Any) -> dict[str, bool]:
     return {f: bool(getattr(cls, f)) for f in FLAGS if isinstance(getattr(cls, f, None), bool)}
 
 
+def declared_norm(cls: Any) -> str | None:
+    """An attack's threat model as ``advx describe`` shows it: the class's ``norm``, or the
+    default of its ``norm`` parameter."""
+    field = attrs.fields_dict(cls).get("norm") if attrs.has(cls) else None
+    if field is not None:
+        return f"{field.default} (parameter norm)"
+    value = getattr(cls, "norm", None)
+    return value if isinstance(value, str) else None
+
+
 def flags_line(flags: dict[str, bool]) -> list[str]:
     return [f"flags: {', '.join(f'{k}={str(v).lower()}' for k, v in flags.items())}"] if flags else []
 
@@ -84,6 +94,8 @@ def describe_entry(kind: str, name: str, e: dict[str, Any]) -> str:
     if e["doc"]:
         lines += [e["doc"], ""]
     lines += flags_line(e.get("flags", {}))
+    if e.get("norm"):
+        lines.append(f"norm: {e['norm']}  (the ball every output is checked in)")
     lines.append("parameters:" if e["fields"] else "parameters: none")
     lines += [f"  {n}: {t} = {d}" for n, t, d in e["fields"]]
     return "\n".join(lines)
@@ -302,6 +314,7 @@ class Registry:
         cls = self.get(kind, name)
         return {"class": f"{cls.__module__}.{cls.__qualname__}", "origin": self.origin(kind, name),
                 "doc": inspect.cleandoc(cls.__doc__ or ""), "flags": declared_flags(cls),
+                **({"norm": declared_norm(cls)} if normalize_kind(kind) == "attack" else {}),
                 "fields": [[n, t, repr(d)] for n, t, d in field_table(cls)]}
 
     def describe(self, kind: str, name: str) -> str:

@@ -11,10 +11,8 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows
-from advx.streams import subset
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows, streams
 
-from advx import streams
 
 from .ops import ascent_direction, loss_and_grad, project, project_l1, random_start, success
 
@@ -243,7 +241,7 @@ class APGD(AttackBase):
                 break
             t = None if target is None else target[todo]
             with progress_part(f"restart {r + 1}", r, self.restarts), sample_rows(todo):
-                cand, ok = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
+                cand, ok = self.run_once(model, x[todo], y[todo], t, streams.subset(generator, todo), eps[todo])
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True
         return x_adv

@@ -9,8 +9,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import progress_part, sample_rows
-from advx.streams import subset
+from advx.api import progress_part, sample_rows, streams
 
 from .apgd import APGD
 from .ops import success
@@ -95,7 +94,7 @@ class APGDTargeted(APGD):
                 part = progress_part(f"target {i + 1}/{len(classes)}", i * self.restarts + r,
                                      len(classes) * self.restarts)
                 with part, sample_rows(todo):
-                    cand, ok = self.run_once(model, x[todo], y[todo], t[todo], subset(generator, todo), eps[todo],
+                    cand, ok = self.run_once(model, x[todo], y[todo], t[todo], streams.subset(generator, todo), eps[todo],
                                              any_misclassification=True)
                 x_adv[todo[ok]] = cand[ok]
                 fooled[todo[ok]] = True

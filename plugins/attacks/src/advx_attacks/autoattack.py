@@ -11,7 +11,6 @@ import attrs
 import torch
 
 from advx.api import AttackBase, progress_part, sample_rows, streams, tally
-from advx.streams import subset
 
 from .apgd import APGD
 from .apgd_targeted import APGDTargeted
@@ -136,7 +135,7 @@ class AutoAttack(AttackBase):
             attack = self.member(name)
             with sample_rows(todo), tally(len(todo)) as member:
                 with progress_part(name, k, len(self.members)):
-                    cand = attack.perturb(model, x[todo], y[todo], target=None, generator=subset(generator, todo),
+                    cand = attack.perturb(model, x[todo], y[todo], target=None, generator=streams.subset(generator, todo),
                                           eps=eps[todo])
                 cand = cand.clamp(*self.bounds)
                 with torch.no_grad():
@@ -181,7 +180,7 @@ class AutoAttack(AttackBase):
                                   targets=self.targets, queries=self.queries)
             with sample_rows(audit), tally(len(audit)) as cost, progress_part("check", 0, 1):
                 _, log = standard.perturb_logged(model, x[audit], y[audit], target=None,
-                                                 generator=subset(generator, audit), eps=eps[audit])
+                                                 generator=streams.subset(generator, audit), eps=eps[audit])
             missed = audit[(log["broken_by"] >= 0).to(audit.device)]
             check[missed] = MISSED
             for kind in spent:

@@ -10,9 +10,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, progress_part, report_progress, sample_rows
-from advx import streams
-from advx.streams import subset
+from advx.api import AttackBase, progress_part, report_progress, sample_rows, streams
 
 from .apgd_targeted import top_other_classes
 from .ops import flat_norm, project_onto_hyperplane, success
@@ -146,7 +144,7 @@ class FAB(AttackBase):
                     return x_adv
                 xs = x[todo]
                 start = xs if r == 0 else self.random_point(xs, torch.minimum(found[todo], eps[todo]),
-                                                                 subset(generator, todo))
+                                                                 streams.subset(generator, todo))
                 g = None if goal is None else goal[todo]
                 label = f"target {i + 1}/{len(plan)}" if t is not None and len(plan) > 1 else ""
                 with progress_part(label, i * self.restarts + r, len(plan) * self.restarts), sample_rows(todo):

@@ -8,9 +8,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows
-from advx import streams
-from advx.streams import subset
+from advx.api import AttackBase, may_stop_when_fooled, progress_part, report_progress, sample_rows, streams
 
 from .ops import ascent_direction, linf_box, loss_and_grad, project, random_start, success
 
@@ -166,7 +164,7 @@ class PGD(AttackBase):
                 break
             t = None if target is None else target[todo]
             with progress_part(f"restart {r + 1}", r, self.restarts), sample_rows(todo):
-                cand, known = self.run_once(model, x[todo], y[todo], t, subset(generator, todo), eps[todo])
+                cand, known = self.run_once(model, x[todo], y[todo], t, streams.subset(generator, todo), eps[todo])
                 ok = self.checked(model, cand, y[todo], t, known)
             x_adv[todo[ok]] = cand[ok]
             fooled[todo[ok]] = True

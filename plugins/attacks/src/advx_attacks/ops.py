@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from advx import streams
+from advx.api import streams
 
 TINY = 1e-12
 

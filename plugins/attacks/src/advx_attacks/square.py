@@ -10,9 +10,7 @@ from typing import ClassVar, Literal
 import attrs
 import torch
 
-from advx.api import AttackBase, report_progress, sample_rows
-from advx import streams
-from advx.streams import subset
+from advx.api import AttackBase, report_progress, sample_rows, streams
 
 from .ops import flat_norm, other_max, project_l1
 
@@ -187,7 +185,7 @@ class Square(AttackBase):
     def compact(idx, x, lo, hi, eps, y, target, x_best, best, generator):
         """The search state restricted to rows ``idx``."""
         return (x[idx], lo[idx], hi[idx], eps[idx], y[idx], None if target is None else target[idx],
-                x_best[idx], best[idx], subset(generator, idx))
+                x_best[idx], best[idx], streams.subset(generator, idx))
 
     def perturb(self, model, x, y, *, target, generator, eps):
         if x.ndim != 4:

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advx import streams
-from advx.api import InputTransformDefense
+from advx.api import InputTransformDefense, streams
 
 
 def draw_labels(pred: torch.Tensor, num_classes: int, n: int, g: Any) -> torch.Tensor:

@@ -32,8 +32,7 @@ import attrs
 import torch
 from torch import nn
 
-from advx.api import as_float, load_checkpoint, module_digest, progress, save_checkpoint, training_subset
-from advx.streams import DrawLedger, draw_streams
+from advx.api import as_float, load_checkpoint, module_digest, progress, save_checkpoint, streams, training_subset
 
 from . import randomized
 from .randomized import RandomResizePad, _check_scales
@@ -107,7 +106,7 @@ class DistributionClassified(nn.Module):
         self.draws, self.bins, self.bandwidth, self.max_batch = draws, bins, bandwidth, max_batch
         self.seed = seed
         self.attacking = False  # set_attacking: each query then takes new draws
-        self.ledger = DrawLedger()
+        self.ledger = streams.DrawLedger()
         self.train(model.training)
 
     def reseed(self, seed: int) -> None:
@@ -126,7 +125,7 @@ class DistributionClassified(nn.Module):
         while done < self.draws:
             k = min(per_pass, self.draws - done)
             xr = x.repeat(k, *([1] * (x.ndim - 1)))
-            xt = self.transform.transform(xr, self.model, draw_streams(x, seed, first + done, k), {})
+            xt = self.transform.transform(xr, self.model, streams.draw_streams(x, seed, first + done, k), {})
             probs.append(torch.softmax(self.model(xt).float(), dim=1).view(k, len(x), -1))
             done += k
         return softmax_densities(torch.cat(probs).transpose(0, 1), self.bins, self.bandwidth)

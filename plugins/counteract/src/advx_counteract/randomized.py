@@ -8,9 +8,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from advx import streams
-from advx.api import InputTransformDefense, as_float
-from advx.streams import subset
+from advx.api import as_float, InputTransformDefense, streams
 
 
 def _size(scale: float, side: int) -> int:
@@ -110,7 +108,7 @@ class MixupInference(InputTransformDefense):
             if not bad.any():
                 break
             redraw = bad.nonzero().flatten()
-            idx[bad] = streams.integers(subset(generator, redraw), 0, len(pool_y), (len(redraw),), pool_y.device)
+            idx[bad] = streams.integers(streams.subset(generator, redraw), 0, len(pool_y), (len(redraw),), pool_y.device)
         xs = as_float(pool_x[idx]).to(x)
         return self.lam * x + (1 - self.lam) * xs
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 from .common import Normalize, check_layers
@@ -134,6 +133,8 @@ class Normalized(nn.Module):
 
 
 def _tv_resnet(arch: str, num_classes: int, in_channels: int, size: int, mean: tuple, std: tuple) -> nn.Module:
+    import torchvision  # here, not at the top: importing it costs every advx process about 2 s
+
     net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
     if size <= 64:  # CIFAR stem: 3x3 stride-1 conv, no max-pool
         net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -157,6 +158,7 @@ def vgg16(num_classes: int, in_channels: int, size: int = 32, mean: tuple = CIFA
     """VGG-16 with batch norm (torchvision's 'D' configuration). For 32x32 inputs the classifier
     is one linear layer on the 512-d pooled feature (the usual CIFAR variant); for 128/224 inputs
     torchvision's 3-layer classifier."""
+    import torchvision
     from torchvision.models.vgg import cfgs, make_layers
 
     cfg = list(cfgs["D"])
