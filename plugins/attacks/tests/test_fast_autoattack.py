@@ -35,6 +35,7 @@ def standard(digits):
 
 
 def test_fast_matches_standard_within_one_sample_at_a_third_of_its_passes(digits, standard):
+    """200 images: the check's 10 % is its floor of 20 (on fewer images the floor is a larger share)."""
     model, x, y = digits
     standard, standard_passes = standard
     fast, log, fast_passes, warned = attack(model, x, y, version="fast", **SHRUNK)
