@@ -394,6 +394,8 @@ def _catalog() -> dict:
     from advx.registry import catalog
 
     data = catalog.load(fresh=bool(os.environ.get("ADVX_DEBUG")))  # --debug: import again, show tracebacks
+    if data.get("built_now"):  # loading the plugins just warned about each problem, once
+        return data
     for row in data["plugins"]:
         if "problem" in row:
             what = "dropped" if row["provides"] else "is skipped"
