@@ -114,6 +114,13 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
         note = c.get("note", c.get("verdict", ""))
         if ruled:
             judged = rule_verdict(c, value, summary_of, runs)
+            if c.get("calibration") and judged.verdict not in ("no rule", "no verdict"):
+                judged = attrs_evolve(judged, verdict="calibration target",
+                                      why=f"{judged.verdict} as calibrated, not evidence: {c['calibration']}")
+            elif c.get("rule") and verdict_tolerance(c["rule"]) > 0:
+                zero = rule_verdict(c, value, summary_of, runs, at_zero=True)
+                judged = attrs_evolve(judged, why=(judged.why + "; " if judged.why else "")
+                                      + f"at tolerance 0: {zero.verdict}")
             verdict_text = judged.verdict + (f" ({judged.why})" if judged.why else "")
             cells += [judged.interval(), verdict_text, note, c["setting"]]
             result = result_record(judged, c, summary_of, runs)
@@ -129,6 +136,18 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     if seen is not None:
         seen["stale"] = seen.get("stale", False) or (changed and not write)
     return "\n".join(lines) + "\n"
+
+
+def attrs_evolve(judged, **changes):
+    import attrs
+
+    return attrs.evolve(judged, **changes)
+
+
+def verdict_tolerance(rule: dict) -> float:
+    from advx.evaluation import verdict
+
+    return verdict.tolerance(rule) if rule.get("kind") in ("value", "gain") else 0.0
 
 
 def result_record(judged, claim: dict, summary_of, runs: list[str]) -> dict:
@@ -186,12 +205,13 @@ def per_sample(summary: dict, ref: dict):
     return index, correct
 
 
-def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
+def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool | None = None):
     """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
     "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
     comparable" | "not measured", "why": ...} (REF: a measured reference like ``measured``, the B
-    of "A beats B"); ``tolerance`` widens the interval by that many points; ``n`` names the image
-    count of a table not over the test set. ``runs``: one stored run per training seed."""
+    of "A beats B"); the tolerance is ``verdict.tolerance`` (the paper's own spread, else 0; with
+    ``at_zero``, 0); ``n`` names the image count of a table not over the test set. ``runs``: one
+    stored run per training seed."""
     from advx.evaluation import verdict
 
     rule = claim.get("rule")
@@ -207,7 +227,7 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str]):
     if rule["kind"] == "gain" and not summary_of(rule["minus"]).get("sizes", {}).get("test"):
         return verdict.Judged("no verdict", why="the compared run predates sizes in summary.json")
     n = rule.get("n", n)  # a table over other images than the test set (noise sensitivity: seen images)
-    tolerance = float(rule.get("tolerance", 0.0))
+    tolerance = verdict.tolerance(rule) if at_zero is None else 0.0
     paper = None if rule.get("paper") is None else float(rule["paper"])
     if len(runs) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
         a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in runs]

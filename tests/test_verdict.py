@@ -187,3 +187,41 @@ def test_the_worst_case_of_a_row_with_a_budget_ands_only_that_budgets_cells(tmp_
     index, worst = readme_tables.per_sample(s, ref)
     assert worst.tolist() == [True, False, False, False]  # clean AND both 0.1 attacks; the 0.3 cell left out
     assert readme_tables.per_sample(s, dict(ref, row=["base", "none"])) is None  # two budgets: name one
+
+
+def test_one_tolerance_rule_the_papers_spread_or_zero_and_a_row_cannot_choose_its_own():
+    from advx.evaluation.verdict import tolerance
+
+    assert tolerance({"kind": "value", "paper": 3.6}) == 0.0
+    assert tolerance({"kind": "value", "paper": 3.6, "paper_spread": 0.8}) == 0.8
+    with pytest.raises(ValueError, match="one for every row"):
+        tolerance({"kind": "value", "paper": 3.6, "tolerance": 5.0})
+
+
+def test_wilson_is_exact_at_the_ends_so_zero_measured_agrees_with_zero_reported():
+    """0 of 2,000 used to give a lower bound of 1e-17, so a paper's 0 % was 'not reproduced'."""
+    from advx.evaluation.verdict import REPRODUCED, judge_value, wilson
+
+    assert wilson(0, 2000)[0] == 0.0 and wilson(2000, 2000)[1] == 100.0
+    assert judge_value(0.0, 2000, 0.0).verdict == REPRODUCED
+    assert judge_value(0.05, 2000, 0.0).verdict != REPRODUCED  # 1 of 2,000 robust is not the paper's 0
+
+
+def test_a_calibration_target_is_shown_but_never_counted_as_reproduced():
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import readme_tables
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    seen: dict = {}
+    text = readme_tables.render_claims(root / "plugins/fixer/results/fixer_fmnist_16/claims.json", seen=seen)
+    claims = json.loads((root / "plugins/fixer/results/fixer_fmnist_16/claims.json").read_text())["claims"]
+    calibrated = [c for c in claims if c.get("calibration")]
+    assert calibrated and all(c["result"]["verdict"] == "calibration target" for c in calibrated)
+    assert seen["verdicts"].count("calibration target") == len(calibrated)
+    assert "calibration target (" in text and "not evidence" in text

@@ -3,13 +3,17 @@
 Every claims row states its ``rule``; the verdict follows from the measured value's 95 %
 interval and the paper's number or sign, never from a person's reading:
 
+- One tolerance for every row (:func:`tolerance`): the spread the paper itself reports for that
+  number (the rule's ``paper_spread``: its ± over runs), else 0. A row never chooses its own
+  (a rule with ``tolerance`` is refused), and where the tolerance is not 0 the row also shows its
+  verdict at 0.
 - ``value`` — the paper reports an accuracy P. Interval: Wilson's, over the n test images.
-  **reproduced** when P lies inside the interval widened by the rule's ``tolerance`` (points,
-  default 0); else **not reproduced** (the row says higher or lower, and by how much).
+  **reproduced** when P lies inside the interval widened by the tolerance; else **not
+  reproduced** (the row says higher or lower, and by how much).
 - ``gain`` — the paper reports "A beats B" (``sign`` +1) or the reverse (-1), optionally by G
   points (``paper``). Interval of A − B: paired (McNemar's variance, only discordant samples
   count) when both cells' per-sample results are stored, else unpaired (Wald, wider).
-  **reproduced** when G lies inside the interval (widened by ``tolerance``); **direction** when
+  **reproduced** when G lies inside the interval (widened by the tolerance); **direction** when
   the interval lies wholly on the paper's side of 0; **inconclusive** when it contains 0;
   **not reproduced** when it lies wholly on the other side.
 - Several training seeds (a claims file's ``seeds``: one stored run per seed): the measured
@@ -17,6 +21,9 @@ interval and the paper's number or sign, never from a person's reading:
   (:func:`seed_bootstrap`), for both rules.
 - ``not comparable`` — another regime (another data set, network or threat model): the rule's
   ``why`` says which. ``not measured`` — nothing here measures it: ``why`` says why.
+- A row that was the target of a calibration (a stand-in's eps chosen to land near the paper's
+  number: the claim's ``calibration``) is shown with its numbers and the verdict **calibration
+  target**: it was made to agree, so it is not evidence and never counts as reproduced.
 
 No verdict is given without n: a run stored before summaries recorded their sizes says so.
 """
@@ -38,7 +45,9 @@ def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+    low = 0.0 if correct <= 0 else max(0.0, centre - half)  # exact at the ends: no rounding residue above 0
+    high = 1.0 if correct >= n else min(1.0, centre + half)
+    return 100 * low, 100 * high
 
 
 def binomial_upper(k: int, n: int, level: float = 0.95) -> float:
@@ -107,7 +116,17 @@ def seed_bootstrap(a: list[np.ndarray], b: list[np.ndarray] | None = None, reps:
 
 REPRODUCED, DIRECTION, INCONCLUSIVE = "reproduced", "direction", "inconclusive"
 NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED = "not reproduced", "not comparable", "not measured"
-VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED)
+CALIBRATION = "calibration target"
+VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED, CALIBRATION)
+
+
+def tolerance(rule: dict) -> float:
+    """The one tolerance rule, in points: the spread the paper reports for this number
+    (``paper_spread``), else 0. A rule that sets its own ``tolerance`` is refused."""
+    if "tolerance" in rule:
+        raise ValueError("a claims row sets its own tolerance; the rule is one for every row: give the paper's "
+                         "own reported spread as paper_spread, or nothing (0)")
+    return float(rule.get("paper_spread", 0.0))
 
 
 @attrs.frozen
