@@ -98,6 +98,13 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     changed = False
     seeds = claims.get("seeds", [claims["summary"]])
+
+    def key(ref: dict) -> str:
+        return json.dumps([ref.get("summary", claims["summary"]), ref["table"], ref["row"], ref["column"]])
+
+    # bases a person judged not comparable: a gain measured from one is not comparable either
+    incomparable = {key(c["measured"]) for c in claims["claims"]
+                    if c.get("measured") and (c.get("rule") or {}).get("kind") == "not comparable"}
     for c in claims["claims"]:
         # the runs behind this row, one per training seed (none: a row measured in a run of its own)
         runs = seeds if c.get("measured") is not None and "summary" not in c["measured"] else []
@@ -114,9 +121,17 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
         note = c.get("note", c.get("verdict", ""))
         if ruled:
             judged = rule_verdict(c, value, summary_of, runs)
-            if c.get("calibration") and judged.verdict not in ("no rule", "no verdict"):
+            minus = (c.get("rule") or {}).get("minus")
+            if minus is not None and key(minus) in incomparable:
+                judged = attrs_evolve(judged, verdict="not comparable",
+                                      why=f"measured from a base the table calls not comparable ({judged.verdict} "
+                                          "by the rule)")
+            elif c.get("calibration") and judged.verdict not in ("no rule", "no verdict"):
                 judged = attrs_evolve(judged, verdict="calibration target",
                                       why=f"{judged.verdict} as calibrated, not evidence: {c['calibration']}")
+            elif c.get("substitute") and judged.verdict not in ("no rule", "no verdict"):
+                judged = attrs_evolve(judged, verdict="our addition",
+                                      why=f"{judged.verdict} by the rule, with {c['substitute']}")
             elif c.get("rule") and verdict_tolerance(c["rule"]) > 0:
                 zero = rule_verdict(c, value, summary_of, runs, at_zero=True)
                 judged = attrs_evolve(judged, why=(judged.why + "; " if judged.why else "")

@@ -225,3 +225,36 @@ def test_a_calibration_target_is_shown_but_never_counted_as_reproduced():
     assert calibrated and all(c["result"]["verdict"] == "calibration target" for c in calibrated)
     assert seen["verdicts"].count("calibration target") == len(calibrated)
     assert "calibration target (" in text and "not evidence" in text
+
+
+def test_no_stored_claim_counts_a_substitute_a_calibration_or_a_gain_from_an_incomparable_base():
+    """Over every claims file: a row with another attack or protocol than the paper's is 'our
+    addition', a calibration target is 'calibration target', and a gain whose base row is 'not
+    comparable' is not comparable — in the stored results the READMEs render."""
+    import glob
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    checked = {"substitute": 0, "calibration": 0, "incomparable base": 0}
+    for path in glob.glob(str(root / "plugins/*/results/*/claims.json")):
+        claims = json.loads(Path(path).read_text())
+
+        def key(ref):
+            return json.dumps([ref.get("summary", claims["summary"]), ref["table"], ref["row"], ref["column"]])
+
+        incomparable = {key(c["measured"]) for c in claims["claims"]
+                        if c.get("measured") and (c.get("rule") or {}).get("kind") == "not comparable"}
+        for c in claims["claims"]:
+            verdict = (c.get("result") or {}).get("verdict")
+            minus = (c.get("rule") or {}).get("minus")
+            if minus is not None and key(minus) in incomparable:
+                assert verdict == "not comparable", (path, c["claim"])
+                checked["incomparable base"] += 1
+            elif c.get("calibration"):
+                assert verdict == "calibration target", (path, c["claim"])
+                checked["calibration"] += 1
+            elif c.get("substitute"):
+                assert verdict == "our addition", (path, c["claim"])
+                checked["substitute"] += 1
+            assert "tolerance" not in (c.get("rule") or {}), (path, c["claim"])
+    assert all(checked.values()), checked  # each case occurs in the stored claims

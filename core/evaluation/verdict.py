@@ -24,6 +24,10 @@ interval and the paper's number or sign, never from a person's reading:
 - A row that was the target of a calibration (a stand-in's eps chosen to land near the paper's
   number: the claim's ``calibration``) is shown with its numbers and the verdict **calibration
   target**: it was made to agree, so it is not evidence and never counts as reproduced.
+- A row measured with another attack or protocol than the paper's (the claim's ``substitute``
+  says which: e.g. the DLR loss where the paper used CE) gets **our addition**, its rule's
+  verdict beside it: only the paper's own attack and protocol can reproduce the paper.
+- A ``gain`` measured from a base row the table calls **not comparable** is not comparable.
 
 No verdict is given without n: a run stored before summaries recorded their sizes says so.
 """
@@ -116,8 +120,9 @@ def seed_bootstrap(a: list[np.ndarray], b: list[np.ndarray] | None = None, reps:
 
 REPRODUCED, DIRECTION, INCONCLUSIVE = "reproduced", "direction", "inconclusive"
 NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED = "not reproduced", "not comparable", "not measured"
-CALIBRATION = "calibration target"
-VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED, CALIBRATION)
+CALIBRATION, OUR_ADDITION = "calibration target", "our addition"
+VERDICTS = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED, NOT_COMPARABLE, NOT_MEASURED, CALIBRATION,
+            OUR_ADDITION)
 
 
 def tolerance(rule: dict) -> float:
