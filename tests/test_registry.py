@@ -280,6 +280,12 @@ def test_an_advx_named_plugin_that_clashes_with_pgd_loses_only_that_component(tm
     warned = [line for line in res.stderr.splitlines() if "advx_clash" in line]
     assert len(warned) == 1 and "advx-clash 0.1" in warned[0] and "advx-attacks" in warned[0], res.stderr
     assert "pick either by its distribution: 'advx-attacks:pgd' or 'advx-clash:pgd'" in warned[0]
+    env["ADVX_CACHE_DIR"] = str(tmp_path / "cache")  # the CLI answers from its catalog: qualified names too
+    both = [subprocess.run([sys.executable, "-m", "advx", "describe", "attack", name], env=env, capture_output=True,
+                           text=True, timeout=120) for name in ("advx-clash:pgd", "pgd")]
+    assert all(r.returncode == 0 for r in both), [r.stderr for r in both]
+    assert "(advx_clash.Fake, from advx-clash 0.1)" in both[0].stdout.splitlines()[0]
+    assert "advx_attacks.gradient.PGD" in both[1].stdout.splitlines()[0]
 
 
 def test_a_plugin_that_fails_to_import_is_named_with_its_file_and_line(tmp_path):
