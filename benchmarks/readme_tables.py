@@ -31,6 +31,7 @@ import re
 import sys
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,18 +124,18 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             judged = rule_verdict(c, value, summary_of, runs)
             minus = (c.get("rule") or {}).get("minus")
             if minus is not None and key(minus) in incomparable:
-                judged = attrs_evolve(judged, verdict="not comparable",
+                judged = attrs.evolve(judged, verdict="not comparable",
                                       why=f"measured from a base the table calls not comparable ({judged.verdict} "
                                           "by the rule)")
             elif c.get("calibration") and judged.verdict not in ("no rule", "no verdict"):
-                judged = attrs_evolve(judged, verdict="calibration target",
+                judged = attrs.evolve(judged, verdict="calibration target",
                                       why=f"{judged.verdict} as calibrated, not evidence: {c['calibration']}")
             elif c.get("substitute") and judged.verdict not in ("no rule", "no verdict"):
-                judged = attrs_evolve(judged, verdict="our addition",
+                judged = attrs.evolve(judged, verdict="our addition",
                                       why=f"{judged.verdict} by the rule, with {c['substitute']}")
             elif c.get("rule") and verdict_tolerance(c["rule"]) > 0:
                 zero = rule_verdict(c, value, summary_of, runs, at_zero=True)
-                judged = attrs_evolve(judged, why=(judged.why + "; " if judged.why else "")
+                judged = attrs.evolve(judged, why=(judged.why + "; " if judged.why else "")
                                       + f"at tolerance 0: {zero.verdict}")
             verdict_text = judged.verdict + (f" ({judged.why})" if judged.why else "")
             cells += [judged.interval(), verdict_text, note, c["setting"]]
@@ -151,12 +152,6 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     if seen is not None:
         seen["stale"] = seen.get("stale", False) or (changed and not write)
     return "\n".join(lines) + "\n"
-
-
-def attrs_evolve(judged, **changes):
-    import attrs
-
-    return attrs.evolve(judged, **changes)
 
 
 def verdict_tolerance(rule: dict) -> float:
@@ -220,7 +215,7 @@ def per_sample(summary: dict, ref: dict):
     return index, correct
 
 
-def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool | None = None):
+def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool = False):
     """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
     "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
     comparable" | "not measured", "why": ...} (REF: a measured reference like ``measured``, the B
@@ -242,7 +237,7 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool 
     if rule["kind"] == "gain" and not summary_of(rule["minus"]).get("sizes", {}).get("test"):
         return verdict.Judged("no verdict", why="the compared run predates sizes in summary.json")
     n = rule.get("n", n)  # a table over other images than the test set (noise sensitivity: seen images)
-    tolerance = verdict.tolerance(rule) if at_zero is None else 0.0
+    tolerance = 0.0 if at_zero else verdict.tolerance(rule)
     paper = None if rule.get("paper") is None else float(rule["paper"])
     if len(runs) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
         a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in runs]

@@ -12,6 +12,7 @@ import click
 
 from advx.errors import AdvxError, AdvxWarning, StoreWriteError
 from advx.interrupt import Terminated, stop_cleanly
+from advx.scaffold import KINDS as PLUGIN_KINDS  # no torch, no plugin: start-up stays short
 
 
 class _Group(click.Group):
@@ -302,9 +303,7 @@ def plugin() -> None:
 
 def _kind_flags(f):
     """--attack --defense --augmentation --model --dataset: any mix of component kinds."""
-    from advx.scaffold import KINDS
-
-    for kind in reversed(KINDS):
+    for kind in reversed(PLUGIN_KINDS):
         f = click.option(f"--{kind}", "kinds", flag_value=kind, multiple=True,
                          help=f"A working {kind} to start from.")(f)
     return f
@@ -313,8 +312,7 @@ def _kind_flags(f):
 @plugin.command(name="new")
 @click.argument("name")
 @_kind_flags
-@click.option("--kind", "kind_opts", multiple=True, type=click.Choice(["attack", "defense", "augmentation", "model",
-                                                                       "dataset"]),
+@click.option("--kind", "kind_opts", multiple=True, type=click.Choice(PLUGIN_KINDS),
               help="Same as the flags (repeatable).")
 @click.option("--dir", "where", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder the package is created in.")

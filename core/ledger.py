@@ -9,7 +9,7 @@ compaction an attack does as samples fall:
   per member);
 * ``sample_rows(rows)`` says that the batches sent to the model inside it carry the samples
   ``rows`` of the enclosing frame (an attack running on the still-robust subset ``todo``; FAB's
-  ``repeat_interleave`` copies; a one-sample probe). ``.set(rows)`` moves it as the batch shrinks;
+  ``repeat_interleave`` copies). ``.set(rows)`` moves it as the batch shrinks;
 * :class:`~advx.evaluation.counting.CountingModel` calls ``charge`` for every pass.
 
 A pass whose row count does not match the innermost frame (an attack that compacts without
@@ -40,17 +40,22 @@ class Tally:
         if ids is None:
             self.unattributed[kind] += rows
         else:
-            getattr(self, kind).index_add_(0, ids.cpu(), torch.ones(len(ids), dtype=torch.int64))
+            getattr(self, kind).index_add_(0, ids, torch.ones(len(ids), dtype=torch.int64))
 
 
 class Rows:
-    """A frame mapping the rows of the batches sent inside it to samples of the enclosing frame."""
+    """A frame mapping the rows of the batches sent inside it to samples of the enclosing frame.
+    Kept on the host, copied there only when a tally is open and only when the rows change (at an
+    attack's compaction, a point that already waits for the device), never on every pass."""
 
-    def __init__(self, rows: torch.Tensor) -> None:
-        self.rows = rows.detach().flatten().long()
+    def __init__(self, rows: torch.Tensor, active: bool) -> None:
+        self.active = active
+        self.rows = torch.empty(0, dtype=torch.long)
+        self.set(rows)
 
     def set(self, rows: torch.Tensor) -> None:
-        self.rows = rows.detach().flatten().long()
+        if self.active:
+            self.rows = rows.detach().flatten().long().cpu()
 
 
 _FRAMES: contextvars.ContextVar[tuple[Tally | Rows, ...]] = contextvars.ContextVar("advx_ledger", default=())
@@ -71,8 +76,8 @@ def tally(n: int) -> Iterator[Tally]:
 def sample_rows(rows: torch.Tensor) -> Iterator[Rows]:
     """The batches sent inside carry the samples ``rows`` (indices into the enclosing frame's
     samples, repeats allowed). A no-op, and nearly free, when no tally is open."""
-    frame = Rows(rows)
-    if not _FRAMES.get():
+    frame = Rows(rows, active=bool(_FRAMES.get()))
+    if not frame.active:
         yield frame
         return
     token = _FRAMES.set(_FRAMES.get() + (frame,))
@@ -103,7 +108,7 @@ def owners(batch_rows: int) -> list[tuple[Tally, torch.Tensor | None]]:
                 broken = True  # rows declared beyond the frame: a caller's mistake, never guessed
         if isinstance(frame, Rows):
             if not broken:
-                ids = frame.rows.cpu()[ids]
+                ids = frame.rows[ids]
         else:
             out.append((frame, None if broken else ids))
     return out

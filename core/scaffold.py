@@ -242,13 +242,19 @@ This package declares the advx plugin API range it supports (`ADVX_API` in `hook
 refuses to load it, in one line, outside that range.
 '''
 
-#: kind -> (template, registry kind, hook, TOML table, class suffix)
-_KINDS = {"attack": (_ATTACK, "attack", "advx_register_attacks", "[[attack]]", "Attack"),
-          "defense": (_DEFENSE, "inference_defense", "advx_register_inference_defenses", "[[defense]]", "Defense"),
-          "augmentation": (_AUGMENTATION, "training_augmentation", "advx_register_training_augmentations",
-                           "[[model.train.augment]]", "Augmentation"),
-          "model": (_MODEL, "model", "advx_register_models", "[model]", "Model"),
-          "dataset": (_DATASET, "dataset", "advx_register_datasets", "[data]", "Dataset")}
+#: kind -> (template, registry kind, TOML table, class suffix); the hook is the registry kind's
+_KINDS = {"attack": (_ATTACK, "attack", "[[attack]]", "Attack"),
+          "defense": (_DEFENSE, "inference_defense", "[[defense]]", "Defense"),
+          "augmentation": (_AUGMENTATION, "training_augmentation", "[[model.train.augment]]", "Augmentation"),
+          "model": (_MODEL, "model", "[model]", "Model"),
+          "dataset": (_DATASET, "dataset", "[data]", "Dataset")}
+
+
+def _hook_name(kind: str) -> str:
+    """The registration hook of a scaffold kind (``advx_register_attacks`` ...)."""
+    from advx.registry.hookspecs import KIND_HOOKS  # here: the CLI imports this module at start-up
+
+    return KIND_HOOKS[_KINDS[kind][1]]
 
 
 def _names(name: str) -> tuple[str, str, str]:
@@ -259,7 +265,7 @@ def _names(name: str) -> tuple[str, str, str]:
 def _kind_files(root: Path, name: str, kind: str) -> dict[Path, str]:
     """The component module and the test one kind adds to the package at ``root``."""
     dist, module, stem = _names(name)
-    template, registry_kind, _, _, suffix = _KINDS[kind]
+    template, registry_kind, _, suffix = _KINDS[kind]
     fields = dict(dist=dist, module=module, cls=stem + suffix, name=name, kind=kind, registry_kind=registry_kind)
     fixtures, body = _TEST_BODY[kind]
     return {root / "src" / module / f"{kind}.py": template.format(**fields),
@@ -268,14 +274,14 @@ def _kind_files(root: Path, name: str, kind: str) -> dict[Path, str]:
 
 def _hook(name: str, kind: str) -> str:
     _, _, stem = _names(name)
-    return _HOOK.format(kind=kind, cls=stem + _KINDS[kind][4], hook=_KINDS[kind][2])
+    return _HOOK.format(kind=kind, cls=stem + _KINDS[kind][3], hook=_hook_name(kind))
 
 
 def _readme(name: str, kinds: list[str]) -> str:
     dist, _, _ = _names(name)
     usage = ["Use it in an experiment file:", ""]
     for k in kinds:
-        usage += [f"    {_KINDS[k][3]}", f'    name = "{name}"']
+        usage += [f"    {_KINDS[k][2]}", f'    name = "{name}"']
     usage += ["", "or from Python: " + ", ".join(f'`advx.create("{_KINDS[k][1]}", "{name}")`' for k in kinds) + "."]
     return _README.format(dist=dist, what=", ".join(f"the {k} `{name}`" for k in kinds), usage="\n".join(usage))
 
@@ -340,8 +346,8 @@ def add_kind(root: Path, kinds: list[str]) -> list[Path]:
     text = hooks.read_text()
     written = []
     for k in kinds:
-        if f"def {_KINDS[k][2]}(" in text:
-            raise AdvxError(f"{hooks} already has {_KINDS[k][2]}: add your class to the list it returns")
+        if f"def {_hook_name(k)}(" in text:
+            raise AdvxError(f"{hooks} already has {_hook_name(k)}: add your class to the list it returns")
         files = _kind_files(root, name, k)
         clash = [p for p in files if p.exists()]
         if clash:

@@ -60,13 +60,15 @@ def cache_dir() -> Path:
 def build(registry: Any) -> dict[str, Any]:
     """The catalog of a loaded registry (JSON-ready)."""
     kinds = {kind: {name: registry.entry(kind, name) for name in registry.names(kind)} for kind in KIND_HOOKS}
-    # "distribution:name": the plain name's record where it is the same class, else its own
-    qualified = {kind: {q: (str(registry.get(kind, q).name) if registry.get(kind, q) is registry.get(kind, q.split(":")[1])
-                            else registry.entry(kind, q)) for q in registry.qualified_names(kind)}
-                 for kind in KIND_HOOKS}
+    def qualified(kind: str, q: str) -> str | dict[str, Any]:
+        """``distribution:name``: the plain name where it is the same class, else its own record."""
+        name = q.partition(":")[2]
+        return name if registry.get(kind, q) is registry.get(kind, name) else registry.entry(kind, q)
+
+    qualified_names = {kind: {q: qualified(kind, q) for q in registry.qualified_names(kind)} for kind in KIND_HOOKS}
     plugin_commands = [n for n, _ in registry.pm.list_name_plugin()
                        if not n.startswith("advx.") and hasattr(registry.pm.get_plugin(n), "advx_register_commands")]
-    return {"kinds": kinds, "qualified": qualified, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
+    return {"kinds": kinds, "qualified": qualified_names, "plugins": registry.plugins(), "plugin_commands": plugin_commands}
 
 
 def load(fresh: bool = False) -> dict[str, Any]:

@@ -78,21 +78,23 @@ def make_plugin_manager(*, autoload: bool | None = None, only: list[str] | None 
             try:
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not stop every command
-                why = f"failed to import {ep.value}: {type(exc).__name__}: {exc}{where_raised(exc)}"
-                dist = ep.dist
-                pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
-                warn_once(f"plugin {ep.name!r} is skipped: {why}", exc)
+                _skip(pm, ep, f"failed to import {ep.value}: {type(exc).__name__}: {exc}{where_raised(exc)}", exc)
                 continue
             refused = api_refusal(module)
             if refused:
-                dist = ep.dist
-                pm.failures[ep.name] = (refused, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
-                warn_once(f"plugin {ep.name!r} is skipped: {refused}")
+                _skip(pm, ep, refused)
                 continue
             pm.register(module, name=ep.name)
             pm.distributions[ep.name] = ep.dist
     pm.check_pending()
     return pm
+
+
+def _skip(pm: AdvxPluginManager, ep: md.EntryPoint, why: str, exc: BaseException | None = None) -> None:
+    """Record why entry point ``ep`` provides nothing, and warn once."""
+    dist = ep.dist
+    pm.failures[ep.name] = (why, *((dist.metadata["Name"], dist.version) if dist else ("?", "?")))
+    warn_once(f"plugin {ep.name!r} is skipped: {why}", exc)
 
 
 def api_refusal(module) -> str | None:

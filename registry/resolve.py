@@ -177,9 +177,8 @@ class Registry:
                                                   f"the one at {hook_location(found[0])} is ignored: return every "
                                                   f"{kind} from one hook")
                 for cls in self._offered(plugin_name, dist, kind, found[0] if found else None):
-                    where = component_location(cls)
                     try:
-                        self._check(kind, cls, dist, where)
+                        self._check(kind, cls, dist)
                     except PluginError as exc:
                         self._drop(plugin_name, dist, str(exc))
                         continue
@@ -190,7 +189,8 @@ class Registry:
                     if taken is not None:
                         origin = self._origin.get((kind, cls.name), dist)
                         self._drop(plugin_name, dist, f"duplicate {kind} name {cls.name!r}: {cls.__qualname__} from "
-                                                      f"{dist} ({where}) is dropped; {taken.__qualname__} from "
+                                                      f"{dist} ({component_location(cls)}) is dropped; "
+                                                      f"{taken.__qualname__} from "
                                                       f"{origin} keeps it; pick either by its distribution: "
                                                       f"'{origin.split()[0]}:{cls.name}' or '{dist_name}:{cls.name}'")
                         continue
@@ -214,11 +214,12 @@ class Registry:
         if offered is None:
             return []
         if not isinstance(offered, (list, tuple)):
-            shown = offered.__qualname__ if isinstance(offered, type) else type(offered).__name__
+            if isinstance(offered, type):
+                shown, example = offered.__qualname__, f", e.g. [{offered.__qualname__}]"
+            else:
+                shown, example = f"a {type(offered).__name__}", ""
             self._drop(plugin_name, dist, f"its {hook} hook ({hook_location(impl)}) returned {shown}; "
-                                          f"return a list of component classes, e.g. [{shown}]"
-                       if isinstance(offered, type) else
-                       f"its {hook} hook ({hook_location(impl)}) returned a {shown}; return a list of component classes")
+                                          f"return a list of component classes{example}")
             return []
         return list(offered)
 
@@ -245,23 +246,26 @@ class Registry:
         warn_once(f"plugin {plugin_name!r} ({dist}): {why}", exc)
 
     @staticmethod
-    def _check(kind: str, cls: Any, dist: str, where: str) -> None:
+    def _check(kind: str, cls: Any, dist: str) -> None:
+        """Raise PluginError, naming the class's file:line, when ``cls`` breaks the contract (the
+        location is read only then: reading every component's source slowed each registry build)."""
         if not (isinstance(cls, type) and attrs.has(cls)):
+            where = component_location(cls)
             shown = f"an instance of {type(cls).__qualname__}" if not isinstance(cls, type) else cls.__qualname__
             raise PluginError(f"{dist} registered {shown} as a {kind} ({where}): components must be attrs classes "
                               "(decorate with @attrs.frozen; return the class, not an instance)")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise PluginError(
-                f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r} ({where}): "
-                "use lower-case letters, digits and single '-', '_' or '.' separators")
+                f"{dist} registered {cls.__qualname__} as a {kind} with invalid name {name!r} "
+                f"({component_location(cls)}): use lower-case letters, digits and single '-', '_' or '.' separators")
         # defined by the class or a base other than ``object`` (every class inherits a __call__ from type)
         own = lambda m: any(callable(vars(b).get(m)) for b in cls.__mro__[:-1])  # noqa: E731
         missing = [" or ".join(group) for group in CONTRACT[kind]["required"] if not any(own(m) for m in group)]
         if missing:
             raise PluginError(
                 f"{dist} registered {cls.__qualname__} ({name!r}) as a {kind} but it lacks {', '.join(missing)} "
-                f"({where}); see advx.protocols")
+                f"({component_location(cls)}); see advx.protocols")
 
     def names(self, kind: str) -> list[str]:
         return list(self._by_kind[normalize_kind(kind)])
@@ -292,10 +296,10 @@ class Registry:
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, where: str | None = None) -> Any:
         cls = self.get(kind, name, where)
         params = dict(params or {})
-        if name not in self._by_kind[normalize_kind(kind)] and name not in self._qualified.get(normalize_kind(kind), {}):
-            # "source:target": the target is a parameter
-            params["target"] = str(name).partition(":")[2]
-        return instantiate(cls, params, where or f"{normalize_kind(kind)} {name!r}")
+        kind = normalize_kind(kind)
+        if name not in self._by_kind[kind] and name not in self._qualified.get(kind, {}):
+            params["target"] = str(name).partition(":")[2]  # "source:target": the target is a parameter
+        return instantiate(cls, params, where or f"{kind} {name!r}")
 
     def code_digest(self, kind: str, name: str) -> tuple[str, str]:
         """(package, sha256 of its .py files) for the plugin package defining component ``name``;

@@ -59,8 +59,9 @@ class FAB(AttackBase):
         flat = point.flatten(1)
         return project_onto_hyperplane(w, c, hi - flat, flat - lo, self.norm).view_as(point)
 
-    def search(self, model, x, y, t, start, goal):
-        """One FAB run from ``start`` towards class ``t``: (smallest adversarial, its norm)."""
+    def search(self, model, x, y, t, start, goal, classes):
+        """One FAB run from ``start`` towards class ``t`` (``classes``: the model's output count):
+        (smallest adversarial, its norm)."""
         lo, hi = self.bounds
         shape = (-1,) + (1,) * (x.ndim - 1)
         best = x.clone()
@@ -68,7 +69,7 @@ class FAB(AttackBase):
         xi = start.clone()
         for k in range(self.steps):
             report_progress(k, self.steps)
-            w, diff = self.linearise(model, xi, y, t)
+            w, diff = self.linearise(model, xi, y, t, classes)
             with torch.no_grad():
                 d_i = self.boundary_projection(w, -diff, xi)
                 d_x = self.boundary_projection(w, -diff - (w * (x - xi).flatten(1)).sum(1), x)
@@ -83,7 +84,7 @@ class FAB(AttackBase):
                 xi = torch.where(hit.view(shape), x + self.beta * (xi - x), xi)
         return best, best_norm
 
-    def linearise(self, model, xi, y, t):
+    def linearise(self, model, xi, y, t, classes):
         """(∇(f_t − f_y) flattened, f_t − f_y) at ``xi``: towards ``t``, or (``t`` None) towards
         each sample's closest linearised boundary."""
         xg = xi.detach().requires_grad_(True)
@@ -93,8 +94,6 @@ class FAB(AttackBase):
             (w,) = torch.autograd.grad(diff.sum(), xg)
             return w.flatten(1), diff.detach()
         n = len(xi)
-        with torch.no_grad(), sample_rows(torch.zeros(1, dtype=torch.long)):  # the probe: charged to sample 0
-            classes = model(xi[:1]).shape[1]
         copies = xg.repeat_interleave(classes, 0)          # copy k of sample i differentiates logit k
         with sample_rows(torch.arange(n).repeat_interleave(classes)):
             logits = model(copies).float().view(n, classes, classes)
@@ -148,7 +147,8 @@ class FAB(AttackBase):
                 g = None if goal is None else goal[todo]
                 label = f"target {i + 1}/{len(plan)}" if t is not None and len(plan) > 1 else ""
                 with progress_part(label, i * self.restarts + r, len(plan) * self.restarts), sample_rows(todo):
-                    cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g)
+                    cand, norm = self.search(model, xs, y[todo], None if t is None else t[todo], start, g,
+                                             logits.shape[1])
                 found[todo] = torch.minimum(found[todo], norm)
                 ok = norm <= eps[todo] * (1 + 1e-6)
                 x_adv[todo[ok]] = cand[ok]

@@ -205,29 +205,30 @@ class Square(AttackBase):
             lo, hi = (x - eps).clamp(*self.bounds), (x + eps).clamp(*self.bounds)
             rows = (best > 0).nonzero().flatten()
             state = self.compact(rows, x, lo, hi, eps, y, target, x_best, best, generator)
-            for i in range(self.queries):
-                report_progress(i, self.queries)
-                if len(rows) == 0:
-                    break
-                xs, los, his, es, ys, ts, xb, mb, gen = state
-                p = fraction_schedule(self.p_init, i, self.queries)
-                s = max(int(round(math.sqrt(p * h * w))), 1)
-                if self.norm != "linf":
-                    s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
-                s = min(s, h, w)
-                cand = propose(xs, xb, es, s, gen, los, his)
-                with sample_rows(rows):  # the ledger: the batch carries the samples still searched
+            with sample_rows(rows) as frame:
+                for i in range(self.queries):
+                    report_progress(i, self.queries)
+                    if len(rows) == 0:
+                        break
+                    xs, los, his, es, ys, ts, xb, mb, gen = state
+                    p = fraction_schedule(self.p_init, i, self.queries)
+                    s = max(int(round(math.sqrt(p * h * w))), 1)
+                    if self.norm != "linf":
+                        s = max(s, 3) + (1 - max(s, 3) % 2)  # odd and at least 3, as the paper's patterns
+                    s = min(s, h, w)
+                    cand = propose(xs, xb, es, s, gen, los, his)
                     m = margin(model(cand), ys, ts)
-                better = m < mb
-                xb = torch.where(better.view(-1, 1, 1, 1), cand, xb)
-                mb = torch.where(better, m, mb)
-                state = state[:6] + (xb, mb, gen)
-                done = mb <= 0
-                if bool(done.any()):
-                    x_best[rows], best[rows] = xb, mb
-                    keep = (~done).nonzero().flatten()
-                    rows = rows[keep]
-                    state = self.compact(keep, *state[:6], xb, mb, gen)
+                    better = m < mb
+                    xb = torch.where(better.view(-1, 1, 1, 1), cand, xb)
+                    mb = torch.where(better, m, mb)
+                    state = state[:6] + (xb, mb, gen)
+                    done = mb <= 0
+                    if bool(done.any()):
+                        x_best[rows], best[rows] = xb, mb
+                        keep = (~done).nonzero().flatten()
+                        rows = rows[keep]
+                        state = self.compact(keep, *state[:6], xb, mb, gen)
+                        frame.set(rows)  # the ledger: the batch now carries the samples still searched
             if len(rows):
                 x_best[rows], best[rows] = state[6], state[7]
         # samples never fooled keep their best point (inside the budget): harmless, and the
