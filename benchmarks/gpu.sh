@@ -55,7 +55,7 @@ step() {  # step NAME LIMIT_S CMD...: run, time, record rc and seconds
   echo "== $name rc=$rc"; tail -n 25 "$LOGS/$name.log"
 }
 
-$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+[ -n "${ADVX_GPU_TINY:-}" ] || $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 step quickstart "$T_QS" $PY benchmarks/quickstart.py "${QS[@]}" --device $DEV --out "$OUT/quickstart_gpu.json"
 step autoattack "$T_AA" $PY benchmarks/autoattack_reference.py "${AA[@]}" --device $DEV --out "$OUT/autoattack_reference_gpu.json"
 step attacks_fp32 "$T_ATK" $PY benchmarks/attacks.py --attacks PGD-10,APGD-20 "${ATK[@]}" --device $DEV --skip art \

@@ -348,11 +348,17 @@ def plugin_add(folder: Path, kinds: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
+@click.option("--all", "known", is_flag=True,
+              help="Also the known plugins that are not installed, with how to install each.")
+def plugins(as_json: bool, known: bool) -> None:
     """List plugins with their versions and what they register."""
+    from advx.registry.catalog import known_plugins
+
     rows = _catalog()["plugins"]
+    installed = {row["distribution"] for row in rows}
+    missing = [k for k in known_plugins() if k["distribution"] not in installed] if known else []
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps({"installed": rows, "known": missing} if known else rows, indent=2))
         return
     for row in rows:
         if "problem" in row:
@@ -362,6 +368,10 @@ def plugins(as_json: bool) -> None:
             click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']})")
         for kind, names in row["provides"].items():
             click.echo(f"    {kind}: {', '.join(names)}")
+    if known:
+        click.echo(f"known, not installed: {len(missing)}" + (" (every known plugin is installed)" if not missing else ""))
+        for k in missing:
+            click.echo(f"{k['distribution']}  {k['summary']}\n    {k['source']}; install: {k['install']}")
 
 
 @cli.command(name="list")

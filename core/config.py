@@ -284,6 +284,9 @@ def _check_ranges(cfg: "ExperimentConfig") -> None:
     need(finite(d.val_fraction) and 0 <= d.val_fraction < 1, "data.val_fraction", d.val_fraction, "a number in [0, 1)")
     need(d.test_limit is None or (isinstance(d.test_limit, int) and d.test_limit >= 1), "data.test_limit",
          d.test_limit, "a positive integer")
+    need(isinstance(d.subset_seed, int) and not isinstance(d.subset_seed, bool) and d.subset_seed >= 0,
+         "data.subset_seed", d.subset_seed,
+         "a non-negative integer")
     need(isinstance(d.splits, int) and d.splits >= 1, "data.splits", d.splits, "a positive integer")
     for i, t in enumerate(cfg.trains):
         where = "model.train" if t.label == "base" else f"train[{t.label}]"

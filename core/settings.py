@@ -41,6 +41,10 @@ class ExperimentSettings:
     cache_dir: str = ""
     channels_last: bool = False
     compile: bool = False  # torch.compile the trained models for evaluation (worth it on CUDA)
+    #: torch.compile's backend: "inductor" (generated kernels, torch's default), "aot_eager" (the
+    #: same graph capture without code generation: seconds instead of minutes to start on a CPU),
+    #: "cudagraphs"
+    compile_backend: Literal["inductor", "aot_eager", "cudagraphs"] = "inductor"
 
 
 @attrs.frozen
@@ -50,6 +54,9 @@ class DataSettings:
     val_fraction: float = 0.0
     test_limit: int | None = None
     splits: int = 1
+    #: draws the test subset (test_limit) and its folds (splits), apart from experiment.seed: every
+    #: training seed is judged on the same images (paper claims pool seeds over one fixed subset)
+    subset_seed: int = 0
     #: "none" or a registered image augmentation run on every training batch ("crop-flip";
     #: plugins add their own, e.g. advx-fixer's "paper003")
     augment: str = "none"

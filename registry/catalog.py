@@ -112,3 +112,22 @@ def describe(catalog: dict[str, Any], kind: str, name: str) -> str:
     from .resolve import describe_entry
 
     return describe_entry(kind, name, entry(catalog, kind, name))
+
+
+def known_plugins(path: Path | None = None) -> list[dict[str, str]]:
+    """The known plugins (``advx/known_plugins.toml``: distribution, summary, source, install), for
+    ``advx plugins --all``; a plugin author lists one by adding an entry."""
+    import importlib.resources
+    import tomllib
+
+    from advx.errors import ConfigError
+
+    text = path.read_text() if path else (importlib.resources.files("advx") / "known_plugins.toml").read_text()
+    path = path or "advx/known_plugins.toml"
+    rows = tomllib.loads(text).get("plugin", [])
+    keys = ("distribution", "summary", "source", "install")
+    for i, row in enumerate(rows):
+        if set(row) != set(keys) or not all(isinstance(row[k], str) and row[k] for k in keys):
+            raise ConfigError(f"{path}: plugin[{i}] needs exactly {', '.join(keys)}, each a non-empty string; "
+                              f"got {sorted(row)}")
+    return rows

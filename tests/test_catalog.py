@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import advx
 from advx.registry import catalog
 
@@ -52,3 +54,44 @@ def test_a_changed_plugin_file_or_environment_is_a_new_catalog(tmp_path, monkeyp
     assert catalog.catalog_key() == before
     monkeypatch.setenv("ADVX_PLUGINS", "attacks")
     assert catalog.catalog_key() != before
+
+
+def test_every_first_party_plugin_is_known_and_plugins_all_lists_what_is_missing(monkeypatch):
+    """`advx plugins --all`: the known plugins (core/known_plugins.toml) that are not installed, with
+    how to install each; every plugin folder of this repository is listed there by its distribution."""
+    import tomllib
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    import advx.registry.catalog as catalog
+    from advx.cli import cli
+
+    root = Path(__file__).resolve().parents[1]
+    known = {k["distribution"]: k for k in catalog.known_plugins()}
+    for pyproject in root.glob("plugins/*/pyproject.toml"):
+        dist = tomllib.loads(pyproject.read_text())["project"]["name"]
+        assert dist in known, f"{dist} is missing from core/known_plugins.toml"
+        assert known[dist]["install"] == f"pip install -e {pyproject.parent.relative_to(root)}"
+    res = CliRunner().invoke(cli, ["plugins", "--all"])
+    assert res.exit_code == 0 and "known, not installed: 0" in res.output, res.output
+    elsewhere = {"distribution": "advx-elsewhere", "summary": "an attack published by someone else",
+                 "source": "https://example.org/advx-elsewhere", "install": "pip install advx-elsewhere"}
+    monkeypatch.setattr(catalog, "known_plugins", lambda: [*known.values(), elsewhere])
+    res = CliRunner().invoke(cli, ["plugins", "--all"])
+    assert "known, not installed: 1" in res.output and "advx-elsewhere  an attack published by someone else" in res.output
+    assert "install: pip install advx-elsewhere" in res.output
+    import json
+
+    listed = json.loads(CliRunner().invoke(cli, ["plugins", "--all", "--json"]).output)
+    assert listed["known"] == [elsewhere] and {r["distribution"] for r in listed["installed"]} >= set(known)
+
+
+def test_a_malformed_known_plugins_entry_is_refused_naming_it(tmp_path):
+    from advx.errors import ConfigError
+    from advx.registry.catalog import known_plugins
+
+    path = tmp_path / "known.toml"
+    path.write_text('[[plugin]]\ndistribution = "advx-x"\nsummary = ""\n')
+    with pytest.raises(ConfigError, match=r"plugin\[0\] needs exactly distribution, summary, source, install"):
+        known_plugins(path)

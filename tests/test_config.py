@@ -106,6 +106,32 @@ def test_test_limit_above_the_test_set_warns_and_uses_all():
     assert len(test_index) == 539
 
 
+
+def test_the_test_subset_is_drawn_by_subset_seed_not_by_the_training_seed():
+    """Claims pool training seeds over one fixed subset (#45): experiment.seed trains, data.subset_seed
+    draws which test images (and folds) every seed is judged on; 0 draws what seed 0 drew before."""
+    import torch
+
+    import advx
+    from advx.data.splits import stratified_subset
+    from advx.errors import ConfigError
+
+    def subset(**over):
+        raw = {"model": {"name": "digits-cnn"}, "data": {"name": "digits", "test_limit": 60, "splits": 3}}
+        raw["experiment"] = {"seed": over.pop("seed", 0)}
+        raw["data"].update(over)
+        _, index, _ = advx.load_experiment(raw).prepare_data(torch.device("cpu"))
+        return index
+
+    base = subset()
+    assert torch.equal(base, subset(seed=1)) and torch.equal(base, subset(seed=2))
+    assert not torch.equal(base, subset(subset_seed=1))
+    y = advx.create("dataset", "digits").load().y_test
+    assert torch.equal(base, stratified_subset(y, 60 / len(y), 1)[:60])  # the draw the seed-0 runs made
+    with pytest.raises(ConfigError, match="data.subset_seed: expected a non-negative integer, got -1"):
+        advx.load_experiment({"model": {"name": "digits-cnn"}, "data": {"name": "digits", "subset_seed": -1}})
+
+
 M = {"name": "m"}
 D = [{"label": "g", "chain": [{"name": "crop-rescale"}]}]
 

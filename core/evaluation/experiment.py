@@ -187,7 +187,7 @@ class Experiment:
             warnings.warn(f"data.test_limit: {c.test_limit} is more than the {len(test_index)} test samples of "
                           f"{c.dataset.name}; using all of them", AdvxWarning, stacklevel=2)
         if c.test_limit is not None and c.test_limit < len(test_index):
-            test_index = stratified_subset(data.y_test, c.test_limit / len(test_index), seed + 1)[: c.test_limit]
+            test_index = stratified_subset(data.y_test, c.test_limit / len(test_index), c.subset_seed + 1)[: c.test_limit]
         train_index = torch.arange(len(data.y_train))
         x_val = y_val = None
         if c.val_fraction > 0:
@@ -303,13 +303,14 @@ class Experiment:
             if header is not None and not header.has("test/index"):
                 header.write_array("test/index", test_index.numpy())
                 header.write_array("test/label", data.y_test.cpu().numpy())
-                header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.experiment.seed).numpy())
+                header.write_array("test/fold", fold_ids(data.y_test, cfg.data.splits, cfg.data.subset_seed).numpy())
             if header is not None and "machine" not in header.attrs("/"):  # a resume keeps the first start's
                 header.set_attrs("/", machine=machine(), train_size=int(len(train_index)), command=invocation())
             record = None if header is None else functools.partial(record_model, header)
             models = obtain_models(cfg, self.registry, data, train_index, dev, cache, record=record, dist=dist,
                                    pretrained=pretrained, components=self.components)
-            compiled = {k: torch.compile(m) if cfg.experiment.compile else m for k, m in models.items()}
+            compiled = {k: torch.compile(m, backend=cfg.experiment.compile_backend) if cfg.experiment.compile else m
+                        for k, m in models.items()}
             plan = make_plan(cfg, self.components)
             runner = CellRunner(cfg, plan, store, data, test_index,
                                 {k: CountingModel(m) for k, m in compiled.items()}, dev, lo, hi, block,

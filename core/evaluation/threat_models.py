@@ -32,6 +32,7 @@ from torch import nn
 
 from advx.defense import set_attacking
 from advx.errors import ConfigError, DefenseError
+from advx.protocols import frozen_params
 
 Crafted = tuple[torch.Tensor, dict[str, np.ndarray], int, int]  # points, attack records, forwards, backwards
 
@@ -184,7 +185,9 @@ def input_gradient(pipeline: nn.Module, x: torch.Tensor,
     """The gradient of the CE loss (at labels ``y``, else the predictions) an adaptive attacker
     follows at ``x`` (attack draws, BPDA), or None and why not."""
     xg = x.clone().requires_grad_(True)
-    with attacked(pipeline), torch.enable_grad():
+    # as an attack sees it: parameters frozen, so no weight gradient is built (and a compiled model
+    # meets the graph the attacks already compiled)
+    with attacked(pipeline), frozen_params(pipeline), torch.enable_grad():
         try:
             out = pipeline(xg).float()
             if not out.requires_grad:
