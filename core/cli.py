@@ -253,11 +253,16 @@ def report(run_file: Path, out: Path | None) -> None:
               help="Overrides experiment.device (default auto: a GPU when there is one).")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True,
               help="Run files and report folders, one per config.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Training seeds 0..N-1 per config, every one judged on the same test subset (data.subset_seed).")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print what would run, seed by seed, with its estimated passes and GPU-hours; run nothing.")
 def reproduce(paper: str | None, list_: bool, stand_ins: bool, tiny: bool, overrides: tuple[str, ...],
-              device: str | None, out_dir: Path) -> None:
+              device: str | None, out_dir: Path, seeds: int, plan_only: bool) -> None:
     """Run PAPER's experiments at the paper's own setting (000-004 or a plugin name, e.g.
     counteract): every example config whose data is present, each resumable, with a report;
-    --stand-ins runs the CPU stand-ins behind the plugin README's tables, --list shows them all.
+    --stand-ins runs the CPU stand-ins behind the plugin README's tables, --list shows them all,
+    --seeds N trains each at seeds 0..N-1, --plan prints what would run and its cost.
     Exits 2 when no config could run (each skip says what data is missing)."""
     from advx.reproduce import listing, reproduce as run_paper
 
@@ -267,8 +272,13 @@ def reproduce(paper: str | None, list_: bool, stand_ins: bool, tiny: bool, overr
         return
     if paper is None:
         raise AdvxError("advx reproduce needs a paper (000-004 or a plugin name); --list shows them")
+    if plan_only:
+        from advx.reproduce import plan
+
+        plan(paper, seeds=seeds, tiny=tiny, overrides=list(overrides), stand_ins=stand_ins, echo=click.echo)
+        return
     outcome = run_paper(paper, tiny=tiny, overrides=list(overrides), device=device, out_dir=out_dir, echo=click.echo,
-                        stand_ins=stand_ins)
+                        stand_ins=stand_ins, seeds=seeds)
     if not any(v == "done" for v in outcome.values()):
         raise AdvxError(f"paper {paper}: no config could run (its data is missing; see the lines above)")
 

@@ -74,9 +74,139 @@ def tiny_overrides(config: Path) -> list[str]:
     return out
 
 
+#: The GPU-hours anchor: PGD-10 on ResNet-18 (3 x 32 x 32 inputs, fp32, batch 1,024) ran 4,140 images a
+#: second on one H200, 10 forward+backward passes each (benchmarks/results/gpu/final/attacks_gpu_fp32.json,
+#: 2026-12-04; a test holds this number to that file). A network of F forward FLOPs is taken to run
+#: at the same FLOP rate: ANCHOR_PASSES_S * ANCHOR_FLOPS / F passes a second.
+ANCHOR_PASSES_S = 41_396
+ANCHOR_MODEL, ANCHOR_SHAPE = "resnet18", (3, 32, 32)
+#: A small network is not compute-bound: the digits CNN ran at most 882,800 forward+backward passes
+#: a second on the same H200 (adaptive PGD-10 with one EOT draw per pass, 4,096 images: 0.928 s for
+#: 200 passes each; benchmarks/results/gpu/final/eot_batching_gpu.json), so no network is estimated
+#: faster than that.
+SMALL_NETWORK_PASSES_S = 882_800
+
+#: Train and test sizes and image shapes of the papers' data sets, for a plan made where the data
+#: is not (the folder data sets have none: their plan says so).
+KNOWN_DATA = {"mnist": (60_000, 10_000, (1, 28, 28)), "fashion-mnist": (60_000, 10_000, (1, 28, 28)),
+              "cifar10": (50_000, 10_000, (3, 32, 32)), "cifar100": (50_000, 10_000, (3, 32, 32)),
+              "svhn": (73_257, 26_032, (3, 32, 32)), "pathmnist": (89_996, 7_180, (3, 28, 28)),
+              "pcam": (262_144, 32_768, (3, 96, 96))}
+
+
+def attack_passes(attack: Any) -> int:
+    """Forward+backward passes per image an attack spends at most (every sample surviving every
+    step): steps x restarts x targets (x binary-search steps), plus queries; AutoAttack's standard
+    ensemble as APGD-CE, APGD-T and FAB-T (two passes a step) over its targets, and Square."""
+    steps = int(getattr(attack, "steps", 1) or 1)
+    targets, queries = int(getattr(attack, "targets", 1) or 1), int(getattr(attack, "queries", 0) or 0)
+    if getattr(attack, "name", "") == "autoattack":
+        return steps + 3 * steps * targets + queries
+    mult = int(getattr(attack, "restarts", 1) or 1) * int(getattr(attack, "binary_search_steps", 1) or 1)
+    return (steps * mult * targets if not queries else queries) if hasattr(attack, "steps") or queries else 1
+
+
+def _steps_in(params: Any) -> int:
+    """The largest ``steps`` a training augmentation's parameters hold (adversarial training's
+    inner attack), nested tables included; 0 when it has none."""
+    if isinstance(params, dict):
+        return max([int(v) for k, v in params.items() if k == "steps" and isinstance(v, int)]
+                   + [_steps_in(v) for v in params.values()] + [0])
+    return max([_steps_in(v) for v in params] + [0]) if isinstance(params, (list, tuple)) else 0
+
+
+def forward_flops(model: Any, shape: tuple[int, ...]) -> float:
+    """Forward FLOPs of one image through ``model`` (torch's FLOP counter, on the CPU)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.zeros(1, *shape))
+    return float(counter.get_total_flops())
+
+
+def plan_config(path: Path, sets: list[str]) -> dict[str, Any]:
+    """What one config would run: sizes, models trained, cells, and its cost in forward+backward
+    passes and in H200 GPU-hours at the anchor's FLOP rate, never above the small network's rate (an
+    estimate: attacks as if every sample survived every step; a defence chain's own passes, such as
+    counteract's search, are not counted)."""
+    from advx import load_experiment
+    from advx.evaluation.plan import make_plan
+    from advx.registry import Registry
+
+    exp = load_experiment(path, sets)
+    cfg = exp.config
+    if cfg.data.dataset.name in KNOWN_DATA:  # the standard sets' sizes, without reading them
+        (n_train, n_test, shape), where = KNOWN_DATA[cfg.data.dataset.name], "known sizes"
+    else:
+        try:
+            bundle = exp.components["dataset"].load()
+        except DatasetNotFoundError:
+            return {"config": path.stem, "why": f"data {cfg.data.dataset.name!r} is not here and its size is not known"}
+        n_train, n_test, shape = len(bundle.y_train), len(bundle.y_test), tuple(bundle.x_test.shape[1:])
+        where = "data here"
+    size = getattr(exp.components["dataset"], "size", None)  # a data set resized when read
+    shape = (shape[0], size, size) if isinstance(size, int) else shape
+    n_test = min(n_test, cfg.data.test_limit or n_test)
+    n_train = int(n_train * (1 - cfg.data.val_fraction) * cfg.data.train_fraction)
+    train_passes = 0
+    for t in cfg.trains:
+        if cfg.pretrained and t.label == "base":
+            continue
+        n = int(n_train * (t.settings.train_fraction or 1))
+        steps = max([_steps_in(a.params) for a in t.settings.augment] + [0])
+        train_passes += t.settings.epochs * n * (1 + steps)
+    cells = make_plan(cfg, exp.components).cells
+    eval_passes = 0
+    for c in cells:  # the crafting (an adaptive attack's EOT draws on every step), then the verdict's draws
+        eot = max(c.defense.eot, 1) if c.cell.mode == "adaptive" else 1
+        eval_passes += n_test * ((0 if c.clean else attack_passes(c.attack.attack) * eot) + max(c.defense.draws, 1))
+    reg = Registry()
+    model = reg.create("model", cfg.model.name, cfg.model.params).build(num_classes=10, in_channels=shape[0])
+    anchor = reg.create("model", ANCHOR_MODEL).build(num_classes=10, in_channels=ANCHOR_SHAPE[0])
+    rate = min(ANCHOR_PASSES_S * forward_flops(anchor, ANCHOR_SHAPE) / forward_flops(model, shape),
+               SMALL_NETWORK_PASSES_S)
+    return {"config": path.stem, "data": f"{cfg.data.dataset.name} ({where})", "train": n_train, "test": n_test,
+            "models": len(cfg.trains), "cells": len(cells), "train_passes": train_passes,
+            "eval_passes": eval_passes, "passes_per_s": rate, "gpu_hours": (train_passes + eval_passes) / rate / 3600}
+
+
+def plan(name: str, *, seeds: int = 1, tiny: bool = False, overrides: list[str] | None = None,
+         stand_ins: bool = False, echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+    """``advx reproduce PAPER --plan``: print what would run, config by config and seed by seed,
+    with its estimated cost, and run nothing."""
+    key, paper = find_paper(name)
+    configs = paper.stand_ins if stand_ins else paper.configs
+    if not configs:
+        raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to plan (advx reproduce {key} "
+                          f"--plan)")
+    rows = []
+    echo(f"paper {key}: {paper.title}; {len(configs)} config(s) x {seeds} seed(s), nothing is run "
+         f"(cost: attacks as if every sample survived every step, a defence chain's own passes not counted; "
+         f"GPU-hours on one H200 at the FLOP rate of ResNet-18's measured PGD, capped at a small network's)")
+    for stem in configs:
+        path = EXAMPLES / f"{stem}.toml"
+        sets = (tiny_overrides(path) if tiny else []) + list(overrides or [])
+        row = plan_config(path, sets)
+        rows.append(row)
+        if "why" in row:
+            echo(f"  {stem}: not estimated: {row['why']}")
+            continue
+        echo(f"  {stem}: {row['data']}, train {row['train']:,}, test {row['test']:,}, {row['models']} model(s), "
+             f"{row['cells']} cells; {row['train_passes'] + row['eval_passes']:.3g} passes "
+             f"({row['train_passes']:.3g} training), about {row['gpu_hours']:.2g} GPU-hours per seed")
+        for seed in range(seeds):
+            echo(f"    seed {seed}: advx run {path.relative_to(EXAMPLES.parent)}"
+                 + "".join(f" --set {s}" for s in [*sets, f"experiment.seed={seed}"]))
+    total = sum(r.get("gpu_hours", 0) for r in rows) * seeds
+    echo(f"about {total:.2g} GPU-hours in all" + (" (configs not estimated excluded)"
+                                                  if any("why" in r for r in rows) else ""))
+    return rows
+
+
 def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = None, device: str | None = None,
               out_dir: Path = Path("runs/reproduce"), echo: Callable[[str], Any] = print,
-              stand_ins: bool = False) -> dict[str, str]:
+              stand_ins: bool = False, seeds: int = 1) -> dict[str, str]:
     """Run every config of paper ``name`` (its CPU stand-ins instead with ``stand_ins``); return
     {config: "done" | "skipped: why"}."""
     from advx import load_experiment
@@ -94,11 +224,15 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
          + ("" if stand_ins or not paper.stand_ins else
             f"; its CPU stand-ins ({', '.join(paper.stand_ins)}) run with --stand-ins"))
     outcome = {}
-    for i, stem in enumerate(configs, 1):
+    runs = [(stem, seed) for stem in configs for seed in range(seeds)]
+    for i, (stem, seed) in enumerate(runs, 1):
         path = EXAMPLES / f"{stem}.toml"
         sets = (tiny_overrides(path) if tiny else []) + list(overrides or [])
         tag = f"{stem}-tiny" if tiny else stem
-        echo(f"[{i}/{len(configs)}] {path.name}{' ' + ' '.join('--set ' + s for s in sets) if sets else ''}")
+        if seeds > 1:  # one fixed test subset (data.subset_seed) judges every training seed
+            sets.append(f"experiment.seed={seed}")
+            tag, stem = f"{tag}-seed{seed}", f"{stem} seed {seed}"
+        echo(f"[{i}/{len(runs)}] {path.name}{' ' + ' '.join('--set ' + s for s in sets) if sets else ''}")
         start = time.perf_counter()
         try:
             results = load_experiment(path, sets).run(out_dir / f"{tag}.h5", device=device)
@@ -107,7 +241,8 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
             echo(f"  skipped: {exc}")
             continue
         written = write_report(results, out_dir / f"{tag}_report",
-                               command=f"advx reproduce {name}{' --tiny' if tiny else ''}")
+                               command=f"advx reproduce {name}{' --tiny' if tiny else ''}"
+                                       f"{f' --seeds {seeds}' if seeds > 1 else ''}")
         outcome[stem] = "done"
         echo(f"  done in {time.perf_counter() - start:.0f} s: {out_dir / f'{tag}.h5'}, report in {written[0].parent}")
     return outcome
