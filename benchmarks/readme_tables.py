@@ -78,6 +78,43 @@ def lookup(summary: dict, ref: dict):
     return row[table["columns"].index(ref["column"])]
 
 
+STALE = "stale run"
+CHANGES = ROOT / "benchmarks" / "result_changes.toml"
+
+
+def result_changes() -> list[dict]:
+    """The code changes that moved stored numbers (benchmarks/result_changes.toml)."""
+    import tomllib
+
+    return tomllib.loads(CHANGES.read_text())["change"]
+
+
+def _applies(kind: str, config: dict) -> bool:
+    if kind == "all":
+        return True
+    if kind == "defended":
+        return bool(config.get("defense"))
+    if kind == "square-l2-l1":
+        return any(a.get("name") == "square" and a.get("norm", "linf") in ("l2", "l1") for a in config.get("attack", []))
+    raise ValueError(f"{CHANGES}: unknown applies_to {kind!r}")
+
+
+def staleness(summary: dict) -> list[str]:
+    """Why a stored run cannot back a claim, or []: made from a dirty tree, or before a listed
+    change that moves the numbers of a run like it."""
+    if "versions" not in summary:  # a hand-made summary (tests); every stored run records its versions
+        return []
+    versions = summary["versions"]
+    commit = str(versions.get("advx commit", "unknown") if isinstance(versions, dict) else "unknown")
+    why = [f"made from a dirty tree ({commit.removesuffix('+dirty')[:8]}+dirty)"] if commit.endswith("+dirty") else []
+    if commit in ("unknown", "not a git checkout"):
+        why.append("its commit is not recorded")
+    for change in result_changes():
+        if summary["created"] < change["date"] and _applies(change["applies_to"], summary["config"]):
+            why.append(f"made before {change['commit']} ({change['date'][:10]}: {change['why']})")
+    return why
+
+
 def render_claims(source: Path, write: bool = False, seen: dict | None = None) -> str:
     """The claims table; a ``measured`` reference may name its own ``summary`` (another stored run
     of the same plugin, e.g. a baseline run separately), else the file's. With ``write``, each
@@ -123,6 +160,10 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
         if ruled:
             judged = rule_verdict(c, value, summary_of, runs)
             minus = (c.get("rule") or {}).get("minus")
+            behind = [*(runs or [c["measured"].get("summary", claims["summary"])] if c.get("measured") else []),
+                      *([minus.get("summary", claims["summary"])] if minus else [])]
+            stale = [f"{Path(p).parent.name}: {w}" for p in dict.fromkeys(behind)
+                     for w in staleness(summary_of({"summary": p}))]
             if minus is not None and key(minus) in incomparable:
                 judged = attrs.evolve(judged, verdict="not comparable",
                                       why=f"measured from a base the table calls not comparable ({judged.verdict} "
@@ -133,6 +174,9 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             elif c.get("substitute") and judged.verdict not in ("no rule", "no verdict"):
                 judged = attrs.evolve(judged, verdict="our addition",
                                       why=f"{judged.verdict} by the rule, with {c['substitute']}")
+            elif stale and judged.verdict not in ("no rule", "no verdict", "not measured"):
+                judged = attrs.evolve(judged, verdict=STALE,
+                                      why=f"{judged.verdict} by the rule, not counted: " + "; ".join(stale))
             elif c.get("rule") and verdict_tolerance(c["rule"]) > 0:
                 zero = rule_verdict(c, value, summary_of, runs, at_zero=True)
                 judged = attrs.evolve(judged, why=(judged.why + "; " if judged.why else "")

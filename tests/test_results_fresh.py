@@ -62,3 +62,64 @@ def test_write_report_removes_the_tables_an_earlier_report_left(tmp_path):
     assert "07_a_table_of_an_older_run.csv" not in names and "notes.txt" in names
     assert names - {"notes.txt"} == expected_files(json.loads((tmp_path / "rep" / "summary.json").read_text())) - {
         "claims.json"}
+
+
+def _readme_tables():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "benchmarks" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_is_stale_when_dirty_or_made_before_a_change_that_moves_runs_like_it():
+    rt = _readme_tables()
+    change = rt.result_changes()[0]
+    clean = {"versions": {"advx commit": "0" * 40}, "created": "2099-01-01T00:00:00",
+             "config": {"defense": [{"label": "d"}], "attack": [{"name": "pgd"}]}}
+    assert rt.staleness(clean) == []
+    assert rt.staleness({**clean, "versions": {"advx commit": "abc+dirty"}}) == ["made from a dirty tree (abc+dirty)"]
+    before = {**clean, "created": "2026-01-01T00:00:00"}
+    assert any(change["commit"] in w for w in rt.staleness(before))  # defended, made before the #47 changes
+    assert rt.staleness({**before, "config": {"attack": [{"name": "pgd"}]}}) == []  # no defence: not moved
+    square_l2 = {**before, "config": {"attack": [{"name": "square", "norm": "l2"}]}}
+    assert any("2d25b8f" in w for w in rt.staleness(square_l2))
+    assert rt.staleness({**clean, "versions": {}}) == ["its commit is not recorded"]
+    assert rt.staleness({"created": "2026-01-01T00:00:00"}) == []  # hand-made (tests): judged on its numbers
+
+
+def test_every_listed_result_change_is_a_commit_of_this_history_at_its_date():
+    import subprocess
+
+    rt = _readme_tables()
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: the commits cannot be looked up")
+    for change in rt.result_changes():
+        assert set(change) == {"commit", "date", "applies_to", "why"}, change
+        rt._applies(change["applies_to"], {})  # a known kind
+        found = subprocess.run(["git", "log", "-1", "--format=%aI", change["commit"]], cwd=ROOT, capture_output=True,
+                               text=True)
+        if found.returncode != 0 and "unknown revision" in found.stderr:
+            pytest.skip("a shallow clone: the listed commits are not in it")
+        assert found.stdout.strip().startswith(change["date"]), (change, found.stdout, found.stderr)
+
+
+@pytest.mark.parametrize("claims", sorted(ROOT.glob("plugins/*/results/*/claims.json")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_stale_run_backs_no_counted_verdict(claims):
+    """Every claims row measured in a run that is dirty or older than a change that moves it reads
+    'stale run', and every row that reads so names why (the check is by content: commit, date and
+    config of the run, against benchmarks/result_changes.toml)."""
+    rt = _readme_tables()
+    data = json.loads(claims.read_text())
+    for c in data["claims"]:
+        if "result" not in c or c.get("measured") is None:
+            continue
+        runs = data.get("seeds", [data["summary"]]) if "summary" not in c["measured"] else [c["measured"]["summary"]]
+        minus = (c.get("rule") or {}).get("minus")
+        runs += [minus.get("summary", data["summary"])] if minus else []
+        stale = any(rt.staleness(json.loads((ROOT / p).read_text())) for p in runs)
+        unjudged = c["result"]["verdict"] in ("not measured", "not comparable", "no rule", "no verdict",
+                                              "calibration target", "our addition")  # never counted anyway
+        assert (c["result"]["verdict"] == rt.STALE) == (stale and not unjudged), (c["claim"], c["result"]["verdict"], runs)
