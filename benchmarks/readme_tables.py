@@ -162,8 +162,8 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             minus = (c.get("rule") or {}).get("minus")
             behind = [*(runs or [c["measured"].get("summary", claims["summary"])] if c.get("measured") else []),
                       *([minus.get("summary", claims["summary"])] if minus else [])]
-            stale = [f"{Path(p).parent.name}: {w}" for p in dict.fromkeys(behind)
-                     for w in staleness(summary_of({"summary": p}))]
+            stale = [f"{Path(p).parent.name} ({', '.join(w.split(' (')[0] for w in why)})" for p in dict.fromkeys(behind)
+                     if (why := staleness(summary_of({"summary": p})))]  # the reasons in full: result_changes.toml
             if minus is not None and key(minus) in incomparable:
                 judged = attrs.evolve(judged, verdict="not comparable",
                                       why=f"measured from a base the table calls not comparable ({judged.verdict} "
