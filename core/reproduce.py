@@ -96,14 +96,20 @@ KNOWN_DATA = {"mnist": (60_000, 10_000, (1, 28, 28)), "fashion-mnist": (60_000, 
 
 def attack_passes(attack: Any) -> int:
     """Forward+backward passes per image an attack spends at most (every sample surviving every
-    step): steps x restarts x targets (x binary-search steps), plus queries; AutoAttack's standard
-    ensemble as APGD-CE, APGD-T and FAB-T (two passes a step) over its targets, and Square."""
-    steps = int(getattr(attack, "steps", 1) or 1)
-    targets, queries = int(getattr(attack, "targets", 1) or 1), int(getattr(attack, "queries", 0) or 0)
+    step): one for a one-step attack (FGSM, noise), its queries for a query attack (Square), else
+    steps x restarts x targets (x binary-search steps); AutoAttack's standard ensemble as APGD-CE,
+    then APGD-T and FAB-T (two passes a step) over its targets, then Square."""
+    def count(field: str, default: int) -> int:
+        return int(getattr(attack, field, default) or default)
+
+    steps, targets, queries = count("steps", 1), count("targets", 1), count("queries", 0)
     if getattr(attack, "name", "") == "autoattack":
         return steps + 3 * steps * targets + queries
-    mult = int(getattr(attack, "restarts", 1) or 1) * int(getattr(attack, "binary_search_steps", 1) or 1)
-    return (steps * mult * targets if not queries else queries) if hasattr(attack, "steps") or queries else 1
+    if queries:
+        return queries
+    if not hasattr(attack, "steps"):
+        return 1
+    return steps * count("restarts", 1) * count("binary_search_steps", 1) * targets
 
 
 def _steps_in(params: Any) -> int:
