@@ -1,5 +1,6 @@
 """A plugin package written from scratch in a temp dir, pip-installed, found by advx."""
 
+import json
 import os
 import subprocess
 import sys
@@ -65,14 +66,17 @@ def test_pip_installed_plugin_is_listed_and_runs(tmp_path):
                     "--target", str(site), str(pkg)], check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
            "ADVX_PROGRESS": "0"}
-    listed = subprocess.run([sys.executable, "-m", "advx.cli", "list", "attack"], env=env, capture_output=True,
-                            text=True, check=True).stdout
-    assert "sign-noise" in listed and "Random-sign noise" in listed
-    plugins = subprocess.run([sys.executable, "-m", "advx.cli", "plugins"], env=env, capture_output=True, text=True,
-                             check=True).stdout
-    assert "advx-signnoise 0.0.1" in plugins
     (tmp_path / "x.toml").write_text(TOML)
-    res = subprocess.run([sys.executable, "-m", "advx.cli", "run", str(tmp_path / "x.toml"), "--out",
-                          str(tmp_path / "r.h5")], env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    assert "sign-noise" in res.stdout and "accuracy (%)" in res.stdout
+    # one new process (the plugin is found at its start, from PYTHONPATH), three commands in it
+    script = ("import json, sys\nfrom click.testing import CliRunner\nfrom advx.cli import cli\n"
+              "out = [[r.exit_code, r.output] for r in (CliRunner().invoke(cli, a) for a in json.loads(sys.argv[1]))]\n"
+              "print(json.dumps(out))")
+    commands = [["list", "attack"], ["plugins"], ["run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "r.h5")]]
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (rc_list, listed), (rc_plugins, plugins), (rc_run, ran) = json.loads(done.stdout.splitlines()[-1])
+    assert rc_list == 0 and "sign-noise" in listed and "Random-sign noise" in listed
+    assert rc_plugins == 0 and "advx-signnoise 0.0.1" in plugins
+    assert rc_run == 0, ran
+    assert "sign-noise" in ran and "accuracy (%)" in ran
