@@ -26,6 +26,7 @@ README's claims tables.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -82,8 +83,9 @@ STALE = "stale run"
 CHANGES = ROOT / "benchmarks" / "result_changes.toml"
 
 
+@functools.cache
 def result_changes() -> list[dict]:
-    """The code changes that moved stored numbers (benchmarks/result_changes.toml)."""
+    """The code changes that moved stored numbers (benchmarks/result_changes.toml), read once."""
     import tomllib
 
     return tomllib.loads(CHANGES.read_text())["change"]
@@ -140,6 +142,10 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
     def key(ref: dict) -> str:
         return json.dumps([ref.get("summary", claims["summary"]), ref["table"], ref["row"], ref["column"]])
 
+    @functools.cache
+    def stale_of(path: str) -> list[str]:  # once per run, whatever the number of rows on it
+        return staleness(summary_of({"summary": path}))
+
     # bases a person judged not comparable: a gain measured from one is not comparable either
     incomparable = {key(c["measured"]) for c in claims["claims"]
                     if c.get("measured") and (c.get("rule") or {}).get("kind") == "not comparable"}
@@ -163,7 +169,7 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             behind = [*(runs or [c["measured"].get("summary", claims["summary"])] if c.get("measured") else []),
                       *([minus.get("summary", claims["summary"])] if minus else [])]
             stale = [f"{Path(p).parent.name} ({', '.join(w.split(' (')[0] for w in why)})" for p in dict.fromkeys(behind)
-                     if (why := staleness(summary_of({"summary": p})))]  # the reasons in full: result_changes.toml
+                     if (why := stale_of(p))]  # the reasons in full: result_changes.toml
             if minus is not None and key(minus) in incomparable:
                 judged = attrs.evolve(judged, verdict="not comparable",
                                       why=f"measured from a base the table calls not comparable ({judged.verdict} "

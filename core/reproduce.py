@@ -13,6 +13,7 @@ command that replaces them where the hardware and the data allow.
 
 from __future__ import annotations
 
+import functools
 import time
 import tomllib
 from pathlib import Path
@@ -131,6 +132,15 @@ def forward_flops(model: Any, shape: tuple[int, ...]) -> float:
     return float(counter.get_total_flops())
 
 
+@functools.cache
+def anchor_flops() -> float:
+    """The anchor network's forward FLOPs per image, counted once per process."""
+    from advx.registry import Registry
+
+    anchor = Registry().create("model", ANCHOR_MODEL).build(num_classes=10, in_channels=ANCHOR_SHAPE[0])
+    return forward_flops(anchor, ANCHOR_SHAPE)
+
+
 def plan_config(path: Path, sets: list[str]) -> dict[str, Any]:
     """What one config would run: sizes, models trained, cells, and its cost in forward+backward
     passes and in H200 GPU-hours at the anchor's FLOP rate, never above the small network's rate (an
@@ -138,7 +148,6 @@ def plan_config(path: Path, sets: list[str]) -> dict[str, Any]:
     counteract's search, are not counted)."""
     from advx import load_experiment
     from advx.evaluation.plan import make_plan
-    from advx.registry import Registry
 
     exp = load_experiment(path, sets)
     cfg = exp.config
@@ -167,32 +176,39 @@ def plan_config(path: Path, sets: list[str]) -> dict[str, Any]:
     for c in cells:  # the crafting (an adaptive attack's EOT draws on every step), then the verdict's draws
         eot = max(c.defense.eot, 1) if c.cell.mode == "adaptive" else 1
         eval_passes += n_test * ((0 if c.clean else attack_passes(c.attack.attack) * eot) + max(c.defense.draws, 1))
-    reg = Registry()
-    model = reg.create("model", cfg.model.name, cfg.model.params).build(num_classes=10, in_channels=shape[0])
-    anchor = reg.create("model", ANCHOR_MODEL).build(num_classes=10, in_channels=ANCHOR_SHAPE[0])
-    rate = min(ANCHOR_PASSES_S * forward_flops(anchor, ANCHOR_SHAPE) / forward_flops(model, shape),
-               SMALL_NETWORK_PASSES_S)
+    model = exp.registry.create("model", cfg.model.name, cfg.model.params).build(num_classes=10, in_channels=shape[0])
+    rate = min(ANCHOR_PASSES_S * anchor_flops() / forward_flops(model, shape), SMALL_NETWORK_PASSES_S)
     return {"config": path.stem, "data": f"{cfg.data.dataset.name} ({where})", "train": n_train, "test": n_test,
             "models": len(cfg.trains), "cells": len(cells), "train_passes": train_passes,
             "eval_passes": eval_passes, "passes_per_s": rate, "gpu_hours": (train_passes + eval_passes) / rate / 3600}
+
+
+def paper_configs(name: str, stand_ins: bool) -> tuple[str, Paper, tuple[str, ...]]:
+    """Paper ``name``'s key, record and configs: its own setting, or its CPU stand-ins."""
+    key, paper = find_paper(name)
+    configs = paper.stand_ins if stand_ins else paper.configs
+    if not configs:
+        raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to run (advx reproduce {key})")
+    return key, paper, configs
+
+
+def config_overrides(path: Path, tiny: bool, overrides: list[str] | None) -> list[str]:
+    """The ``--set`` overrides for one config: the smoke-test size with ``tiny``, then the user's."""
+    return (tiny_overrides(path) if tiny else []) + list(overrides or [])
 
 
 def plan(name: str, *, seeds: int = 1, tiny: bool = False, overrides: list[str] | None = None,
          stand_ins: bool = False, echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """``advx reproduce PAPER --plan``: print what would run, config by config and seed by seed,
     with its estimated cost, and run nothing."""
-    key, paper = find_paper(name)
-    configs = paper.stand_ins if stand_ins else paper.configs
-    if not configs:
-        raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to plan (advx reproduce {key} "
-                          f"--plan)")
+    key, paper, configs = paper_configs(name, stand_ins)
     rows = []
     echo(f"paper {key}: {paper.title}; {len(configs)} config(s) x {seeds} seed(s), nothing is run "
          f"(cost: attacks as if every sample survived every step, a defence chain's own passes not counted; "
          f"GPU-hours on one H200 at the FLOP rate of ResNet-18's measured PGD, capped at a small network's)")
     for stem in configs:
         path = EXAMPLES / f"{stem}.toml"
-        sets = (tiny_overrides(path) if tiny else []) + list(overrides or [])
+        sets = config_overrides(path, tiny, overrides)
         row = plan_config(path, sets)
         rows.append(row)
         if "why" in row:
@@ -218,13 +234,10 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
     from advx import load_experiment
     from advx.evaluation.report import write_report
 
-    key, paper = find_paper(name)
+    key, paper, configs = paper_configs(name, stand_ins)
     if not EXAMPLES.is_dir():
         raise ConfigError(f"{EXAMPLES}: the examples folder is not here; run advx reproduce from a clone of the "
                           f"repository")
-    configs = paper.stand_ins if stand_ins else paper.configs
-    if not configs:
-        raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to run (advx reproduce {key})")
     kind = "CPU stand-in" if stand_ins else "config"
     echo(f"paper {key}: {paper.title} ({paper.plugin}); {len(configs)} {kind}(s){', tiny' if tiny else ''}"
          + ("" if stand_ins or not paper.stand_ins else
@@ -233,7 +246,7 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
     runs = [(stem, seed) for stem in configs for seed in range(seeds)]
     for i, (stem, seed) in enumerate(runs, 1):
         path = EXAMPLES / f"{stem}.toml"
-        sets = (tiny_overrides(path) if tiny else []) + list(overrides or [])
+        sets = config_overrides(path, tiny, overrides)
         tag = f"{stem}-tiny" if tiny else stem
         if seeds > 1:  # one fixed test subset (data.subset_seed) judges every training seed
             sets.append(f"experiment.seed={seed}")

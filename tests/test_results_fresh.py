@@ -64,17 +64,8 @@ def test_write_report_removes_the_tables_an_earlier_report_left(tmp_path):
         "claims.json"}
 
 
-def _readme_tables():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "benchmarks" / "readme_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_run_is_stale_when_dirty_or_made_before_a_change_that_moves_runs_like_it():
-    rt = _readme_tables()
+    from .test_readme_tables import readme_tables as rt
     change = rt.result_changes()[0]
     clean = {"versions": {"advx commit": "0" * 40}, "created": "2099-01-01T00:00:00",
              "config": {"defense": [{"label": "d"}], "attack": [{"name": "pgd"}]}}
@@ -92,7 +83,7 @@ def test_a_run_is_stale_when_dirty_or_made_before_a_change_that_moves_runs_like_
 def test_every_listed_result_change_is_a_commit_of_this_history_at_its_date():
     import subprocess
 
-    rt = _readme_tables()
+    from .test_readme_tables import readme_tables as rt
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the commits cannot be looked up")
     for change in rt.result_changes():
@@ -111,7 +102,7 @@ def test_a_stale_run_backs_no_counted_verdict(claims):
     """Every claims row measured in a run that is dirty or older than a change that moves it reads
     'stale run', and every row that reads so names why (the check is by content: commit, date and
     config of the run, against benchmarks/result_changes.toml)."""
-    rt = _readme_tables()
+    from .test_readme_tables import readme_tables as rt
     data = json.loads(claims.read_text())
     for c in data["claims"]:
         if "result" not in c or c.get("measured") is None:
