@@ -98,7 +98,7 @@ def test_plugin_add_refuses_a_kind_already_there_and_a_foreign_folder(tmp_path):
 
 
 def test_the_stored_fresh_venv_run_made_from_requirements_txt_passed():
-    """#44's done-when exactly, run by benchmarks/fresh_venv_scaffold.sh (23 minutes: torch installs
+    """#44's done-when exactly, run by benchmarks/fresh_venv_scaffold.sh (too slow for the suite: torch installs
     into the venv) and stored: a venv without this machine's packages, made from requirements.txt,
     in which the scaffold README's install line brought pytest from the plugin's test extra and its
     test line passed. The lines it ran are the ones the scaffold writes today."""
