@@ -156,8 +156,13 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
             measured, value = "not measured", None
         elif len(runs) > 1:
             values = [lookup(summary_of(dict(c["measured"], summary=p)), c["measured"]) for p in seeds]
+            shared = seed_samples(summary_of, [c["measured"]], runs)
+            where = ""
+            if shared is not None and shared[1]:  # seeds judged on nested subsets: the images all share
+                values = [100 * float(correct.mean()) for _, correct in shared[0][0]]
+                where = f" on the {len(shared[0][0][0][0])} test images they share"
             value = float(np.mean(values))
-            measured = f"{value:.2f} (mean of {len(values)} seeds: {', '.join(f'{v:.1f}' for v in values)})"
+            measured = f"{value:.2f} (mean of {len(values)} seeds{where}: {', '.join(f'{v:.1f}' for v in values)})"
         else:
             value = lookup(summary_of(c["measured"]), c["measured"])
             measured = f"{value:.2f}" if isinstance(value, float) else str(value)
@@ -265,6 +270,27 @@ def per_sample(summary: dict, ref: dict):
     return index, correct
 
 
+def seed_samples(summary_of, refs: list[dict], runs: list[str]):
+    """Per reference, per seed, the per-sample ``(index, correct)`` on the test images every seed's
+    run holds, and whether any run was cut to them; None when a seed stored no per-sample cell.
+    Subsets that are not nested are left whole. The retrained seeds of an expensive run are judged on a smaller subset nested in seed 0's
+    (``data.subset_seed`` draws nested subsets: 500 of seed 0's 2,000), so every seed is judged on
+    the same images: the ones they all share."""
+    got = [[per_sample(summary_of(dict(ref, summary=p)), ref) for p in runs] for ref in refs]
+    if any(x is None for row in got for x in row):
+        return None
+    common = functools.reduce(np.intersect1d, [index for row in got for index, _ in row])
+    sizes = {len(index) for row in got for index, _ in row}
+    if sizes == {len(common)} or len(common) not in sizes:  # the same images, or subsets not nested:
+        return got, False                                    # each seed judged on its own (bootstrapped apart)
+
+    def restrict(index: np.ndarray, correct: np.ndarray):
+        order = np.argsort(index, kind="stable")
+        return common, correct[order[np.searchsorted(index, common, sorter=order)]]
+
+    return [[restrict(*x) for x in row] for row in got], True
+
+
 def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool = False):
     """The claim's verdict by the written rule of ``advx.evaluation.verdict``: {"kind": "value",
     "paper": 99.3}, {"kind": "gain", "sign": 1, "minus": REF, "paper": 22.9}, {"kind": "not
@@ -290,11 +316,14 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool 
     tolerance = 0.0 if at_zero else verdict.tolerance(rule)
     paper = None if rule.get("paper") is None else float(rule["paper"])
     if len(runs) > 1:  # several training seeds: a two-level bootstrap over seeds and samples
-        a = [per_sample(summary_of(dict(claim["measured"], summary=p)), claim["measured"]) for p in runs]
-        b = None if rule["kind"] == "value" else [per_sample(summary_of(dict(rule["minus"], summary=p)), rule["minus"])
-                                                  for p in runs]
-        if any(x is None for x in a + (b or [])):
+        shared = seed_samples(summary_of, [claim["measured"], *([] if rule["kind"] == "value" else [rule["minus"]])],
+                              runs)
+        if shared is None:
             return verdict.Judged("no verdict", why="a seed's run stored no per-sample results for this cell")
+        (a, *rest), cut = shared
+        b = rest[0] if rest else None
+        if cut:
+            n = len(a[0][0])
         if b is not None and not all(np.array_equal(x[0], y[0]) for x, y in zip(a, b)):
             return verdict.Judged("no verdict", why="the two cells of a seed hold different test images")
         same = all(np.array_equal(x[0], a[0][0]) for x in a)  # every seed evaluated on the same images

@@ -174,6 +174,48 @@ def test_a_claims_table_over_three_seeds(tmp_path):
                                    "high": round(dhi, 2), "n": 500, "paired": True, "seeds": [0, 1, 2], "why": ""}
 
 
+def test_seeds_on_nested_subsets_are_judged_on_the_images_they_share(tmp_path):
+    """Seed 0 ran on 1,000 images, seeds 1 and 2 (retrained at less cost) on 500 of them: every
+    seed is cut to those 500, in the mean shown, in n and in the same-images bootstrap."""
+    rng = np.random.default_rng(3)
+    kept = np.sort(rng.choice(1000, 500, replace=False))
+    paths, base_cut, soft_cut = [], [], []
+    for seed, (p, index) in enumerate([(0.40, np.arange(1000)), (0.44, kept), (0.38, kept)]):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        base = rng.random(len(index)) < p
+        soft = base | (rng.random(len(index)) < 0.1)
+        summary(folder, sizes=True, per_sample=[base[:500], soft[:500]])  # the files; per_sample rewritten below
+        order = rng.permutation(len(index))  # a run may store its samples in any order
+        cells = json.loads(str(np.load(folder / "per_sample.npz")["cells"]))
+        np.savez_compressed(folder / "per_sample.npz", cells=np.array(json.dumps(cells)),
+                            **{f"{k}_index": index[order] for k in range(2)},
+                            **{f"{k}_correct": arr[order] for k, arr in enumerate((base, soft))})
+        data = json.loads((folder / "summary.json").read_text())
+        data["seed"], data["sizes"]["test"] = seed, len(index)
+        data["tables"][0]["rows"][0][3], data["tables"][0]["rows"][1][3] = 100 * base.mean(), 100 * soft.mean()
+        (folder / "summary.json").write_text(json.dumps(data))
+        paths.append(str(folder / "summary.json"))
+        on_kept = np.isin(index, kept)
+        base_cut.append(base[on_kept])
+        soft_cut.append(soft[on_kept])
+    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
+    claims["seeds"] = paths
+    claims["claims"][0]["measured"] = {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"],
+                                       "column": "PGD"}
+    claims["claims"][0]["rule"]["paper"] = 40.0
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    table = readme_tables.render_claims(tmp_path / "claims.json", write=True)
+    stored = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    mean, lo, hi = verdict.seed_bootstrap(base_cut, same_images=True)
+    per_seed = ", ".join(f"{100 * x.mean():.1f}" for x in base_cut)
+    assert f"{mean:.2f} (mean of 3 seeds on the 500 test images they share: {per_seed})" in table
+    assert stored[0]["result"]["n"] == 500 and stored[0]["result"]["low"] == round(lo, 2)
+    d, dlo, dhi = verdict.seed_bootstrap(soft_cut, base_cut, same_images=True)
+    assert stored[1]["result"]["measured"] == round(d, 2) and stored[1]["result"]["n"] == 500
+    assert (stored[1]["result"]["low"], stored[1]["result"]["high"]) == (round(dlo, 2), round(dhi, 2))
+
+
 def test_the_worst_case_of_a_row_with_a_budget_ands_only_that_budgets_cells(tmp_path):
     cells = [{"train": "base", "defense": "none", "attack": a, "mode": m, "key": k, "budget": b}
              for k, (a, m, b) in enumerate([("clean", "clean", ""), ("FGSM", "oblivious", "linf 0.1"),
