@@ -37,6 +37,17 @@ def test_digits_is_embedded():
     assert 0 <= float(d.x_train.min()) and float(d.x_train.max()) <= 1
 
 
+def test_digits_read_without_scikit_learn_equal_load_digits():
+    """The CSV is read directly (no sklearn import at a process's start): the same pixels and labels."""
+    from sklearn.datasets import load_digits
+
+    from advx.data.sources import _digits_arrays
+
+    images, target = _digits_arrays()
+    d = load_digits()
+    assert np.array_equal(images, d.images) and np.array_equal(target, d.target)
+
+
 @pytest.mark.parametrize("name,folder,gz", [("mnist", "MNIST/raw", True), ("fashion-mnist", "FashionMNIST/raw", False)])
 def test_mnist_family_reads_torchvision_layout(tmp_path, name, folder, gz):
     make_mnist(tmp_path / folder, gz=gz)

@@ -65,6 +65,7 @@ def test_the_scaffold_installs_in_a_fresh_venv_and_its_tests_pass(tmp_path):
     the plugin through its entry point (check_plugin) and run the contract checks. The venv sees
     this machine's packages (--system-site-packages: torch and advx as requirements.txt installed
     them; no wheel is downloaded to rebuild them) and installs the plugin and its test extra."""
+    import json
     import os
     import re
     import subprocess
@@ -85,6 +86,45 @@ def test_the_scaffold_installs_in_a_fresh_venv_and_its_tests_pass(tmp_path):
         done = subprocess.run(line, shell=True, cwd=pkg, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (line, done.stdout[-3000:], done.stderr[-3000:])
     assert re.search(r"\b8 passed\b", done.stdout), done.stdout[-2000:]  # 4 kinds x (entry point, contract)
+
+    # the installed plugin, found at a new process's start through its entry point: listed, named
+    # with its version, and its attack, defence and recipe run in an experiment (one process)
+    (tmp_path / "x.toml").write_text(KIT_RUN)
+    script = ("import json, sys\nfrom click.testing import CliRunner\nfrom advx.cli import cli\n"
+              "out = [[r.exit_code, r.output] for r in (CliRunner().invoke(cli, a) for a in json.loads(sys.argv[1]))]\n"
+              "print(json.dumps(out))")
+    commands = [["list", "attack"], ["plugins"], ["run", str(tmp_path / "x.toml"), "--out", str(tmp_path / "r.h5")]]
+    done = subprocess.run(["python", "-c", script, json.dumps(commands)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (rc_list, listed), (rc_plugins, plugins), (rc_run, ran) = json.loads(done.stdout.splitlines()[-1])
+    assert rc_list == 0 and "kit" in listed and "Random-sign noise" in listed
+    assert rc_plugins == 0 and "advx-kit 0.0.1" in plugins, plugins
+    assert rc_run == 0, ran
+    assert "kit-trained" in ran and "accuracy (%)" in ran
+
+
+KIT_RUN = """
+[data]
+name = "digits"
+test_limit = 30
+[model]
+name = "digits-cnn"
+[model.train]
+epochs = 1
+[[train]]
+label = "kit-trained"
+augment = [{ name = "kit" }]
+epochs = 1
+[[defense]]
+label = "kit-defended"
+chain = [{ name = "kit" }]
+[[attack]]
+name = "kit"
+eps = 0.05
+[evaluate]
+modes = ["oblivious"]
+"""
 
 
 def test_plugin_add_refuses_a_kind_already_there_and_a_foreign_folder(tmp_path):
