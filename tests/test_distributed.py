@@ -232,11 +232,13 @@ def test_bad_shard_input_exits_2(tmp_path, args, needle):
 def test_quickstart_shape_under_torchrun_merges(tmp_path):
     """The README's `torchrun --nproc_per_node 2 -m advx run examples/quickstart.toml`: all the
     test samples in one 1,024-sample chunk used to leave rank 0 empty and the merge dead-ended.
-    Same data, chunking, defences, attacks and threat models; fewer epochs, steps and draws."""
+    Same data, chunking, defences, attacks and threat models; fewer epochs, steps, draws and
+    counteract steps."""
     quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml"
     (tmp_path / "x.toml").write_text(quickstart.read_text())
     shrink = ["model.train.epochs=2", "attack.1.steps=2", "attack.2.queries=5", "defense.1.repeats=2",
-              "evaluate.eot=2", f"experiment.cache_dir={tmp_path / 'cache'}"]
+              "defense.0.chain.0.n=2", "defense.1.chain.0.n=2", "evaluate.eot=2",
+              f"experiment.cache_dir={tmp_path / 'cache'}"]
     res = torchrun(tmp_path, 2, "--device", "cpu", *[a for s in shrink for a in ("--set", s)])
     assert "per-sample worst case" in res.stdout
     with h5py.File(tmp_path / "run.h5", "r") as f:

@@ -34,6 +34,8 @@ def shrink(node):
         if out.get("name") == "cw":  # its defaults are a 9 x 100 search
             out.setdefault("steps", 2)
             out.setdefault("binary_search_steps", 1)
+        if out.get("name") == "counteract":  # its default is 9 gradient steps per input, every draw
+            out.setdefault("n", 2)
         out.setdefault("data", {}).setdefault("test_limit", 8) if "model" in out else None
         if "model" in out:  # the rand-version default has its own test (test_randomized_default.py)
             out.setdefault("evaluate", {}).update(randomized_attack="none")

@@ -127,7 +127,7 @@ def test_python_factory_from_the_users_own_package(tmp_path, monkeypatch, traine
         advx.create("model", "python:my_nets.small:build_net", kwargs={"widht": 5}).build(10, 1)
 
 
-def test_robustbench_model_from_its_cache_layout(tmp_path):
+def test_robustbench_model_from_its_cache_layout(tmp_path, monkeypatch):
     import importlib.util
 
     if importlib.util.find_spec("robustbench") is None:
@@ -157,14 +157,17 @@ def test_robustbench_model_from_its_cache_layout(tmp_path):
     assert r.exit_code == 0, r.output
     with pytest.raises(advx.errors.ConfigError, match=r"Carmon2019Unlabeled.pt not found.*download = true"):
         advx.create("model", "robustbench:Carmon2019Unlabeled", model_dir=str(tmp_path / "models")).build(10, 3)
-    # download = true with no network (a closed proxy makes that certain): one line, exit 2, no partial file
-    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "ADVX_PROGRESS": "0"}
-    r = subprocess.run([sys.executable, "-m", "advx", "eval", "--model", "robustbench:Carmon2019Unlabeled",
-                        "--model-arg", f"model_dir={tmp_path / 'models'}", "--model-arg", "download=true",
-                        "--data", str(tmp_path / "x.npz"), "--attack", "fgsm", "--out", str(tmp_path / "c.h5")],
-                       env=env, capture_output=True, text=True, timeout=300)
+    # download = true with no network (a closed proxy makes that certain): one line, exit 2, no
+    # partial file (in this process: robustbench is imported already, a new process pays it again)
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    r = CliRunner().invoke(cli, ["eval", "--model", "robustbench:Carmon2019Unlabeled", "--model-arg",
+                                 f"model_dir={tmp_path / 'models'}", "--model-arg", "download=true", "--data",
+                                 str(tmp_path / "x.npz"), "--attack", "fgsm", "--out", str(tmp_path / "c.h5")])
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert r.exit_code == 2 and len(lines) == 1, r.output
     assert lines[0].startswith("error: model.name: downloading RobustBench's Carmon2019Unlabeled failed (")
     assert "check the network, or put the checkpoint at" in lines[0]
     assert not (tmp_path / "models" / "cifar10" / "Linf" / "Carmon2019Unlabeled.pt").exists()
