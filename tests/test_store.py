@@ -117,6 +117,41 @@ def test_foreign_and_corrupt_files_get_clear_errors(tmp_path, tiny_config):
         run_exp(tiny_config, corrupt)
 
 
+def test_only_a_file_not_closed_cleanly_is_walked_for_broken_objects(tmp_path, tiny_config, monkeypatch):
+    """A clean close marks the file (advx_writing 0) and the next open skips the walk; a writer
+    that died (the mark still 1 on disk) or a file from before the mark is walked, and the walk
+    still finds an object a failed write left broken."""
+    from advx.evaluation.store import runstore
+
+    out = tmp_path / "r.h5"
+    run_exp(tiny_config, out)
+    walked = []
+    real = runstore.unreadable_object
+    monkeypatch.setattr(runstore, "unreadable_object", lambda f: walked.append(1) or real(f))
+    with h5py.File(out, "r") as f:
+        assert f.attrs["advx_writing"] == 0
+    with RunStore(out, mode="r"):
+        pass
+    assert walked == []
+    script = ("import os, sys\nfrom advx.evaluation.store import RunStore\n"
+              "s = RunStore(sys.argv[1]).__enter__()\nos._exit(0)  # dies holding the file open for writing")
+    assert subprocess.run([sys.executable, "-c", script, str(out)], timeout=120).returncode == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["advx_writing"] == 1
+    with RunStore(out, mode="r"):
+        pass
+    assert walked == [1]
+    with h5py.File(out, "a") as f:  # a file from before the mark
+        del f.attrs["advx_writing"]
+    with RunStore(out, mode="r"):
+        pass
+    assert walked == [1, 1]
+    with RunStore(out):  # a clean close marks it again
+        pass
+    with h5py.File(out, "r") as f:
+        assert f.attrs["advx_writing"] == 0
+
+
 def test_changed_config_needs_overwrite(tmp_path, tiny_config):
     out = tmp_path / "r.h5"
     run_exp(tiny_config, out)

@@ -7,7 +7,8 @@ Schema (``advx report`` and plain h5py readers rely on it; see docs in README "R
 ``/`` attrs
     ``advx_schema`` (int), ``config`` (canonical JSON of the TOML), ``config_hash``,
     ``versions`` (JSON: advx, torch, every plugin), ``device``, ``created``; ``machine``,
-    ``train_size`` and ``command`` (the command line that started the run).
+    ``train_size`` and ``command`` (the command line that started the run); ``advx_writing`` (1
+    while a process has the file open for writing, 0 once it closed it cleanly).
 ``/test``
     ``index`` (int64, position in the dataset's test split), ``label``, ``fold`` (k-split id).
 ``/models/<train label>`` attrs
@@ -30,7 +31,9 @@ layout for its contiguous sample range; root attrs ``shard_rank``, ``shard_world
 order.
 
 Writes are appended chunk by chunk; ``n_done`` is bumped and the file flushed after each, so
-a crash loses at most the chunk in flight. A sidecar ``<file>.lock`` (flock) refuses a second
+a crash loses at most the chunk in flight. Opening walks every object for one a failed write
+left past the file's end (:func:`.repair.unreadable_object`) unless ``advx_writing`` says the
+last writer closed the file cleanly: the walk was most of the cost of an open. A sidecar ``<file>.lock`` (flock) refuses a second
 writer; the writer deletes it when it closes the file (a crash leaves it, harmlessly: the lock
 dies with the process).
 """

@@ -80,6 +80,29 @@ def _os_reason(exc: BaseException) -> str:
     return m.group(1) if m else text.splitlines()[0][:160]
 
 
+#: root attribute: 1 while a process has the file open for writing, 0 once it closed it cleanly
+WRITING = "advx_writing"
+
+
+def set_mark(f: h5py.File, value: int) -> None:
+    """Set the open-for-writing mark in place (``modify``: same type and shape, so the header's
+    layout does not move; deleting and re-creating it did, and a copy of such a file cut short
+    then sent HDF5 into an endless loop reading its zero-padded attributes)."""
+    if WRITING in f.attrs:
+        f.attrs.modify(WRITING, np.int8(value))
+    else:
+        f.attrs.create(WRITING, np.int8(value))
+
+
+def closed_cleanly(f: h5py.File) -> bool:
+    """The file's last writer closed it normally (every write reached the disk); files from before
+    the mark, or a mark that cannot be read, count as not."""
+    try:
+        return int(f.attrs.get(WRITING, 1)) == 0
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError):
+        return False
+
+
 class RunStore:
     """Read/write access to one run file (use as a context manager)."""
 
@@ -116,8 +139,12 @@ class RunStore:
                                  f"can still be read, or re-run the same command to repair and resume") from None
             fix = "" if self.mode == "r" else "; delete it or replace it with --overwrite"
             raise StoreError(f"{self.path}: not a valid HDF5 run file ({reason}){fix}") from None
-        if self.mode == "r" or len(self.f.attrs) or len(self.f):
+        if self.mode == "r" or set(self.f.attrs) - {WRITING} or len(self.f):
             self._check_schema()
+        if self.mode != "r":  # on disk until a clean close: a write that dies leaves it set
+            with self._writing():
+                set_mark(self.f, 1)
+            self.flush()
         return self
 
     def _open(self) -> None:
@@ -126,7 +153,9 @@ class RunStore:
             raise StoreError(f"{self.path}: no such run file")
         try:
             self.f = h5py.File(self.path, self.mode, locking=False)
-            damage = unreadable_object(self.f)  # opens, but a failed write left an object past its end
+            # a failed write can leave a file that opens but holds an object past its end: walk
+            # every object, unless the last writer closed it cleanly (the walk is most of an open)
+            damage = None if closed_cleanly(self.f) else unreadable_object(self.f)
         except OSError as exc:
             if self.mode == "r" or stored_eof(exc) is None:
                 raise
@@ -147,10 +176,10 @@ class RunStore:
         assert self.f is not None
         if "advx_schema" not in self.f.attrs:
             keys = list(self.f.attrs) or list(self.f)
-            self.close()
+            self.close(mark=False)  # not ours: leave it as it was
             raise StoreError(f"{self.path}: not an advx run file (no advx_schema attribute; holds {keys[:5]})")
         if int(self.f.attrs["advx_schema"]) > SCHEMA:
-            self.close()
+            self.close(mark=False)
             raise StoreError(f"{self.path}: written by a newer advx (schema {int(self.f.attrs['advx_schema'])})")
 
     def _lock(self) -> None:
@@ -185,7 +214,13 @@ class RunStore:
             self._lock_fh.close()
             self._lock_fh = None
 
-    def close(self) -> None:
+    def close(self, mark: bool = True) -> None:
+        """Close; a file opened for writing is flushed whole first, then marked cleanly closed
+        (``mark``), so the next open can skip the walk for objects a failed write left broken."""
+        if self.f is not None and self.mode != "r" and mark:
+            with self._writing():
+                self.f.flush()  # everything on disk before the mark says so
+                set_mark(self.f, 0)
         if self.f is not None:
             self.f.close()
             self.f = None
