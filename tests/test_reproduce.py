@@ -67,8 +67,8 @@ def test_a_paper_runs_at_tiny_size_with_its_report_seed_by_seed_on_one_test_subs
     res = CliRunner().invoke(cli, ["reproduce", "mixup", "--tiny", "--seeds", "2", "--set", f"data.root={tmp_path / 'd'}",
                                    "--device", "cpu", "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    assert "paper 001: adversarial attack and defense based on data mixup (mixup); 1 config(s), tiny" in res.output
-    assert "[2/2]" in res.output and "experiment.seed=1" in res.output
+    assert "paper 001: adversarial attack and defense based on data mixup (mixup); 2 config(s), tiny" in res.output
+    assert "[4/4]" in res.output and "experiment.seed=1" in res.output
     summary = json.loads((tmp_path / "out" / "mixup_at_mnist-tiny-seed1_report" / "summary.json").read_text())
     assert summary["command"].startswith("advx reproduce mixup --tiny --seeds 2 --set data.root=")  # what made the run
     assert summary["report_command"] == "advx reproduce mixup --tiny --seeds 2" and summary["sizes"]["test"] == 16
