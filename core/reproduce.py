@@ -38,7 +38,7 @@ PAPERS = {
     "000": Paper("intelligent (label-aware) mixup and Gaussian-noise sensitivity", "intelligent-mixup",
                  ("intelligent_mixup_fmnist",)),
     "001": Paper("adversarial attack and defense based on data mixup", "mixup", ("mixup_at_mnist", "mixup_table3_mnist")),
-    "002": Paper("BatchOut feature augmentation", "batchout", ("batchout_mnist", "batchout_cifar")),
+    "002": Paper("BatchOut feature augmentation", "batchout", ("batchout_mnist", "batchout_k_mnist", "batchout_cifar")),
     "003": Paper("fixer modules on a frozen model", "fixer",
                  ("fixer_hist", "fixer_pcam", "fixer_pathmnist", "fixer_cifar10"),
                  ("fixer_fmnist", "fixer_fmnist_drn")),
