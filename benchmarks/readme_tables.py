@@ -20,7 +20,9 @@ kept ``per_sample.npz``) and written back under ``result`` (``--check`` fails wh
 result no longer follows from the run). Each measured value is a reference ``{"table": title
 prefix, "row": [first cells], "column": name}`` into the summary the file names, looked up at
 render time, never typed. ``<!-- verdict-counts -->`` blocks get the count per verdict over the
-README's claims tables.
+README's claims tables. ``<!-- combined: plugins/x/results -->`` blocks get one line per paper
+claim judged in several of that folder's claims files (rows sharing a ``paper_claim`` id): each
+run's verdict and the combined one by ``advx.evaluation.verdict.combine``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r'(<!-- table: (\S+) "([^"]*)" -->\n)(.*?)(<!-- /table -->)', re.S)
 CLAIMS = re.compile(r'(<!-- claims: (\S+) -->\n)(.*?)(<!-- /claims -->)', re.S)
 COUNTS = re.compile(r'(<!-- verdict-counts -->\n)(.*?)(<!-- /verdict-counts -->)', re.S)
+COMBINED = re.compile(r'(<!-- combined: (\S+) -->\n)(.*?)(<!-- /combined -->)', re.S)
 
 
 def fmt(v) -> str:
@@ -345,6 +348,31 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool 
     return verdict.judge_gain(d, lo, hi, int(n), int(rule["sign"]), False, paper, tolerance)
 
 
+def render_combined(folder: Path) -> str:
+    """One line per paper claim judged in several runs: every claims file under ``folder`` whose
+    rows share a ``paper_claim`` id, each run's stored verdict, and the combined verdict by
+    ``verdict.combine``."""
+    from advx.evaluation.verdict import RunVerdict, combine
+
+    found: dict[str, list] = {}
+    for path in sorted(folder.glob("*/claims.json")):
+        claims = json.loads(path.read_text())
+        for c in claims["claims"]:
+            if "paper_claim" in c:
+                r = c.get("result") or {"verdict": (c.get("rule") or {}).get("kind", "no rule")}
+                found.setdefault(c["paper_claim"], []).append(
+                    (c, RunVerdict(path.parent.name, r["verdict"], max(1, len(r.get("seeds") or [])), r.get("n"))))
+    lines = ["| paper claim | paper | verdict in each run | combined verdict (by rule) |", "| --- | --- | --- | --- |"]
+    for key, rows in found.items():
+        if len(rows) < 2:
+            continue
+        verdict, why = combine([j for _, j in rows])
+        each = "; ".join(f"{j.run}: {j.verdict}" + (f" ({j.seeds} seeds, n = {j.n})" if j.seeds > 1 else
+                                                    f" (n = {j.n})" if j.n else "") for _, j in rows)
+        lines.append(f"| {key} | {rows[0][0]['paper']} | {each} | {verdict} ({why}) |")
+    return "\n".join(lines) + "\n"
+
+
 def readmes() -> list[Path]:
     return [ROOT / "README.md", *sorted(ROOT.glob("plugins/*/README.md"))]
 
@@ -374,6 +402,7 @@ def sync(check: bool) -> list[str]:
             return m.group(1) + render_claims(ROOT / m.group(2), write=not check, seen=seen) + m.group(4)
 
         new = CLAIMS.sub(repl_claims, BLOCK.sub(repl, text))
+        new = COMBINED.sub(lambda m: m.group(1) + render_combined(ROOT / m.group(2)) + m.group(4), new)
         new = COUNTS.sub(lambda m: m.group(1) + verdict_counts(seen.get("verdicts", [])) + m.group(3), new)
         if new != text or seen.get("stale"):
             stale.append(str(path.relative_to(ROOT)))

@@ -300,3 +300,28 @@ def test_no_stored_claim_counts_a_substitute_a_calibration_or_a_gain_from_an_inc
                 checked["substitute"] += 1
             assert "tolerance" not in (c.get("rule") or {}), (path, c["claim"])
     assert all(checked.values()), checked  # each case occurs in the stored claims
+
+
+def test_one_claim_judged_in_several_runs_is_combined_by_the_strongest_evidence():
+    R = verdict.RunVerdict
+    v, why = verdict.combine([R("a", "not reproduced", 1, 500), R("b", "stale run", 1, 500),
+                              R("c", "direction", 3, 250)])
+    assert v == "direction" and why == "from c (3 seeds, n = 250); conflicts with a: not reproduced"
+    v, why = verdict.combine([R("a", "inconclusive", 1, 2000), R("b", "reproduced", 1, 500)])
+    assert v == "inconclusive" and "conflicts" not in why  # more images, one seed each: a decides
+    assert verdict.combine([R("a", "not comparable"), R("b", "calibration target", 3, 250)])[0] == "not counted"
+    assert verdict.combine([R("a", "not measured"), R("b", "not measured")]) == ("not measured", "in no run")
+
+
+def test_the_combined_block_reads_each_runs_stored_verdict(tmp_path):
+    for run, result in (("r1", {"verdict": "not reproduced", "n": 500, "seeds": [0]}),
+                        ("r2", {"verdict": "reproduced", "n": 250, "seeds": [0, 1, 2]}),
+                        ("r3", None)):
+        (tmp_path / run).mkdir()
+        row = {"claim": "x", "paper": "+12.7", "paper_claim": "ours over MI-OL"}
+        rows = [dict(row, result=result)] if result else [{"claim": "y", "paper": "1", "paper_claim": "only here"}]
+        (tmp_path / run / "claims.json").write_text(json.dumps({"summary": "s", "claims": rows}))
+    table = readme_tables.render_combined(tmp_path)
+    assert ("| ours over MI-OL | +12.7 | r1: not reproduced (n = 500); r2: reproduced (3 seeds, n = 250) | "
+            "reproduced (from r2 (3 seeds, n = 250); conflicts with r1: not reproduced) |") in table
+    assert "only here" not in table  # judged in one run: no combined line

@@ -28,6 +28,11 @@ interval and the paper's number or sign, never from a person's reading:
   says which: e.g. the DLR loss where the paper used CE) gets **our addition**, its rule's
   verdict beside it: only the paper's own attack and protocol can reproduce the paper.
 - A ``gain`` measured from a base row the table calls **not comparable** is not comparable.
+- One paper claim judged in several stored runs (rows sharing a ``paper_claim`` id) gets one
+  combined line (:func:`combine`): the verdict of the run with the most evidence (most training
+  seeds, then most test images) among the verdicts that count (reproduced, direction,
+  inconclusive, not reproduced), and every counted verdict of another run on the other side of
+  the paper's (reproduced or direction against not reproduced) is named beside it as a conflict.
 
 No verdict is given without n: a run stored before summaries recorded their sizes says so.
 """
@@ -179,3 +184,37 @@ def judge_gain(diff: float, lo: float, hi: float, n: int, sign: int, paired: boo
     else:
         verdict = INCONCLUSIVE
     return Judged(verdict, diff, lo, hi, n, paired)
+
+
+COUNTED = (REPRODUCED, DIRECTION, INCONCLUSIVE, NOT_REPRODUCED)
+_FOR, _AGAINST = {REPRODUCED, DIRECTION}, {NOT_REPRODUCED}
+
+
+@attrs.frozen
+class RunVerdict:
+    """One stored run's verdict on a paper claim: the run's name, the verdict, and its evidence."""
+
+    run: str
+    verdict: str
+    seeds: int = 1
+    n: int | None = None
+
+
+def combine(judgements: list[RunVerdict]) -> tuple[str, str]:
+    """(combined verdict, why) for one paper claim judged in several runs, by the rule in this
+    module's docstring: the counted verdict with the most evidence decides; counted verdicts on
+    the other side of the paper's are named as conflicts; nothing counted: "not counted" (or
+    "not measured" when no run measured it)."""
+    counted = [j for j in judgements if j.verdict in COUNTED]
+    if not counted:
+        if all(j.verdict == NOT_MEASURED for j in judgements):
+            return NOT_MEASURED, "in no run"
+        return "not counted", "no run's verdict counts"
+    best = max(counted, key=lambda j: (j.seeds, j.n or 0))
+    side = _FOR if best.verdict in _FOR else _AGAINST if best.verdict in _AGAINST else set()
+    other = _AGAINST if side is _FOR else _FOR if side is _AGAINST else set()
+    conflicts = [j for j in counted if j is not best and j.verdict in other]
+    why = f"from {best.run} ({best.seeds} seed{'s' if best.seeds != 1 else ''}, n = {best.n})"
+    if conflicts:
+        why += "; conflicts with " + ", ".join(f"{j.run}: {j.verdict}" for j in conflicts)
+    return best.verdict, why
