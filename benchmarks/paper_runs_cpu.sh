@@ -34,6 +34,19 @@ advx run examples/mixup_at_mnist.toml --set data.test_limit=2000 --set model.tra
   --out runs/mixup_at_mnist_full.h5 --report-dir plugins/mixup/results/mixup_at_mnist
 # its report comes from the run file (the run's own report step, 2026-12-05, stopped on a plot bug fixed since)
 advx report runs/mixup_at_mnist_full.h5 --out plugins/mixup/results/mixup_at_mnist
+# stored: plugins/mixup/results/mixup_table3_mnist_s0, _s1 and _s2 (issue #45): paper 001's Table 3 as the paper runs
+# it (PGD-40 crafted on the vanilla model, transferred to mixup and manifold mixup), training seeds 0, 1 and 2 on one
+# fixed 500-image subset (data.subset_seed 0), the models trained as the stored mixup run's (20 epochs); its claims
+# file (in _s0) pools the three
+advx run examples/mixup_table3_mnist.toml --set data.test_limit=500 --set data.subset_seed=0 --set experiment.seed=0 \
+  --set model.train.epochs=20 --set 'model.train.milestones=[12,16]' \
+  --out runs/mixup_table3_mnist_s0.h5 --report-dir plugins/mixup/results/mixup_table3_mnist_s0
+advx run examples/mixup_table3_mnist.toml --set data.test_limit=500 --set data.subset_seed=0 --set experiment.seed=1 \
+  --set model.train.epochs=20 --set 'model.train.milestones=[12,16]' \
+  --out runs/mixup_table3_mnist_s1.h5 --report-dir plugins/mixup/results/mixup_table3_mnist_s1
+advx run examples/mixup_table3_mnist.toml --set data.test_limit=500 --set data.subset_seed=0 --set experiment.seed=2 \
+  --set model.train.epochs=20 --set 'model.train.milestones=[12,16]' \
+  --out runs/mixup_table3_mnist_s2.h5 --report-dir plugins/mixup/results/mixup_table3_mnist_s2
 # stored: plugins/counteract/results/counteract_fmnist_full (the full training set; the claims table's run). Its
 # report comes from the run file (the run's own report step, 2026-12-04, met code changed under it)
 advx run examples/counteract_fmnist.toml --set data.train_fraction=1.0 --out runs/counteract_fmnist_full.h5

@@ -332,8 +332,10 @@ def rule_verdict(claim: dict, value, summary_of, runs: list[str], at_zero: bool 
         same = all(np.array_equal(x[0], a[0][0]) for x in a)  # every seed evaluated on the same images
         mean, lo, hi = verdict.seed_bootstrap([x[1] for x in a], None if b is None else [y[1] for y in b],
                                               same_images=same)
-        if rule["kind"] == "value":
-            return verdict.judge_value(mean, int(n), paper, tolerance, interval=(lo, hi))
+        if rule["kind"] == "value":  # never narrower than Wilson's over every seed's images together
+            pooled = np.concatenate([x[1] for x in a])
+            w_lo, w_hi = verdict.wilson(float(pooled.sum()), len(pooled))
+            return verdict.judge_value(mean, int(n), paper, tolerance, interval=(min(lo, w_lo), max(hi, w_hi)))
         return verdict.judge_gain(mean, lo, hi, int(n), int(rule["sign"]), True, paper, tolerance)
     if rule["kind"] == "value":
         return verdict.judge_value(float(value), int(n), paper, tolerance)

@@ -325,3 +325,28 @@ def test_the_combined_block_reads_each_runs_stored_verdict(tmp_path):
     assert ("| ours over MI-OL | +12.7 | r1: not reproduced (n = 500); r2: reproduced (3 seeds, n = 250) | "
             "reproduced (from r2 (3 seeds, n = 250); conflicts with r1: not reproduced) |") in table
     assert "only here" not in table  # judged in one run: no combined line
+
+
+def test_three_seeds_all_at_zero_keep_a_binomial_interval(tmp_path):
+    """Every seed scores 0 % on 500 images: the bootstrap collapses to 0-0, but the value rule's
+    interval stays Wilson's over the 1,500 images, so a paper's 0.01 % is inside it."""
+    paths = []
+    for seed in range(3):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        zeros = np.zeros(500, bool)
+        summary(folder, sizes=True, per_sample=[zeros, zeros])
+        data = json.loads((folder / "summary.json").read_text())
+        data["seed"], data["tables"][0]["rows"][0][3] = seed, 0.0
+        (folder / "summary.json").write_text(json.dumps(data))
+        paths.append(str(folder / "summary.json"))
+    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
+    claims["seeds"] = paths
+    claims["claims"] = [{"claim": "none left", "paper": "0.01", "setting": "s", "note": "",
+                         "measured": {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"],
+                                      "column": "PGD"}, "rule": {"kind": "value", "paper": 0.01}}]
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    readme_tables.render_claims(tmp_path / "claims.json", write=True)
+    result = json.loads((tmp_path / "claims.json").read_text())["claims"][0]["result"]
+    assert result["verdict"] == "reproduced" and result["low"] == 0.0
+    assert result["high"] == round(verdict.wilson(0, 1500)[1], 2) > 0.2

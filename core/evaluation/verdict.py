@@ -18,7 +18,9 @@ interval and the paper's number or sign, never from a person's reading:
   **not reproduced** when it lies wholly on the other side.
 - Several training seeds (a claims file's ``seeds``: one stored run per seed): the measured
   value is their mean and the interval a two-level bootstrap over seeds and test images
-  (:func:`seed_bootstrap`), for both rules.
+  (:func:`seed_bootstrap`), for both rules; for ``value`` never narrower than Wilson's over
+  every seed's images together (the bootstrap collapses to a point when every seed scores 0 or
+  100 %, where a binomial interval does not).
 - ``not comparable`` — another regime (another data set, network or threat model): the rule's
   ``why`` says which. ``not measured`` — nothing here measures it: ``why`` says why.
 - A row that was the target of a calibration (a stand-in's eps chosen to land near the paper's
