@@ -257,13 +257,15 @@ def report(run_file: Path, out: Path | None) -> None:
               help="Training seeds 0..N-1 per config, every one judged on the same test subset (data.subset_seed).")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print what would run, seed by seed, with its estimated passes and GPU-hours; run nothing.")
+@click.option("--only", multiple=True, metavar="CONFIG",
+              help="Only this config of the paper (repeatable), e.g. --only mixup_table3_mnist.")
 def reproduce(paper: str | None, list_: bool, stand_ins: bool, tiny: bool, overrides: tuple[str, ...],
-              device: str | None, out_dir: Path, seeds: int, plan_only: bool) -> None:
+              device: str | None, out_dir: Path, seeds: int, plan_only: bool, only: tuple[str, ...]) -> None:
     """Run PAPER's experiments at the paper's own setting (000-004 or a plugin name, e.g.
     counteract): every example config whose data is present, each resumable, with a report;
     --stand-ins runs the CPU stand-ins behind the plugin README's tables, --list shows them all,
-    --seeds N trains each at seeds 0..N-1, --plan prints what would run and its cost.
-    Exits 2 when no config could run (each skip says what data is missing)."""
+    --seeds N trains each at seeds 0..N-1, --only CONFIG runs just that config, --plan prints what
+    would run and its cost. Exits 2 when no config could run (each skip says what data is missing)."""
     from advx.reproduce import listing, reproduce as run_paper
 
     if list_:
@@ -275,10 +277,10 @@ def reproduce(paper: str | None, list_: bool, stand_ins: bool, tiny: bool, overr
     if plan_only:
         from advx.reproduce import plan
 
-        plan(paper, seeds=seeds, tiny=tiny, overrides=list(overrides), stand_ins=stand_ins, echo=click.echo)
+        plan(paper, seeds=seeds, tiny=tiny, overrides=list(overrides), stand_ins=stand_ins, echo=click.echo, only=only)
         return
     outcome = run_paper(paper, tiny=tiny, overrides=list(overrides), device=device, out_dir=out_dir, echo=click.echo,
-                        stand_ins=stand_ins, seeds=seeds)
+                        stand_ins=stand_ins, seeds=seeds, only=only)
     if not any(v == "done" for v in outcome.values()):
         raise AdvxError(f"paper {paper}: no config could run (its data is missing; see the lines above)")
 

@@ -183,13 +183,18 @@ def plan_config(path: Path, sets: list[str]) -> dict[str, Any]:
             "eval_passes": eval_passes, "passes_per_s": rate, "gpu_hours": (train_passes + eval_passes) / rate / 3600}
 
 
-def paper_configs(name: str, stand_ins: bool) -> tuple[str, Paper, tuple[str, ...]]:
-    """Paper ``name``'s key, record and configs: its own setting, or its CPU stand-ins."""
+def paper_configs(name: str, stand_ins: bool, only: tuple[str, ...] = ()) -> tuple[str, Paper, tuple[str, ...]]:
+    """Paper ``name``'s key, record and configs: its own setting, or its CPU stand-ins; with
+    ``only``, just those of them (one table of a paper, e.g. 001's Table 3)."""
     key, paper = find_paper(name)
     configs = paper.stand_ins if stand_ins else paper.configs
     if not configs:
         raise ConfigError(f"paper {key} has no CPU stand-in: its own configs are the ones to run (advx reproduce {key})")
-    return key, paper, configs
+    unknown = [c for c in only if c not in configs]
+    if unknown:
+        raise ConfigError(f"--only {unknown[0]}: not a {'CPU stand-in' if stand_ins else 'config'} of paper {key}; "
+                          f"its {'stand-ins' if stand_ins else 'configs'} are {', '.join(configs)}")
+    return key, paper, tuple(c for c in configs if c in only) if only else configs
 
 
 def config_overrides(path: Path, tiny: bool, overrides: list[str] | None) -> list[str]:
@@ -198,10 +203,10 @@ def config_overrides(path: Path, tiny: bool, overrides: list[str] | None) -> lis
 
 
 def plan(name: str, *, seeds: int = 1, tiny: bool = False, overrides: list[str] | None = None,
-         stand_ins: bool = False, echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+         stand_ins: bool = False, echo: Callable[[str], Any] = print, only: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """``advx reproduce PAPER --plan``: print what would run, config by config and seed by seed,
     with its estimated cost, and run nothing."""
-    key, paper, configs = paper_configs(name, stand_ins)
+    key, paper, configs = paper_configs(name, stand_ins, only)
     rows = []
     echo(f"paper {key}: {paper.title}; {len(configs)} config(s) x {seeds} seed(s), nothing is run "
          f"(cost: attacks as if every sample survived every step, a defence chain's own passes not counted; "
@@ -228,13 +233,13 @@ def plan(name: str, *, seeds: int = 1, tiny: bool = False, overrides: list[str] 
 
 def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = None, device: str | None = None,
               out_dir: Path = Path("runs/reproduce"), echo: Callable[[str], Any] = print,
-              stand_ins: bool = False, seeds: int = 1) -> dict[str, str]:
-    """Run every config of paper ``name`` (its CPU stand-ins instead with ``stand_ins``); return
-    {config: "done" | "skipped: why"}."""
+              stand_ins: bool = False, seeds: int = 1, only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Run every config of paper ``name`` (its CPU stand-ins instead with ``stand_ins``; ``only``
+    those named); return {config: "done" | "skipped: why"}."""
     from advx import load_experiment
     from advx.evaluation.report import write_report
 
-    key, paper, configs = paper_configs(name, stand_ins)
+    key, paper, configs = paper_configs(name, stand_ins, only)
     if not EXAMPLES.is_dir():
         raise ConfigError(f"{EXAMPLES}: the examples folder is not here; run advx reproduce from a clone of the "
                           f"repository")
@@ -261,7 +266,8 @@ def reproduce(name: str, *, tiny: bool = False, overrides: list[str] | None = No
             continue
         written = write_report(results, out_dir / f"{tag}_report",
                                command=f"advx reproduce {name}{' --tiny' if tiny else ''}"
-                                       f"{f' --seeds {seeds}' if seeds > 1 else ''}")
+                                       f"{f' --seeds {seeds}' if seeds > 1 else ''}"
+                                       + "".join(f" --only {c}" for c in only))
         outcome[stem] = "done"
         echo(f"  done in {time.perf_counter() - start:.0f} s: {out_dir / f'{tag}.h5'}, report in {written[0].parent}")
     return outcome

@@ -65,20 +65,21 @@ def test_a_paper_runs_at_tiny_size_with_its_report_seed_by_seed_on_one_test_subs
 
     make_mnist(tmp_path / "d" / "MNIST" / "raw", n=60)
     res = CliRunner().invoke(cli, ["reproduce", "mixup", "--tiny", "--seeds", "2", "--set", f"data.root={tmp_path / 'd'}",
-                                   "--device", "cpu", "--out-dir", str(tmp_path / "out")])
+                                   "--device", "cpu", "--out-dir", str(tmp_path / "out"), "--only", "mixup_table3_mnist"])
     assert res.exit_code == 0, res.output
-    assert "paper 001: adversarial attack and defense based on data mixup (mixup); 2 config(s), tiny" in res.output
-    assert "[4/4]" in res.output and "experiment.seed=1" in res.output
-    summary = json.loads((tmp_path / "out" / "mixup_at_mnist-tiny-seed1_report" / "summary.json").read_text())
+    assert "paper 001: adversarial attack and defense based on data mixup (mixup); 1 config(s), tiny" in res.output
+    assert "[2/2]" in res.output and "experiment.seed=1" in res.output and "mixup_at_mnist.toml" not in res.output
+    summary = json.loads((tmp_path / "out" / "mixup_table3_mnist-tiny-seed1_report" / "summary.json").read_text())
     assert summary["command"].startswith("advx reproduce mixup --tiny --seeds 2 --set data.root=")  # what made the run
-    assert summary["report_command"] == "advx reproduce mixup --tiny --seeds 2" and summary["sizes"]["test"] == 16
+    assert summary["report_command"] == "advx reproduce mixup --tiny --seeds 2 --only mixup_table3_mnist"
+    assert summary["sizes"]["test"] == 16
     assert summary["config"]["model"]["train"]["epochs"] == 1 and summary["tables"] and summary["seed"] == 1
     # self-describing: the training set's size, the machine, and where the time went
     assert 0 < summary["sizes"]["train"] <= 60 and "cores" in summary["machine"]
     seconds = summary["seconds"]
     assert seconds["training"] > 0 and seconds["cells"] > 0
     assert abs(seconds["total"] - seconds["training"] - seconds["cells"]) <= 0.11  # each rounded to 0.1
-    runs = [tmp_path / "out" / f"mixup_at_mnist-tiny-seed{s}.h5" for s in (0, 1)]
+    runs = [tmp_path / "out" / f"mixup_table3_mnist-tiny-seed{s}.h5" for s in (0, 1)]
     with h5py.File(runs[0], "r") as a, h5py.File(runs[1], "r") as b:
         assert np.array_equal(a["test/index"][()], b["test/index"][()])  # the same images judge both seeds
         assert a["models/base"].attrs["hash"] != b["models/base"].attrs["hash"]  # two trainings
@@ -91,6 +92,14 @@ def test_missing_data_is_one_line_per_config_and_exit_2(tmp_path):
     assert "skipped: cifar10: data_batch_1" in res.output and "data.download = true" in res.output
     assert "error: paper 004: no config could run" in res.output
     assert not (tmp_path / "out" / "counteract_cifar10-tiny.h5").exists()
+
+
+def test_only_names_a_config_of_the_paper_or_is_one_line():
+    res = CliRunner().invoke(cli, ["reproduce", "001", "--only", "batchout_mnist", "--plan"])
+    assert res.exit_code == 2 and res.output.startswith("error: --only batchout_mnist: not a config of paper 001; "
+                                                         "its configs are mixup_at_mnist, mixup_table3_mnist")
+    res = CliRunner().invoke(cli, ["reproduce", "001", "--only", "mixup_table3_mnist", "--plan"])
+    assert res.exit_code == 0 and "1 config(s)" in res.output and "mixup_at_mnist:" not in res.output
 
 
 def test_an_unknown_paper_is_one_line():

@@ -73,16 +73,16 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
         spec = importlib.util.find_spec("sklearn")
     except (ImportError, ValueError):
         spec = None
-    if spec is None:
-        raise DatasetNotFoundError("digits needs scikit-learn: pip install 'advx[digits]'")
-    for folder in spec.submodule_search_locations or []:
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
         if path.is_file():
             with gzip.open(path, "rt") as f:
                 data = np.loadtxt(f, delimiter=",")
             return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
-    from sklearn.datasets import load_digits
-
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise DatasetNotFoundError("digits needs scikit-learn: pip install 'advx[digits]'") from e
     d = load_digits()
     return d.images, d.target
 
