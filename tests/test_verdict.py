@@ -309,6 +309,10 @@ def test_one_claim_judged_in_several_runs_is_combined_by_the_strongest_evidence(
     assert v == "direction" and why == "from c (3 seeds, n = 250); conflicts with a: not reproduced"
     v, why = verdict.combine([R("a", "inconclusive", 1, 2000), R("b", "reproduced", 1, 500)])
     assert v == "inconclusive" and "conflicts" not in why  # more images, one seed each: a decides
+    v, why = verdict.combine([R("a", "inconclusive", 1, 2000), R("b", "not reproduced", 1, 2000)])
+    assert v == "not reproduced" and why == "from b (1 seed, n = 2000)"  # as much evidence: the least favourable
+    v, why = verdict.combine([R("a", "direction", 1, 2000), R("b", "not reproduced", 1, 2000)])
+    assert v == "not reproduced" and why.endswith("conflicts with a: direction")
     assert verdict.combine([R("a", "not comparable"), R("b", "calibration target", 3, 250)])[0] == "not counted"
     assert verdict.combine([R("a", "not measured"), R("b", "not measured")]) == ("not measured", "in no run")
 

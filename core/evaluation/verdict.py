@@ -32,9 +32,10 @@ interval and the paper's number or sign, never from a person's reading:
 - A ``gain`` measured from a base row the table calls **not comparable** is not comparable.
 - One paper claim judged in several stored runs (rows sharing a ``paper_claim`` id) gets one
   combined line (:func:`combine`): the verdict of the run with the most evidence (most training
-  seeds, then most test images) among the verdicts that count (reproduced, direction,
-  inconclusive, not reproduced), and every counted verdict of another run on the other side of
-  the paper's (reproduced or direction against not reproduced) is named beside it as a conflict.
+  seeds, then most test images; between runs with as much, the verdict least favourable to the
+  paper) among the verdicts that count (reproduced, direction, inconclusive, not reproduced), and
+  every counted verdict of another run on the other side of the paper's (reproduced or direction
+  against not reproduced) is named beside it as a conflict.
 
 No verdict is given without n: a run stored before summaries recorded their sizes says so.
 """
@@ -212,7 +213,8 @@ def combine(judgements: list[RunVerdict]) -> tuple[str, str]:
         if all(j.verdict == NOT_MEASURED for j in judgements):
             return NOT_MEASURED, "in no run"
         return "not counted", "no run's verdict counts"
-    best = max(counted, key=lambda j: (j.seeds, j.n or 0))
+    favour = {NOT_REPRODUCED: 0, INCONCLUSIVE: 1, DIRECTION: 2, REPRODUCED: 3}
+    best = max(counted, key=lambda j: (j.seeds, j.n or 0, -favour[j.verdict]))  # a tie: the least favourable
     side = _FOR if best.verdict in _FOR else _AGAINST if best.verdict in _AGAINST else set()
     other = _AGAINST if side is _FOR else _FOR if side is _AGAINST else set()
     conflicts = [j for j in counted if j is not best and j.verdict in other]
