@@ -105,3 +105,7 @@ advx run examples/fixer_fmnist.toml \
   --out runs/fixer_fmnist_16.h5 --report-dir plugins/fixer/results/fixer_fmnist_16
 # stored: plugins/fixer/results/fixer_fmnist_drn (paper 003's drn baseline in front of the same base; 1,000 test images)
 advx run examples/fixer_fmnist_drn.toml --out runs/fixer_fmnist_drn.h5 --report-dir plugins/fixer/results/fixer_fmnist_drn
+# stored: plugins/batchout/results/batchout_k_mnist (paper 002 Fig. 5a: BatchOut's k swept over 0.1-1 on the full
+# MNIST training set, 20 epochs each, one training seed, 500 test images)
+advx run examples/batchout_k_mnist.toml --set data.test_limit=500 --set data.subset_seed=0 \
+  --out runs/batchout_k_mnist.h5 --report-dir plugins/batchout/results/batchout_k_mnist
