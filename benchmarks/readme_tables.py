@@ -158,12 +158,14 @@ def render_claims(source: Path, write: bool = False, seen: dict | None = None) -
         if c.get("measured") is None:
             measured, value = "not measured", None
         elif len(runs) > 1:
-            values = [lookup(summary_of(dict(c["measured"], summary=p)), c["measured"]) for p in seeds]
             shared = seed_samples(summary_of, [c["measured"]], runs)
-            where = ""
             if shared is not None and shared[1]:  # seeds judged on nested subsets: the images all share
-                values = [100 * float(correct.mean()) for _, correct in shared[0][0]]
-                where = f" on the {len(shared[0][0][0][0])} test images they share"
+                (per_seed,), _ = shared
+                values = [100 * float(correct.mean()) for _, correct in per_seed]
+                where = f" on the {len(per_seed[0][0])} test images they share"
+            else:
+                values = [lookup(summary_of(dict(c["measured"], summary=p)), c["measured"]) for p in seeds]
+                where = ""
             value = float(np.mean(values))
             measured = f"{value:.2f} (mean of {len(values)} seeds{where}: {', '.join(f'{v:.1f}' for v in values)})"
         else:
@@ -276,9 +278,9 @@ def per_sample(summary: dict, ref: dict):
 def seed_samples(summary_of, refs: list[dict], runs: list[str]):
     """Per reference, per seed, the per-sample ``(index, correct)`` on the test images every seed's
     run holds, and whether any run was cut to them; None when a seed stored no per-sample cell.
-    Subsets that are not nested are left whole. The retrained seeds of an expensive run are judged on a smaller subset nested in seed 0's
+    The retrained seeds of an expensive run are judged on a smaller subset nested in seed 0's
     (``data.subset_seed`` draws nested subsets: 500 of seed 0's 2,000), so every seed is judged on
-    the same images: the ones they all share."""
+    the same images: the ones they all share. Subsets that are not nested are left whole."""
     got = [[per_sample(summary_of(dict(ref, summary=p)), ref) for p in runs] for ref in refs]
     if any(x is None for row in got for x in row):
         return None

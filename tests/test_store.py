@@ -119,8 +119,8 @@ def test_foreign_and_corrupt_files_get_clear_errors(tmp_path, tiny_config):
 
 def test_only_a_file_not_closed_cleanly_is_walked_for_broken_objects(tmp_path, tiny_config, monkeypatch):
     """A clean close marks the file (advx_writing 0) and the next open skips the walk; a writer
-    that died (the mark still 1 on disk) or a file from before the mark is walked, and the walk
-    still finds an object a failed write left broken."""
+    that died (the mark still 1 on disk) or a file from before the mark is walked. That the walk
+    finds an object a failed write left broken is the write-error test's (test_store_interrupts)."""
     from advx.evaluation.store import runstore
 
     out = tmp_path / "r.h5"

@@ -140,28 +140,49 @@ def test_the_seed_bootstrap_widens_with_the_spread_between_retrained_models():
     assert d > 0 and dlo > 0  # B = A minus some samples: a positive paired gain in every seed
 
 
+def seed_run(tmp_path, seed: int, base: np.ndarray, soft: np.ndarray, index: np.ndarray | None = None) -> str:
+    """One stored run of a training seed (folder s<seed>): the base and soft cells' per-sample
+    results on test images 0..499 (``summary``'s), or on ``index``, stored in a shuffled order
+    as a run may; its PGD column their accuracies. Returns its summary path."""
+    folder = tmp_path / f"s{seed}"
+    folder.mkdir()
+    summary(folder, sizes=True, per_sample=[base, soft])
+    if index is not None:
+        order = np.random.default_rng(seed).permutation(len(index))
+        cells = json.loads(str(np.load(folder / "per_sample.npz")["cells"]))
+        np.savez_compressed(folder / "per_sample.npz", cells=np.array(json.dumps(cells)),
+                            **{f"{k}_index": index[order] for k in range(2)},
+                            **{f"{k}_correct": arr[order] for k, arr in enumerate((base, soft))})
+    data = json.loads((folder / "summary.json").read_text())
+    data["seed"], data["sizes"]["test"] = seed, len(base)
+    data["tables"][0]["rows"][0][3], data["tables"][0]["rows"][1][3] = 100 * base.mean(), 100 * soft.mean()
+    (folder / "summary.json").write_text(json.dumps(data))
+    return str(folder / "summary.json")
+
+
+def seeds_claims(tmp_path, paths: list[str], paper: float, first: dict | None = None) -> Path:
+    """s0's claims file over every seed's run, its first row the base's PGD accuracy against
+    ``paper`` (or ``first``), written to tmp_path/claims.json."""
+    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
+    claims["seeds"] = paths
+    claims["claims"][0]["measured"] = {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"],
+                                       "column": "PGD"}
+    claims["claims"][0]["rule"]["paper"] = paper
+    if first is not None:
+        claims["claims"] = [dict(claims["claims"][0], **first)]
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    return tmp_path / "claims.json"
+
+
 def test_a_claims_table_over_three_seeds(tmp_path):
     """claims["seeds"] lists one stored run per training seed: measured is their mean, the interval
     the two-level bootstrap, and the result records the seeds."""
     rng = np.random.default_rng(2)
     paths = []
     for seed, p in enumerate((0.40, 0.44, 0.38)):
-        folder = tmp_path / f"s{seed}"
-        folder.mkdir()
         base = rng.random(500) < p
-        soft = base | (rng.random(500) < 0.1)
-        summary(folder, sizes=True, per_sample=[base, soft])
-        data = json.loads((folder / "summary.json").read_text())
-        data["seed"] = seed
-        rows = data["tables"][0]["rows"]
-        rows[0][3], rows[1][3] = 100 * base.mean(), 100 * soft.mean()
-        (folder / "summary.json").write_text(json.dumps(data))
-        paths.append(str(folder / "summary.json"))
-    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
-    claims["seeds"] = paths
-    claims["claims"][0]["measured"] = {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"], "column": "PGD"}
-    claims["claims"][0]["rule"]["paper"] = 40.0
-    (tmp_path / "claims.json").write_text(json.dumps(claims))
+        paths.append(seed_run(tmp_path, seed, base, base | (rng.random(500) < 0.1)))
+    seeds_claims(tmp_path, paths, 40.0)
     table = readme_tables.render_claims(tmp_path / "claims.json", write=True)
     stored = json.loads((tmp_path / "claims.json").read_text())["claims"]
     a = [np.load(tmp_path / f"s{k}" / "per_sample.npz")[f"{0}_correct"] for k in range(3)]
@@ -181,30 +202,13 @@ def test_seeds_on_nested_subsets_are_judged_on_the_images_they_share(tmp_path):
     kept = np.sort(rng.choice(1000, 500, replace=False))
     paths, base_cut, soft_cut = [], [], []
     for seed, (p, index) in enumerate([(0.40, np.arange(1000)), (0.44, kept), (0.38, kept)]):
-        folder = tmp_path / f"s{seed}"
-        folder.mkdir()
         base = rng.random(len(index)) < p
         soft = base | (rng.random(len(index)) < 0.1)
-        summary(folder, sizes=True, per_sample=[base[:500], soft[:500]])  # the files; per_sample rewritten below
-        order = rng.permutation(len(index))  # a run may store its samples in any order
-        cells = json.loads(str(np.load(folder / "per_sample.npz")["cells"]))
-        np.savez_compressed(folder / "per_sample.npz", cells=np.array(json.dumps(cells)),
-                            **{f"{k}_index": index[order] for k in range(2)},
-                            **{f"{k}_correct": arr[order] for k, arr in enumerate((base, soft))})
-        data = json.loads((folder / "summary.json").read_text())
-        data["seed"], data["sizes"]["test"] = seed, len(index)
-        data["tables"][0]["rows"][0][3], data["tables"][0]["rows"][1][3] = 100 * base.mean(), 100 * soft.mean()
-        (folder / "summary.json").write_text(json.dumps(data))
-        paths.append(str(folder / "summary.json"))
+        paths.append(seed_run(tmp_path, seed, base, soft, index))
         on_kept = np.isin(index, kept)
         base_cut.append(base[on_kept])
         soft_cut.append(soft[on_kept])
-    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
-    claims["seeds"] = paths
-    claims["claims"][0]["measured"] = {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"],
-                                       "column": "PGD"}
-    claims["claims"][0]["rule"]["paper"] = 40.0
-    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    seeds_claims(tmp_path, paths, 40.0)
     table = readme_tables.render_claims(tmp_path / "claims.json", write=True)
     stored = json.loads((tmp_path / "claims.json").read_text())["claims"]
     mean, lo, hi = verdict.seed_bootstrap(base_cut, same_images=True)
@@ -334,22 +338,10 @@ def test_the_combined_block_reads_each_runs_stored_verdict(tmp_path):
 def test_three_seeds_all_at_zero_keep_a_binomial_interval(tmp_path):
     """Every seed scores 0 % on 500 images: the bootstrap collapses to 0-0, but the value rule's
     interval stays Wilson's over the 1,500 images, so a paper's 0.01 % is inside it."""
-    paths = []
-    for seed in range(3):
-        folder = tmp_path / f"s{seed}"
-        folder.mkdir()
-        zeros = np.zeros(500, bool)
-        summary(folder, sizes=True, per_sample=[zeros, zeros])
-        data = json.loads((folder / "summary.json").read_text())
-        data["seed"], data["tables"][0]["rows"][0][3] = seed, 0.0
-        (folder / "summary.json").write_text(json.dumps(data))
-        paths.append(str(folder / "summary.json"))
-    claims = json.loads((tmp_path / "s0" / "claims.json").read_text())
-    claims["seeds"] = paths
-    claims["claims"] = [{"claim": "none left", "paper": "0.01", "setting": "s", "note": "",
-                         "measured": {"table": "accuracy (%) — oblivious attacks", "row": ["base", "none"],
-                                      "column": "PGD"}, "rule": {"kind": "value", "paper": 0.01}}]
-    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    zeros = np.zeros(500, bool)
+    paths = [seed_run(tmp_path, seed, zeros, zeros) for seed in range(3)]
+    seeds_claims(tmp_path, paths, 0.01, first={"claim": "none left", "paper": "0.01", "note": "",
+                                               "rule": {"kind": "value", "paper": 0.01}})
     readme_tables.render_claims(tmp_path / "claims.json", write=True)
     result = json.loads((tmp_path / "claims.json").read_text())["claims"][0]["result"]
     assert result["verdict"] == "reproduced" and result["low"] == 0.0

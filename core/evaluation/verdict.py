@@ -215,9 +215,8 @@ def combine(judgements: list[RunVerdict]) -> tuple[str, str]:
         return "not counted", "no run's verdict counts"
     favour = {NOT_REPRODUCED: 0, INCONCLUSIVE: 1, DIRECTION: 2, REPRODUCED: 3}
     best = max(counted, key=lambda j: (j.seeds, j.n or 0, -favour[j.verdict]))  # a tie: the least favourable
-    side = _FOR if best.verdict in _FOR else _AGAINST if best.verdict in _AGAINST else set()
-    other = _AGAINST if side is _FOR else _FOR if side is _AGAINST else set()
-    conflicts = [j for j in counted if j is not best and j.verdict in other]
+    other = _AGAINST if best.verdict in _FOR else _FOR if best.verdict in _AGAINST else set()  # inconclusive: none
+    conflicts = [j for j in counted if j.verdict in other]
     why = f"from {best.run} ({best.seeds} seed{'s' if best.seeds != 1 else ''}, n = {best.n})"
     if conflicts:
         why += "; conflicts with " + ", ".join(f"{j.run}: {j.verdict}" for j in conflicts)

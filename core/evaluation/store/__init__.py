@@ -33,9 +33,9 @@ order.
 Writes are appended chunk by chunk; ``n_done`` is bumped and the file flushed after each, so
 a crash loses at most the chunk in flight. Opening walks every object for one a failed write
 left past the file's end (:func:`.repair.unreadable_object`) unless ``advx_writing`` says the
-last writer closed the file cleanly: the walk was most of the cost of an open. A sidecar ``<file>.lock`` (flock) refuses a second
-writer; the writer deletes it when it closes the file (a crash leaves it, harmlessly: the lock
-dies with the process).
+last writer closed the file cleanly: the walk was most of the cost of an open. A sidecar
+``<file>.lock`` (flock) refuses a second writer; the writer deletes it when it closes the file
+(a crash leaves it, harmlessly: the lock dies with the process).
 """
 from .repair import repair_run
 from .runstore import SCHEMA, RunStore, check_writable, config_of, read_arrays, stored_eof
